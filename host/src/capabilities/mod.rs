@@ -1,0 +1,63 @@
+//! What the host offers plugins: one file per capability, plus the per-plugin
+//! state and grant policy they consult.
+
+pub mod git;
+pub mod grants;
+pub mod log;
+pub mod objects;
+pub mod secrets;
+pub mod sql;
+pub mod stderr;
+
+use crate::runtime::bindings::wit_types::HostError;
+use crate::runtime::limits::MemoryLimiter;
+pub use grants::{Capability, Grants};
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Everything one plugin instance's store carries.
+pub struct HostState {
+    pub plugin: Arc<str>,
+    pub grants: Arc<Grants>,
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limiter: MemoryLimiter,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl crate::runtime::bindings::storehost::plugin::types::Host for HostState {}
+
+impl HostState {
+    /// The answer of a capability this plugin was not granted.
+    fn denied(&self, capability: Capability) -> HostError {
+        HostError::Denied(format!(
+            "plugin `{}` was not granted the `{capability}` capability",
+            self.plugin
+        ))
+    }
+
+    /// The answer of a granted capability this host does not offer yet.
+    fn unsupported(&self, capability: Capability) -> HostError {
+        HostError::Denied(format!(
+            "the `{capability}` capability is not available in this version of storehost"
+        ))
+    }
+
+    /// The error for a capability call: not granted, or not offered.
+    fn refuse(&self, capability: Capability) -> HostError {
+        if self.grants.allows(capability) {
+            self.unsupported(capability)
+        } else {
+            self.denied(capability)
+        }
+    }
+}

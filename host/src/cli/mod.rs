@@ -1,0 +1,57 @@
+//! Command-line parsing and the exit-code policy: 0 on success, 1 when
+//! serving fails, 2 for a bad plugin file or bad arguments.
+
+mod inspect;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "storehost",
+    version,
+    about = "Keeps an API proxy's config and tokens in a workspace, mirrored to a backend plugin."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Bootstrap the workspace and keep it in step with the backend until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Print the contract version, imported capabilities and loadability of a component.
+    Inspect { file: PathBuf },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Plugin {
+            command: PluginCommand::Inspect { file },
+        } => inspect::run(&file),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

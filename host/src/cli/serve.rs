@@ -1,0 +1,136 @@
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use storehost::capabilities::Grants;
+use storehost::runtime::Limits;
+use storehost::{CustomPlugin, Storehost, StorehostOptions};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Seed a missing config from this file (else an empty config is created).
+    #[arg(long, value_name = "PATH")]
+    example_config: Option<PathBuf>,
+    /// Use this plugin component instead of the backend the environment selects.
+    #[arg(long, value_name = "FILE.wasm")]
+    plugin: Option<PathBuf>,
+    /// A non-secret setting for --plugin, as NAME=VALUE (repeatable).
+    #[arg(long = "setting", value_name = "NAME=VALUE", requires = "plugin", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
+    /// Workspace directory (default: from the environment, see README).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Memory cap per plugin instance, in MiB.
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = 256,
+        env = "STOREHOST_PLUGIN_MEMORY_MIB"
+    )]
+    plugin_memory_mib: usize,
+    /// Deadline of one plugin call, in milliseconds.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 60_000,
+        env = "STOREHOST_PLUGIN_DEADLINE_MS"
+    )]
+    plugin_deadline_ms: u64,
+    /// Exit after bootstrap instead of serving (for scripts and timing).
+    #[arg(long, hide = true)]
+    once: bool,
+}
+
+fn parse_setting(value: &str) -> Result<(String, String), String> {
+    value
+        .split_once('=')
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .ok_or_else(|| "expected NAME=VALUE".to_string())
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let options = StorehostOptions {
+        example_config: args.example_config.clone(),
+        limits: Limits {
+            memory_bytes: args.plugin_memory_mib.saturating_mul(1024 * 1024),
+            call_deadline: Duration::from_millis(args.plugin_deadline_ms),
+        },
+        workspace: args.workspace.clone(),
+    };
+    let host = match &args.plugin {
+        Some(path) => open_custom(path, &args, options).await?,
+        None => Storehost::from_env(options).await?,
+    };
+    let report = host.bootstrap().await.context("bootstrap failed")?;
+    let info = host.info().await?;
+    tracing::info!(
+        plugin = %info.name,
+        version = %info.version,
+        features = %info.features,
+        workspace = %host.workspace().display(),
+        config_seeded = report.config_seeded,
+        pulled = report.pulled,
+        uploaded = report.uploaded,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "storehost ready"
+    );
+    if args.once {
+        return Ok(());
+    }
+    wait_for_shutdown().await?;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn open_custom(
+    path: &PathBuf,
+    args: &ServeArgs,
+    options: StorehostOptions,
+) -> anyhow::Result<Storehost> {
+    let wasm =
+        std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "custom".into());
+    let workspace = args
+        .workspace
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("storehost-workspace"));
+    tracing::info!(plugin = %path.display(), "backend chosen explicitly with --plugin; the environment's backend is ignored");
+    let plugin = CustomPlugin {
+        name,
+        wasm,
+        settings: args.settings.clone(),
+        grants: Grants::minimal(),
+    };
+    Ok(Storehost::with_plugin(plugin, workspace, options).await?)
+}
+
+async fn wait_for_shutdown() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The workspace layout (`config/config.yaml`, `auths/<id>`, `.storehost/`)
+//! and content rules: ids that stay inside `auths/`, auths that are JSON
+//! objects, configs that are UTF-8 YAML.
+
+use crate::fsutil;
+use crate::model::{CONFIG_ID, Key, Kind};
+use std::io;
+use std::path::{Path, PathBuf};
+use storehost_sdk::ids::check_auth_id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("invalid auth id {id:?}: {problem}")]
+    InvalidId { id: String, problem: String },
+    #[error("auth {id:?} is not a JSON object: {reason}")]
+    InvalidAuth { id: String, reason: String },
+    #[error("config is not valid YAML: {reason}")]
+    InvalidConfig { reason: String },
+    #[error("{path} is outside the auth directory {auth_dir}")]
+    OutsideAuthDir { path: String, auth_dir: String },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        source: io::Error,
+    },
+}
+
+/// The local workspace directory.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    root: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Workspace { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config").join(CONFIG_ID)
+    }
+
+    pub fn auth_dir(&self) -> PathBuf {
+        self.root.join("auths")
+    }
+
+    /// The host's own state; never mirrored.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".storehost")
+    }
+
+    /// Creates the layout with private permissions.
+    pub fn create(&self) -> Result<(), WorkspaceError> {
+        for dir in [
+            self.root.clone(),
+            self.root.join("config"),
+            self.auth_dir(),
+            self.state_dir(),
+        ] {
+            fsutil::create_private_dir(&dir).map_err(|source| io_error("create", &dir, source))?;
+        }
+        Ok(())
+    }
+
+    pub fn path_of(&self, key: &Key) -> Result<PathBuf, WorkspaceError> {
+        match key.kind {
+            Kind::Config => Ok(self.config_path()),
+            Kind::Auth => {
+                check_id(&key.id)?;
+                Ok(self.auth_dir().join(&key.id))
+            }
+        }
+    }
+
+    /// The auth id of a path given absolute or relative to the auth dir.
+    pub fn auth_id_of(&self, path: &Path) -> Result<String, WorkspaceError> {
+        let auth_dir = self.auth_dir();
+        let relative = if path.is_absolute() {
+            path.strip_prefix(&auth_dir)
+                .map_err(|_| WorkspaceError::OutsideAuthDir {
+                    path: path.display().to_string(),
+                    auth_dir: auth_dir.display().to_string(),
+                })?
+        } else {
+            path
+        };
+        let id = relative.to_str().ok_or_else(|| WorkspaceError::InvalidId {
+            id: relative.display().to_string(),
+            problem: "not UTF-8".into(),
+        })?;
+        check_id(id)?;
+        Ok(id.to_string())
+    }
+
+    pub fn read(&self, key: &Key) -> Result<Option<Vec<u8>>, WorkspaceError> {
+        let path = self.path_of(key)?;
+        match std::fs::read(&path) {
+            Ok(content) => Ok(Some(content)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(io_error("read", &path, source)),
+        }
+    }
+
+    /// Writes atomically with mode 0600, creating private parent dirs.
+    pub fn write(&self, key: &Key, content: &[u8]) -> Result<(), WorkspaceError> {
+        let path = self.path_of(key)?;
+        let dir = path.parent().expect("documents live in a directory");
+        fsutil::create_private_dir(dir).map_err(|source| io_error("create", dir, source))?;
+        fsutil::write_atomic(&path, content).map_err(|source| io_error("write", &path, source))
+    }
+
+    pub fn remove(&self, key: &Key) -> Result<(), WorkspaceError> {
+        let path = self.path_of(key)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(io_error("remove", &path, source)),
+        }
+    }
+
+    /// Files the plugin wrote through WASI get the default mode; this makes
+    /// a document and the directories up to the workspace private.
+    pub fn secure(&self, key: &Key) -> Result<(), WorkspaceError> {
+        let path = self.path_of(key)?;
+        if path.exists() {
+            fsutil::tighten_tree(&path).map_err(|source| io_error("secure", &path, source))?;
+        }
+        for dir in path
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| dir.starts_with(&self.root))
+        {
+            fsutil::create_private_dir(dir).map_err(|source| io_error("secure", dir, source))?;
+        }
+        Ok(())
+    }
+
+    /// Auth ids of every file under `auths/`, sorted; temp files skipped.
+    pub fn auth_ids(&self) -> Result<Vec<String>, WorkspaceError> {
+        let mut ids = Vec::new();
+        collect_ids(&self.auth_dir(), "", &mut ids)?;
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn collect_ids(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> Result<(), WorkspaceError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(io_error("list", dir, source)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| io_error("list", dir, source))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".storehost-tmp.") {
+            continue;
+        }
+        let id = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let file_type = entry
+            .file_type()
+            .map_err(|source| io_error("list", dir, source))?;
+        if file_type.is_dir() {
+            collect_ids(&entry.path(), &id, ids)?;
+        } else if file_type.is_file() && check_auth_id(&id).is_ok() {
+            ids.push(id);
+        }
+    }
+    Ok(())
+}
+
+fn check_id(id: &str) -> Result<(), WorkspaceError> {
+    check_auth_id(id).map_err(|problem| WorkspaceError::InvalidId {
+        id: id.to_string(),
+        problem: problem.to_string(),
+    })
+}
+
+fn io_error(action: &'static str, path: &Path, source: io::Error) -> WorkspaceError {
+    WorkspaceError::Io {
+        action,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// An auth document must be a JSON object.
+pub fn validate_auth(id: &str, content: &[u8]) -> Result<(), WorkspaceError> {
+    let invalid = |reason: String| WorkspaceError::InvalidAuth {
+        id: id.to_string(),
+        reason,
+    };
+    match serde_json::from_slice::<serde_json::Value>(content) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(other) => Err(invalid(format!("found a JSON {}", json_kind(&other)))),
+        Err(e) => Err(invalid(e.to_string())),
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// A config must be UTF-8 YAML; returns it with `\n` line endings.
+pub fn normalize_config(content: &[u8]) -> Result<Vec<u8>, WorkspaceError> {
+    let text = std::str::from_utf8(content).map_err(|e| WorkspaceError::InvalidConfig {
+        reason: format!("not UTF-8: {e}"),
+    })?;
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    yaml_rust2::YamlLoader::load_from_str(&text).map_err(|e| WorkspaceError::InvalidConfig {
+        reason: e.to_string(),
+    })?;
+    Ok(text.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_content_must_be_a_json_object() {
+        assert!(validate_auth("a", br#"{"type":"claude"}"#).is_ok());
+        for bad in [&b"[1]"[..], b"\"s\"", b"{", b"", b"null"] {
+            assert!(
+                matches!(
+                    validate_auth("a", bad),
+                    Err(WorkspaceError::InvalidAuth { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_is_yaml_with_normalised_line_endings() {
+        assert_eq!(
+            normalize_config(b"a: 1\r\nb: 2\r").unwrap(),
+            b"a: 1\nb: 2\n"
+        );
+        assert_eq!(normalize_config(b"").unwrap(), b"");
+        assert!(matches!(
+            normalize_config(b"a: [1, 2"),
+            Err(WorkspaceError::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            normalize_config(b"\xff\xfe"),
+            Err(WorkspaceError::InvalidConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn paths_map_to_ids_only_inside_the_auth_dir() {
+        let ws = Workspace::new("/w");
+        assert_eq!(
+            ws.auth_id_of(Path::new("/w/auths/team/a.json")).unwrap(),
+            "team/a.json"
+        );
+        assert_eq!(ws.auth_id_of(Path::new("b.json")).unwrap(), "b.json");
+        assert!(matches!(
+            ws.auth_id_of(Path::new("/w/config/config.yaml")),
+            Err(WorkspaceError::OutsideAuthDir { .. })
+        ));
+        assert!(matches!(
+            ws.auth_id_of(Path::new("../x")),
+            Err(WorkspaceError::InvalidId { .. })
+        ));
+        assert!(matches!(
+            ws.path_of(&Key::auth("../../etc/passwd")),
+            Err(WorkspaceError::InvalidId { .. })
+        ));
+    }
+}

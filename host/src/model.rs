@@ -1,0 +1,272 @@
+//! The host's document model, independent of the generated bindings.
+
+use crate::runtime::bindings::wit_types as wit;
+use std::fmt;
+
+/// The id of the one config document.
+pub const CONFIG_ID: &str = storehost_sdk::CONFIG_ID;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Config,
+    Auth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub kind: Kind,
+    pub id: String,
+}
+
+impl Key {
+    pub fn config() -> Self {
+        Key {
+            kind: Kind::Config,
+            id: CONFIG_ID.into(),
+        }
+    }
+
+    pub fn auth(id: impl Into<String>) -> Self {
+        Key {
+            kind: Kind::Auth,
+            id: id.into(),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Kind::Config => write!(f, "config/{}", self.id),
+            Kind::Auth => write!(f, "auths/{}", self.id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: Key,
+    pub version: String,
+    pub size: u64,
+    pub modified_ms: Option<i64>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Document {
+    pub entry: Entry,
+    pub content: Vec<u8>,
+}
+
+// Content is token material: never print it.
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("entry", &self.entry)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    Any,
+    Absent,
+    Matches(String),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum Change {
+    Put {
+        key: Key,
+        content: Vec<u8>,
+        precondition: Precondition,
+    },
+    Remove {
+        key: Key,
+        precondition: Precondition,
+    },
+}
+
+impl fmt::Debug for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Put {
+                key,
+                content,
+                precondition,
+            } => write!(
+                f,
+                "Put {{ key: {key}, content: <{} bytes>, precondition: {precondition:?} }}",
+                content.len()
+            ),
+            Change::Remove { key, precondition } => {
+                write!(f, "Remove {{ key: {key}, precondition: {precondition:?} }}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    pub atomic_batch: bool,
+    pub conditional_write: bool,
+    pub history: bool,
+    pub watch: bool,
+    pub incremental_pull: bool,
+}
+
+impl fmt::Display for Features {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (self.atomic_batch, "atomic-batch"),
+            (self.conditional_write, "conditional-write"),
+            (self.history, "history"),
+            (self.watch, "watch"),
+            (self.incremental_pull, "incremental-pull"),
+        ];
+        let on: Vec<&str> = names
+            .iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, n)| *n)
+            .collect();
+        if on.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&on.join(","))
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    pub name: String,
+    pub version: String,
+    pub features: Features,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub documents: Vec<Document>,
+    pub removed: Vec<Key>,
+    pub cursor: String,
+    pub complete: bool,
+}
+
+impl From<wit::Kind> for Kind {
+    fn from(kind: wit::Kind) -> Self {
+        match kind {
+            wit::Kind::Config => Kind::Config,
+            wit::Kind::Auth => Kind::Auth,
+        }
+    }
+}
+
+impl From<Kind> for wit::Kind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Config => wit::Kind::Config,
+            Kind::Auth => wit::Kind::Auth,
+        }
+    }
+}
+
+impl From<wit::Key> for Key {
+    fn from(key: wit::Key) -> Self {
+        Key {
+            kind: key.kind.into(),
+            id: key.id,
+        }
+    }
+}
+
+impl From<Key> for wit::Key {
+    fn from(key: Key) -> Self {
+        wit::Key {
+            kind: key.kind.into(),
+            id: key.id,
+        }
+    }
+}
+
+impl From<wit::Entry> for Entry {
+    fn from(entry: wit::Entry) -> Self {
+        Entry {
+            key: entry.key.into(),
+            version: entry.version,
+            size: entry.size,
+            modified_ms: entry.modified_ms,
+        }
+    }
+}
+
+impl From<wit::Document> for Document {
+    fn from(document: wit::Document) -> Self {
+        Document {
+            entry: document.entry.into(),
+            content: document.content,
+        }
+    }
+}
+
+impl From<Precondition> for wit::Precondition {
+    fn from(precondition: Precondition) -> Self {
+        match precondition {
+            Precondition::Any => wit::Precondition::Any,
+            Precondition::Absent => wit::Precondition::Absent,
+            Precondition::Matches(version) => wit::Precondition::Matches(version),
+        }
+    }
+}
+
+impl From<Change> for wit::Change {
+    fn from(change: Change) -> Self {
+        match change {
+            Change::Put {
+                key,
+                content,
+                precondition,
+            } => wit::Change::Put(wit::Put {
+                key: key.into(),
+                content,
+                precondition: precondition.into(),
+            }),
+            Change::Remove { key, precondition } => wit::Change::Remove(wit::Remove {
+                key: key.into(),
+                precondition: precondition.into(),
+            }),
+        }
+    }
+}
+
+impl From<wit::Features> for Features {
+    fn from(flags: wit::Features) -> Self {
+        Features {
+            atomic_batch: flags.contains(wit::Features::ATOMIC_BATCH),
+            conditional_write: flags.contains(wit::Features::CONDITIONAL_WRITE),
+            history: flags.contains(wit::Features::HISTORY),
+            watch: flags.contains(wit::Features::WATCH),
+            incremental_pull: flags.contains(wit::Features::INCREMENTAL_PULL),
+        }
+    }
+}
+
+impl From<wit::Info> for Info {
+    fn from(info: wit::Info) -> Self {
+        Info {
+            name: info.name,
+            version: info.version,
+            features: info.features.into(),
+        }
+    }
+}
+
+impl From<wit::Snapshot> for Snapshot {
+    fn from(snapshot: wit::Snapshot) -> Self {
+        Snapshot {
+            documents: snapshot.documents.into_iter().map(Into::into).collect(),
+            removed: snapshot.removed.into_iter().map(Into::into).collect(),
+            cursor: snapshot.cursor,
+            complete: snapshot.complete,
+        }
+    }
+}

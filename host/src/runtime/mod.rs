@@ -1,0 +1,16 @@
+//! The WebAssembly runtime: one engine per process, the on-disk component
+//! cache, per-plugin limits, and loaded plugins.
+
+pub mod bindings;
+pub mod cache;
+pub mod engine;
+pub mod error;
+pub mod inspect;
+pub mod limits;
+pub mod plugin;
+
+pub use cache::ComponentCache;
+pub use engine::Runtime;
+pub use error::{BackendError, PluginError, RuntimeError};
+pub use limits::Limits;
+pub use plugin::{Plugin, PluginSpec};

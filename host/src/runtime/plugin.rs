@@ -1,0 +1,398 @@
+//! A loaded plugin: its compiled component, grants, limits and one live
+//! instance that is re-created after a trap or a missed deadline.
+
+use super::bindings::{BackendPlugin as Backend, BackendPluginPre as BackendPre, wit_types as wit};
+use super::engine::{EPOCH_TICK, Runtime};
+use super::error::{PluginError, RuntimeError};
+use super::limits::{Limits, MemoryLimiter};
+use crate::capabilities::stderr::GuestStderr;
+use crate::capabilities::{Grants, HostState};
+use crate::model::{Change, Document, Entry, Info, Key, Snapshot};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use wasmtime::component::{ResourceAny, ResourceTable};
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// Where a plugin's single granted directory appears inside the sandbox.
+pub const GUEST_STORE_DIR: &str = "/store";
+
+/// Everything needed to load a plugin.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    pub name: String,
+    pub grants: Grants,
+    pub limits: Limits,
+    /// Non-secret settings passed to `open`.
+    pub settings: Vec<(String, String)>,
+}
+
+pub struct Plugin {
+    name: Arc<str>,
+    runtime: Runtime,
+    pre: BackendPre<HostState>,
+    grants: Arc<Grants>,
+    limits: Limits,
+    settings: Vec<(String, String)>,
+    live: Mutex<Option<Live>>,
+}
+
+struct Live {
+    store: Store<HostState>,
+    bindings: Backend,
+    handle: ResourceAny,
+}
+
+type CallFuture<'a, T> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<Result<T, wit::Error>>> + Send + 'a>>;
+
+impl Plugin {
+    /// Compiles (or loads from cache) and links a component. Nothing runs yet.
+    pub fn load(runtime: &Runtime, spec: PluginSpec, wasm: &[u8]) -> Result<Plugin, RuntimeError> {
+        let component = runtime.component(&spec.name, wasm)?;
+        let link_error = |e: wasmtime::Error| RuntimeError::Link {
+            plugin: spec.name.clone(),
+            message: format!("{e:#}"),
+        };
+        let instance_pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(link_error)?;
+        let pre = BackendPre::new(instance_pre).map_err(link_error)?;
+        Ok(Plugin {
+            name: Arc::from(spec.name.as_str()),
+            runtime: runtime.clone(),
+            pre,
+            grants: Arc::new(spec.grants),
+            limits: spec.limits,
+            settings: spec.settings,
+            live: Mutex::new(None),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Instantiates and opens the store now, so configuration errors show at
+    /// start-up rather than on the first call.
+    pub async fn start(&self) -> Result<(), PluginError> {
+        let mut live = self.live.lock().await;
+        self.ensure_live(&mut live).await.map(|_| ())
+    }
+
+    pub async fn info(&self) -> Result<Info, PluginError> {
+        let info = self
+            .call("info", |b, s, h| {
+                Box::pin(async move {
+                    Ok(Ok(b
+                        .storehost_plugin_backend()
+                        .store()
+                        .call_info(s, h)
+                        .await?))
+                })
+            })
+            .await?;
+        Ok(info.into())
+    }
+
+    pub async fn prepare(&self) -> Result<(), PluginError> {
+        self.call("prepare", |b, s, h| {
+            Box::pin(async move {
+                b.storehost_plugin_backend()
+                    .store()
+                    .call_prepare(s, h)
+                    .await
+            })
+        })
+        .await
+    }
+
+    pub async fn check(&self) -> Result<(), PluginError> {
+        self.call("check", |b, s, h| {
+            Box::pin(async move { b.storehost_plugin_backend().store().call_check(s, h).await })
+        })
+        .await
+    }
+
+    pub async fn list(&self) -> Result<Vec<Entry>, PluginError> {
+        let entries = self
+            .call("list", |b, s, h| {
+                Box::pin(async move { b.storehost_plugin_backend().store().call_list(s, h).await })
+            })
+            .await?;
+        Ok(entries.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn read(&self, keys: &[Key]) -> Result<Vec<Option<Document>>, PluginError> {
+        let wit_keys: Vec<wit::Key> = keys.iter().cloned().map(Into::into).collect();
+        let documents = self
+            .call("read", move |b, s, h| {
+                Box::pin(async move {
+                    b.storehost_plugin_backend()
+                        .store()
+                        .call_read(s, h, &wit_keys)
+                        .await
+                })
+            })
+            .await?;
+        if documents.len() != keys.len() {
+            return Err(self.contract_error(
+                "read",
+                format!("answered {} keys for {} asked", documents.len(), keys.len()),
+            ));
+        }
+        Ok(documents.into_iter().map(|d| d.map(Into::into)).collect())
+    }
+
+    /// Reads one document.
+    pub async fn read_one(&self, key: &Key) -> Result<Option<Document>, PluginError> {
+        Ok(self.read(std::slice::from_ref(key)).await?.pop().flatten())
+    }
+
+    pub async fn pull(&self, cursor: Option<&str>) -> Result<Snapshot, PluginError> {
+        let cursor = cursor.map(str::to_owned);
+        let snapshot = self
+            .call("pull", move |b, s, h| {
+                Box::pin(async move {
+                    b.storehost_plugin_backend()
+                        .store()
+                        .call_pull(s, h, cursor.as_deref())
+                        .await
+                })
+            })
+            .await?;
+        Ok(snapshot.into())
+    }
+
+    pub async fn apply(
+        &self,
+        changes: Vec<Change>,
+        message: &str,
+    ) -> Result<Vec<Option<Entry>>, PluginError> {
+        let count = changes.len();
+        let wit_changes: Vec<wit::Change> = changes.into_iter().map(Into::into).collect();
+        let message = message.to_owned();
+        let entries = self
+            .call("apply", move |b, s, h| {
+                Box::pin(async move {
+                    b.storehost_plugin_backend()
+                        .store()
+                        .call_apply(s, h, &wit_changes, &message)
+                        .await
+                })
+            })
+            .await?;
+        if entries.len() != count {
+            return Err(self.contract_error(
+                "apply",
+                format!("answered {} changes for {count} applied", entries.len()),
+            ));
+        }
+        Ok(entries.into_iter().map(|e| e.map(Into::into)).collect())
+    }
+
+    pub async fn wait_for_change(&self, timeout: Duration) -> Result<bool, PluginError> {
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        self.call("wait-for-change", move |b, s, h| {
+            Box::pin(async move {
+                b.storehost_plugin_backend()
+                    .store()
+                    .call_wait_for_change(s, h, timeout_ms)
+                    .await
+            })
+        })
+        .await
+    }
+
+    fn contract_error(&self, call: &'static str, message: String) -> PluginError {
+        PluginError::Contract {
+            plugin: self.name.to_string(),
+            call,
+            message,
+        }
+    }
+
+    /// Runs one call on the live instance under the deadline; a trap, a
+    /// missed deadline or a hit memory limit drops the instance so the next
+    /// call starts from a fresh one.
+    async fn call<T, F>(&self, call: &'static str, run: F) -> Result<T, PluginError>
+    where
+        F: for<'a> FnOnce(&'a Backend, &'a mut Store<HostState>, ResourceAny) -> CallFuture<'a, T>,
+    {
+        let mut guard = self.live.lock().await;
+        let live = self.ensure_live(&mut guard).await?;
+        live.store.set_epoch_deadline(self.deadline_ticks());
+        let Live {
+            store,
+            bindings,
+            handle,
+        } = live;
+        let outcome =
+            tokio::time::timeout(self.host_timeout(), run(bindings, store, *handle)).await;
+        match outcome {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(error))) => Err(PluginError::Backend {
+                plugin: self.name.to_string(),
+                call,
+                error: error.into(),
+            }),
+            Ok(Err(trap)) => {
+                let error = self.classify_trap(call, &trap, live_limiter_hit(&mut guard));
+                *guard = None;
+                Err(error)
+            }
+            Err(_elapsed) => {
+                *guard = None;
+                Err(self.deadline_error(call))
+            }
+        }
+    }
+
+    async fn ensure_live<'a>(
+        &self,
+        slot: &'a mut Option<Live>,
+    ) -> Result<&'a mut Live, PluginError> {
+        if slot.is_none() {
+            *slot = Some(self.instantiate().await?);
+        }
+        Ok(slot.as_mut().expect("just filled"))
+    }
+
+    async fn instantiate(&self) -> Result<Live, PluginError> {
+        let instantiate_error = |message: String| PluginError::Instantiate {
+            plugin: self.name.to_string(),
+            message,
+        };
+        let state = self
+            .host_state()
+            .map_err(|e| instantiate_error(format!("{e:#}")))?;
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks());
+        let instantiated =
+            tokio::time::timeout(self.host_timeout(), self.pre.instantiate_async(&mut store)).await;
+        let bindings = match instantiated {
+            Ok(Ok(bindings)) => bindings,
+            Ok(Err(e)) => return Err(instantiate_error(format!("{e:#}"))),
+            Err(_) => return Err(self.deadline_error("instantiate")),
+        };
+        store.set_epoch_deadline(self.deadline_ticks());
+        let opened = tokio::time::timeout(
+            self.host_timeout(),
+            bindings
+                .storehost_plugin_backend()
+                .store()
+                .call_open(&mut store, &self.settings),
+        )
+        .await;
+        match opened {
+            Ok(Ok(Ok(handle))) => Ok(Live {
+                store,
+                bindings,
+                handle,
+            }),
+            Ok(Ok(Err(error))) => Err(PluginError::Backend {
+                plugin: self.name.to_string(),
+                call: "open",
+                error: error.into(),
+            }),
+            Ok(Err(trap)) => {
+                Err(self.classify_trap("open", &trap, store.data_mut().limiter.take_hit()))
+            }
+            Err(_) => Err(self.deadline_error("open")),
+        }
+    }
+
+    fn host_state(&self) -> wasmtime::Result<HostState> {
+        let stderr = GuestStderr {
+            plugin: self.name.clone(),
+        };
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stderr.clone())
+            .stderr(stderr)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        if let Some(dir) = self.grants.directory() {
+            wasi.preopened_dir(dir, GUEST_STORE_DIR, FsPerms::ReadWrite)?;
+        }
+        Ok(HostState {
+            plugin: self.name.clone(),
+            grants: self.grants.clone(),
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(self.limits.memory_bytes),
+        })
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let ticks = self.limits.call_deadline.as_millis() / EPOCH_TICK.as_millis();
+        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Backstop for a call stuck in a host capability, where epochs cannot
+    /// interrupt it.
+    fn host_timeout(&self) -> Duration {
+        self.limits.call_deadline + Duration::from_secs(1)
+    }
+
+    fn deadline_error(&self, call: &'static str) -> PluginError {
+        PluginError::Deadline {
+            plugin: self.name.to_string(),
+            call,
+            deadline: self.limits.call_deadline,
+        }
+    }
+
+    fn classify_trap(
+        &self,
+        call: &'static str,
+        error: &wasmtime::Error,
+        memory_hit: bool,
+    ) -> PluginError {
+        let plugin = self.name.to_string();
+        if memory_hit {
+            return PluginError::MemoryLimit {
+                plugin,
+                call,
+                limit_bytes: self.limits.memory_bytes,
+            };
+        }
+        if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return self.deadline_error(call);
+        }
+        let message = trap_summary(error);
+        tracing::warn!(plugin = %self.name, call, "plugin trapped; it will be re-instantiated: {message}");
+        PluginError::Trap {
+            plugin,
+            call,
+            message,
+        }
+    }
+}
+
+fn live_limiter_hit(slot: &mut Option<Live>) -> bool {
+    slot.as_mut()
+        .is_some_and(|live| live.store.data_mut().limiter.take_hit())
+}
+
+/// The first line of a trap: the cause without the wasm backtrace.
+fn trap_summary(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}

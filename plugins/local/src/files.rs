@@ -1,0 +1,230 @@
+//! The directory layout and atomic file operations.
+
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+use storehost_sdk::ids::check_auth_id;
+use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
+
+const TEMP_PREFIX: &str = ".storehost-tmp.";
+
+pub fn content_version(content: &[u8]) -> String {
+    hex::encode(Sha256::digest(content))
+}
+
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &str) -> Self {
+        Layout {
+            root: PathBuf::from(root),
+        }
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.root.join("config")
+    }
+
+    fn auth_dir(&self) -> PathBuf {
+        self.root.join("auths")
+    }
+
+    pub fn create_dirs(&self) -> Result<(), Error> {
+        for dir in [self.config_dir(), self.auth_dir()] {
+            fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
+        }
+        Ok(())
+    }
+
+    pub fn check_root(&self) -> Result<(), Error> {
+        fs::metadata(&self.root)
+            .map(|_| ())
+            .map_err(|e| io_error("inspect", &self.root, e))
+    }
+
+    /// The file a key lives in; refuses ids that would leave the layout.
+    fn path(&self, key: &Key) -> Result<PathBuf, Error> {
+        match key.kind {
+            Kind::Config if key.id == CONFIG_ID => Ok(self.config_dir().join(CONFIG_ID)),
+            Kind::Config => Err(Error::Invalid(format!(
+                "config id must be `{CONFIG_ID}`, not {:?}",
+                key.id
+            ))),
+            Kind::Auth => {
+                check_auth_id(&key.id).map_err(|problem| {
+                    Error::Invalid(format!("auth id {:?}: {problem}", key.id))
+                })?;
+                Ok(self.auth_dir().join(&key.id))
+            }
+        }
+    }
+
+    /// Every key present, config first, auths in sorted order.
+    pub fn keys(&self) -> Result<Vec<Key>, Error> {
+        let mut keys = Vec::new();
+        if self.config_dir().join(CONFIG_ID).is_file() {
+            keys.push(Key {
+                kind: Kind::Config,
+                id: CONFIG_ID.into(),
+            });
+        }
+        let mut ids = Vec::new();
+        collect_files(&self.auth_dir(), "", &mut ids)?;
+        ids.sort();
+        keys.extend(ids.into_iter().map(|id| Key {
+            kind: Kind::Auth,
+            id,
+        }));
+        Ok(keys)
+    }
+
+    pub fn read_bytes(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
+        let path = self.path(key)?;
+        match fs::read(&path) {
+            Ok(content) => Ok(Some(content)),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(io_error("read", &path, e)),
+        }
+    }
+
+    pub fn read(&self, key: &Key) -> Result<Option<Document>, Error> {
+        let Some(content) = self.read_bytes(key)? else {
+            return Ok(None);
+        };
+        let entry = self.entry(key, &content)?;
+        Ok(Some(Document { entry, content }))
+    }
+
+    fn entry(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
+        let path = self.path(key)?;
+        let modified_ms = fs::metadata(&path)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+            .map(|age| age.as_millis() as i64);
+        Ok(Entry {
+            key: key.clone(),
+            version: content_version(content),
+            size: content.len() as u64,
+            modified_ms,
+        })
+    }
+
+    pub fn write(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("a document path has a parent");
+        fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+        write_atomically(&path, content).map_err(|e| io_error("write", &path, e))?;
+        self.entry(key, content)
+    }
+
+    pub fn remove(&self, key: &Key) -> Result<(), Error> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if is_absent(&e) => return Ok(()),
+            Err(e) => return Err(io_error("remove", &path, e)),
+        }
+        if let Some(dir) = path.parent() {
+            sync_dir(dir);
+            self.prune_empty_dirs(dir);
+        }
+        Ok(())
+    }
+
+    /// Removes directories a nested id left empty, up to `auths/`.
+    fn prune_empty_dirs(&self, mut dir: &Path) {
+        let stop = self.auth_dir();
+        while dir != stop && dir.starts_with(&stop) {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
+            match dir.parent() {
+                Some(parent) => dir = parent,
+                None => break,
+            }
+        }
+    }
+}
+
+fn collect_files(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> Result<(), Error> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if is_absent(&e) => return Ok(()),
+        Err(e) => return Err(io_error("list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let id = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let file_type = entry.file_type().map_err(|e| io_error("list", dir, e))?;
+        if file_type.is_dir() {
+            collect_files(&entry.path(), &id, ids)?;
+        } else if file_type.is_file() && check_auth_id(&id).is_ok() {
+            ids.push(id);
+        }
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("a document path has a parent");
+    let name = path
+        .file_name()
+        .expect("a document path has a name")
+        .to_string_lossy();
+    let temp = dir.join(format!("{TEMP_PREFIX}{name}.{}", unique_suffix()));
+    let result = (|| {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(content)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result?;
+    sync_dir(dir);
+    Ok(())
+}
+
+fn unique_suffix() -> String {
+    use std::hash::BuildHasher;
+    // Each `RandomState` is seeded from WASI's random source.
+    let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    format!("{random:016x}")
+}
+
+/// Makes a rename durable; some filesystems cannot open a directory for
+/// syncing, and then the rename is as durable as the platform allows.
+fn sync_dir(dir: &Path) {
+    if let Ok(handle) = fs::File::open(dir) {
+        let _ = handle.sync_all();
+    }
+}
+
+fn is_absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+fn io_error(action: &str, path: &Path, error: io::Error) -> Error {
+    let message = format!("cannot {action} {}: {error}", path.display());
+    match error.kind() {
+        io::ErrorKind::PermissionDenied => Error::Denied(message),
+        _ => Error::Internal(message),
+    }
+}

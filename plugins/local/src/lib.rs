@@ -1,0 +1,98 @@
+//! The local backend: documents as files under one directory, in the layout
+//! `config/config.yaml` and `auths/<id>`.
+//!
+//! The host grants this plugin exactly one preopened directory (setting
+//! `root`, by default `/store`). Writes are atomic (temp file, fsync, rename,
+//! directory fsync) and versions are content hashes, so preconditions are a
+//! real compare-and-swap for one writer process.
+
+mod files;
+
+use files::{Layout, content_version};
+use storehost_sdk::{
+    Backend, Change, Document, Entry, Error, Features, Info, Key, Precondition, Settings,
+};
+
+pub struct LocalStore {
+    layout: Layout,
+}
+
+impl Backend for LocalStore {
+    fn open(settings: Settings) -> Result<Self, Error> {
+        let root = settings.get_or("root", "/store");
+        Ok(LocalStore {
+            layout: Layout::new(root),
+        })
+    }
+
+    fn info(&self) -> Info {
+        Info {
+            name: "local".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            features: Features::CONDITIONAL_WRITE,
+        }
+    }
+
+    fn prepare(&self) -> Result<(), Error> {
+        self.layout.create_dirs()
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        self.layout.check_root()
+    }
+
+    fn list(&self) -> Result<Vec<Entry>, Error> {
+        let mut entries = Vec::new();
+        for key in self.layout.keys()? {
+            if let Some(document) = self.layout.read(&key)? {
+                entries.push(document.entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    fn read(&self, keys: Vec<Key>) -> Result<Vec<Option<Document>>, Error> {
+        keys.iter().map(|key| self.layout.read(key)).collect()
+    }
+
+    fn apply(&self, changes: Vec<Change>, _message: String) -> Result<Vec<Option<Entry>>, Error> {
+        // Check every precondition before touching anything, so a stale
+        // batch changes nothing.
+        for change in &changes {
+            let (key, precondition) = match change {
+                Change::Put(put) => (&put.key, &put.precondition),
+                Change::Remove(remove) => (&remove.key, &remove.precondition),
+            };
+            self.check_precondition(key, precondition)?;
+        }
+        changes
+            .into_iter()
+            .map(|change| match change {
+                Change::Put(put) => self.layout.write(&put.key, &put.content).map(Some),
+                Change::Remove(remove) => self.layout.remove(&remove.key).map(|()| None),
+            })
+            .collect()
+    }
+}
+
+impl LocalStore {
+    fn check_precondition(&self, key: &Key, precondition: &Precondition) -> Result<(), Error> {
+        let current = self
+            .layout
+            .read_bytes(key)?
+            .map(|content| content_version(&content));
+        let holds = match (precondition, current) {
+            (Precondition::Any, _) => true,
+            (Precondition::Absent, current) => current.is_none(),
+            (Precondition::Matches(expected), Some(current)) => *expected == current,
+            (Precondition::Matches(_), None) => false,
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(Error::Conflict(key.clone()))
+        }
+    }
+}
+
+storehost_sdk::export_backend!(LocalStore);

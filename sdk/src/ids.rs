@@ -1,0 +1,111 @@
+//! Document id rules, shared by the host and plugins so both refuse the same
+//! ids.
+
+/// Longest accepted auth id, in bytes.
+pub const MAX_ID_LEN: usize = 1024;
+/// Longest accepted path segment, in bytes (common filesystem limit).
+pub const MAX_SEGMENT_LEN: usize = 255;
+
+/// Why an auth id was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdProblem {
+    Empty,
+    TooLong,
+    Absolute,
+    Backslash,
+    ControlCharacter,
+    EmptySegment,
+    DotSegment,
+    SegmentTooLong,
+}
+
+impl std::fmt::Display for IdProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            IdProblem::Empty => "it is empty",
+            IdProblem::TooLong => "it is longer than 1024 bytes",
+            IdProblem::Absolute => "it is an absolute path",
+            IdProblem::Backslash => "it contains a backslash",
+            IdProblem::ControlCharacter => "it contains NUL or another control character",
+            IdProblem::EmptySegment => "it has an empty path segment",
+            IdProblem::DotSegment => "it has a `.` or `..` segment",
+            IdProblem::SegmentTooLong => "a path segment is longer than 255 bytes",
+        };
+        f.write_str(text)
+    }
+}
+
+/// Checks that an auth id is a safe relative slash path that stays inside
+/// `auths/`.
+pub fn check_auth_id(id: &str) -> Result<(), IdProblem> {
+    if id.is_empty() {
+        return Err(IdProblem::Empty);
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(IdProblem::TooLong);
+    }
+    if id.starts_with('/') || has_drive_prefix(id) {
+        return Err(IdProblem::Absolute);
+    }
+    if id.contains('\\') {
+        return Err(IdProblem::Backslash);
+    }
+    if id.chars().any(char::is_control) {
+        return Err(IdProblem::ControlCharacter);
+    }
+    for segment in id.split('/') {
+        match segment {
+            "" => return Err(IdProblem::EmptySegment),
+            "." | ".." => return Err(IdProblem::DotSegment),
+            s if s.len() > MAX_SEGMENT_LEN => return Err(IdProblem::SegmentTooLong),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn has_drive_prefix(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_nested_and_unicode_ids() {
+        for id in [
+            "a.json",
+            "team/claude-a@b.com.json",
+            "日本/ключ.json",
+            "..a.json",
+        ] {
+            assert_eq!(check_auth_id(id), Ok(()), "{id}");
+        }
+    }
+
+    #[test]
+    fn refuses_escapes_and_tricks() {
+        let cases = [
+            ("", IdProblem::Empty),
+            ("../x", IdProblem::DotSegment),
+            ("a/../../x", IdProblem::DotSegment),
+            ("./x", IdProblem::DotSegment),
+            ("/etc/passwd", IdProblem::Absolute),
+            ("C:x", IdProblem::Absolute),
+            ("a\\..\\x", IdProblem::Backslash),
+            ("a\0b", IdProblem::ControlCharacter),
+            ("a//b", IdProblem::EmptySegment),
+            ("a/", IdProblem::EmptySegment),
+        ];
+        for (id, problem) in cases {
+            assert_eq!(check_auth_id(id), Err(problem), "{id:?}");
+        }
+        assert_eq!(
+            check_auth_id(&"a".repeat(256)),
+            Err(IdProblem::SegmentTooLong)
+        );
+        assert_eq!(check_auth_id(&"a/".repeat(600)), Err(IdProblem::TooLong));
+    }
+}

@@ -20,40 +20,46 @@ pub fn workspace_root(manifest_dir: &Path) -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds `packages` and returns each one's `.wasm` path, in order.
+/// Builds `packages` as components and returns each one's `.wasm` path,
+/// in order. Guest crates are plain libraries (so `cargo clippy
+/// --workspace` checks them natively); the cdylib is asked for here.
 pub fn build_guests(root: &Path, packages: &[&str]) -> Vec<PathBuf> {
     ensure_target_installed();
     let target_dir = guest_target_dir(root);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(root)
-        .args([
-            "build",
-            "--target",
-            TARGET,
-            "--profile",
-            PROFILE,
-            "--target-dir",
-        ])
-        .arg(&target_dir);
     for package in packages {
-        command.args(["-p", package]);
+        let mut command = Command::new(&cargo);
+        command
+            .current_dir(root)
+            .args([
+                "rustc",
+                "--lib",
+                "--crate-type",
+                "cdylib",
+                "--target",
+                TARGET,
+                "--profile",
+                PROFILE,
+                "-p",
+                package,
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir);
+        // The outer build's flags and wrappers (clippy, coverage) are for
+        // the host, not for the guests.
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "RUSTC_WRAPPER",
+            "CARGO_BUILD_TARGET",
+            "CARGO_TARGET_DIR",
+        ] {
+            command.env_remove(var);
+        }
+        let status = command.status().expect("running cargo for the wasm guests");
+        assert!(status.success(), "building wasm guest {package} failed");
     }
-    // The outer build's flags and wrappers (clippy, coverage) are for the
-    // host, not for the guests.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTC_WRAPPER",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-    ] {
-        command.env_remove(var);
-    }
-    let status = command.status().expect("running cargo for the wasm guests");
-    assert!(status.success(), "building wasm guests {packages:?} failed");
     packages
         .iter()
         .map(|package| {

@@ -1,17 +1,21 @@
 //! The embedding API: what a proxy written in Rust calls.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), storehost::StorehostError> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), storehost::StorehostError> {
 //! use storehost::{Storehost, StorehostOptions};
 //!
-//! // Backend from the environment (DESIGN §5); the local backend by default.
-//! let host = Storehost::from_env(StorehostOptions::default()).await?;
+//! // `Storehost::from_env` picks the backend from the environment (DESIGN
+//! // §5); here the local backend on an explicit workspace.
+//! let dir = tempfile::tempdir().unwrap();
+//! let host = Storehost::local(dir.path().join("ws"), StorehostOptions::default()).await?;
 //! host.bootstrap().await?;
-//! host.save_auth("claude-a@b.com.json", br#"{"type":"claude","refresh_token":"…"}"#).await?;
-//! for entry in host.list_auths().await? {
-//!     println!("{} ({} bytes)", entry.key.id, entry.size);
-//! }
+//! host.save_auth("claude-a@b.com.json", br#"{"type":"claude","refresh_token":"rt"}"#).await?;
+//! let ids: Vec<String> = host.list_auths().await?.into_iter().map(|e| e.key.id).collect();
+//! assert_eq!(ids, ["claude-a@b.com.json"]);
+//! assert!(host.auth_dir().join("claude-a@b.com.json").is_file());
 //! host.delete_auth("claude-a@b.com.json").await?;
+//! assert!(host.list_auths().await?.is_empty());
 //! # Ok(()) }
 //! ```
 

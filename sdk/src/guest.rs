@@ -78,7 +78,7 @@ pub trait Backend: Sized + 'static {
 macro_rules! export_backend {
     ($backend:ty) => {
         #[doc(hidden)]
-        pub struct __StorehostBackendExport;
+        struct __StorehostBackendExport;
 
         impl $crate::bindings::exports::storehost::plugin::backend::Guest for __StorehostBackendExport {
             type Store = $crate::StoreAdapter<$backend>;

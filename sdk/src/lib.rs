@@ -5,7 +5,7 @@
 //! author implements the [`Backend`] trait and exports it with
 //! [`export_backend!`]; the generated bindings stay inside this crate.
 //!
-//! ```ignore
+//! ```no_run
 //! use storehost_sdk::{Backend, Change, Document, Entry, Error, Features, Info, Key, Settings};
 //!
 //! struct Nothing;

@@ -14,8 +14,8 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use exports::storehost::plugin::backend as backend_export;
-pub use storehost::plugin::types as wit_types;
+pub use self::exports::storehost::plugin::backend as backend_export;
+pub use self::storehost::plugin::types as wit_types;
 
 /// The contract version this host speaks.
 pub const CONTRACT_PACKAGE: &str = "storehost:plugin";

@@ -1,0 +1,244 @@
+//! The binary as users run it: `serve` on a fresh directory, selection
+//! errors, and `plugin inspect` exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_storehost");
+
+/// A command with a clean environment: no backend variables leak in from
+/// the machine running the tests.
+fn storehost(cwd: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command.env("RUST_LOG", "info").env("NO_COLOR", "1");
+    command
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Starts `serve`, waits for "storehost ready", sends `signal`, and returns
+/// the exit code and everything logged.
+fn serve_until_signal(cwd: &Path, args: &[&str], signal: &str) -> (i32, String) {
+    let mut child = storehost(cwd)
+        .arg("serve")
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = String::new();
+    loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve did not get ready");
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("storehost ready") {
+            break;
+        }
+    }
+    let killed = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    log.extend(lines_rx.try_iter().map(|line| line + "\n"));
+    (status.code().unwrap_or(-1), log)
+}
+
+#[test]
+fn serve_creates_a_private_local_workspace_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, log) = serve_until_signal(dir.path(), &[], "-TERM");
+    assert_eq!(code, 0, "{log}");
+    let workspace = dir.path().join("localstore");
+    assert_eq!(mode(&workspace), 0o700);
+    assert_eq!(mode(&workspace.join("auths")), 0o700);
+    assert_eq!(mode(&workspace.join("config")), 0o700);
+    assert_eq!(mode(&workspace.join("config/config.yaml")), 0o600);
+    assert_eq!(
+        std::fs::read(workspace.join("config/config.yaml")).unwrap(),
+        b""
+    );
+    assert!(log.contains("backend local: none of PGSTORE_DSN"), "{log}");
+    assert!(
+        log.contains("plugin=local")
+            && log.contains("version=0.1.0")
+            && log.contains("features=conditional-write"),
+        "{log}"
+    );
+}
+
+#[test]
+fn serve_seeds_the_config_from_the_example_and_exits_0_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("example.yaml"), "port: 8317\n").unwrap();
+    let (code, log) = serve_until_signal(dir.path(), &["--example-config", "example.yaml"], "-INT");
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("localstore/config/config.yaml")).unwrap(),
+        "port: 8317\n"
+    );
+}
+
+#[test]
+fn localstore_path_and_writable_path_choose_the_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = storehost(dir.path())
+        .args(["serve", "--once"])
+        .env("WRITABLE_PATH", "data")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        dir.path()
+            .join("data/localstore/config/config.yaml")
+            .is_file()
+    );
+    let output = storehost(dir.path())
+        .args(["serve", "--once"])
+        .env("localstore_path", " mine ")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(dir.path().join("mine/config/config.yaml").is_file());
+}
+
+#[test]
+fn a_missing_required_variable_is_one_clear_error_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = storehost(dir.path())
+        .args(["serve", "--once"])
+        .env("OBJECTSTORE_ENDPOINT", "http://127.0.0.1:9")
+        .env("OBJECTSTORE_ACCESS_KEY", "AK")
+        .env("OBJECTSTORE_SECRET_KEY", "sk-canary-0042")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("OBJECTSTORE_BUCKET is required when OBJECTSTORE_ENDPOINT is set"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sk-canary-0042"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing may be created"
+    );
+}
+
+#[test]
+fn a_backend_without_its_plugin_yet_is_a_clear_error_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = storehost(dir.path())
+        .args(["serve", "--once"])
+        .env(
+            "PGSTORE_DSN",
+            "postgresql://app:pw-canary-991@127.0.0.1:1/db",
+        )
+        .env("GITSTORE_GIT_URL", "https://example.invalid/r.git")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the postgres backend plugin is not built into this version"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ignored by priority: git (GITSTORE_GIT_URL)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw-canary-991"), "{stderr}");
+}
+
+#[test]
+fn inspect_describes_the_local_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("local.wasm");
+    std::fs::write(&file, storehost::builtin::local()).unwrap();
+    let output = storehost(dir.path())
+        .args(["plugin", "inspect"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("contract: storehost:plugin@0.1.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("capabilities: log") || stdout.contains("capabilities: none"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("wasi:filesystem/preopens"), "{stdout}");
+    assert!(stdout.contains("loadable: yes"), "{stdout}");
+}
+
+#[test]
+fn inspect_refuses_what_is_not_a_plugin_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("text.wasm", b"hello".to_vec(), "not a WebAssembly file"),
+        (
+            "core.wasm",
+            wat::parse_str("(module)").unwrap(),
+            "core WebAssembly module, not a component",
+        ),
+        (
+            "other.wasm",
+            wat::parse_str("(component)").unwrap(),
+            "a component of another world",
+        ),
+        (
+            "broken.wasm",
+            b"\0asm\x0d\0\x01\0garbage".to_vec(),
+            "not a valid component",
+        ),
+    ];
+    for (name, bytes, message) in cases {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        let output = storehost(dir.path())
+            .args(["plugin", "inspect", name])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(message), "{name}: {stderr}");
+    }
+    let output = storehost(dir.path())
+        .args(["plugin", "inspect", "missing.wasm"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}

@@ -1,0 +1,50 @@
+//! Builds every test guest under `tests/guests/` and generates the list the
+//! tests iterate, so no guest is built and forgotten.
+
+#[path = "../host/build_support/guests.rs"]
+mod guests;
+
+use std::path::PathBuf;
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = guests::workspace_root(&manifest_dir);
+    guests::rerun_if_changed(&root, &["tests/guests"]);
+    let mut names: Vec<String> = std::fs::read_dir(manifest_dir.join("guests"))
+        .unwrap()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            entry
+                .path()
+                .join("Cargo.toml")
+                .exists()
+                .then(|| entry.file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    let packages: Vec<String> = names
+        .iter()
+        .map(|name| format!("storehost-guest-{name}"))
+        .collect();
+    let package_refs: Vec<&str> = packages.iter().map(String::as_str).collect();
+    let paths = guests::build_guests(&root, &package_refs);
+    let mut code = String::from(
+        "/// Every test guest: (name, component bytes).\npub const ALL: &[(&str, &[u8])] = &[\n",
+    );
+    for (name, path) in names.iter().zip(&paths) {
+        code.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    for (name, path) in names.iter().zip(&paths) {
+        code.push_str(&format!(
+            "/// The `{name}` test guest.\npub const {}: &[u8] = include_bytes!({:?});\n",
+            name.to_uppercase().replace('-', "_"),
+            path.display().to_string()
+        ));
+    }
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("test_guests.rs");
+    std::fs::write(out, code).unwrap();
+}

@@ -175,6 +175,11 @@ fn a_backend_without_its_plugin_yet_is_a_clear_error_without_the_password() {
         "{stderr}"
     );
     assert!(!stderr.contains("pw-canary-991"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing may be created"
+    );
 }
 
 #[test]

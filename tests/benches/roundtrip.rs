@@ -48,6 +48,7 @@ where
 }
 
 fn main() {
+    load_costs();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,7 +57,6 @@ fn main() {
 }
 
 async fn run() {
-    load_costs();
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(None).unwrap();
     let local = Plugin::load(

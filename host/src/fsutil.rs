@@ -5,6 +5,7 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use storehost_sdk::layout::TEMP_PREFIX;
 
 pub const FILE_MODE: u32 = 0o600;
 pub const DIR_MODE: u32 = 0o700;
@@ -33,7 +34,7 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
         .file_name()
         .ok_or_else(|| io::Error::other("path has no file name"))?;
     let temp = dir.join(format!(
-        ".storehost-tmp.{}.{}",
+        "{TEMP_PREFIX}{}.{}",
         name.to_string_lossy(),
         std::process::id()
     ));

@@ -48,6 +48,7 @@ pub mod bindings {
 }
 
 pub mod ids;
+pub mod layout;
 
 #[cfg(feature = "guest")]
 mod guest;

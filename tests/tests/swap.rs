@@ -25,6 +25,15 @@ async fn memory(dir: &std::path::Path) -> Storehost {
         .unwrap()
 }
 
+async fn auth_ids(host: &Storehost) -> Vec<String> {
+    host.list_auths()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key.id)
+        .collect()
+}
+
 /// A fixed script through the embedding API; returns what it observed.
 async fn script(host: &Storehost) -> Vec<String> {
     let mut seen = Vec::new();
@@ -60,13 +69,7 @@ async fn script(host: &Storehost) -> Vec<String> {
     ids.sort();
     seen.push(format!("list={ids:?}"));
     host.delete_auth("team/codex.json").await.unwrap();
-    let ids: Vec<String> = host
-        .list_auths()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.key.id)
-        .collect();
+    let ids = auth_ids(host).await;
     seen.push(format!("after delete={ids:?}"));
     std::fs::write(host.config_path(), "port: 8317\r\n").unwrap();
     host.persist_config().await.unwrap();
@@ -156,13 +159,7 @@ async fn mirrored_bootstrap_uploads_workspace_auths_to_an_empty_backend() {
         report.uploaded, 2,
         "the auth and the seeded config: {report:?}"
     );
-    let ids: Vec<String> = host
-        .list_auths()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.key.id)
-        .collect();
+    let ids = auth_ids(&host).await;
     assert_eq!(ids, ["team/a.json"], "invalid JSON is not uploaded");
     assert!(
         dir.path().join("auths/broken.json").exists(),

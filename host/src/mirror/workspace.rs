@@ -7,6 +7,7 @@ use crate::model::{CONFIG_ID, Key, Kind};
 use std::io;
 use std::path::{Path, PathBuf};
 use storehost_sdk::ids::check_auth_id;
+use storehost_sdk::layout::collect_auth_ids;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
@@ -142,40 +143,9 @@ impl Workspace {
 
     /// Auth ids of every file under `auths/`, sorted; temp files skipped.
     pub fn auth_ids(&self) -> Result<Vec<String>, WorkspaceError> {
-        let mut ids = Vec::new();
-        collect_ids(&self.auth_dir(), "", &mut ids)?;
-        ids.sort();
-        Ok(ids)
+        let dir = self.auth_dir();
+        collect_auth_ids(&dir).map_err(|source| io_error("list", &dir, source))
     }
-}
-
-fn collect_ids(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> Result<(), WorkspaceError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(io_error("list", dir, source)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|source| io_error("list", dir, source))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".storehost-tmp.") {
-            continue;
-        }
-        let id = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let file_type = entry
-            .file_type()
-            .map_err(|source| io_error("list", dir, source))?;
-        if file_type.is_dir() {
-            collect_ids(&entry.path(), &id, ids)?;
-        } else if file_type.is_file() && check_auth_id(&id).is_ok() {
-            ids.push(id);
-        }
-    }
-    Ok(())
 }
 
 fn check_id(id: &str) -> Result<(), WorkspaceError> {

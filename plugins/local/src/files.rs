@@ -6,9 +6,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 use storehost_sdk::ids::check_auth_id;
+use storehost_sdk::layout::{TEMP_PREFIX, collect_auth_ids};
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
-
-const TEMP_PREFIX: &str = ".storehost-tmp.";
 
 pub fn content_version(content: &[u8]) -> String {
     hex::encode(Sha256::digest(content))
@@ -72,9 +71,8 @@ impl Layout {
                 id: CONFIG_ID.into(),
             });
         }
-        let mut ids = Vec::new();
-        collect_files(&self.auth_dir(), "", &mut ids)?;
-        ids.sort();
+        let auth_dir = self.auth_dir();
+        let ids = collect_auth_ids(&auth_dir).map_err(|e| io_error("list", &auth_dir, e))?;
         keys.extend(ids.into_iter().map(|id| Key {
             kind: Kind::Auth,
             id,
@@ -149,33 +147,6 @@ impl Layout {
             }
         }
     }
-}
-
-fn collect_files(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> Result<(), Error> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if is_absent(&e) => return Ok(()),
-        Err(e) => return Err(io_error("list", dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error("list", dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(TEMP_PREFIX) {
-            continue;
-        }
-        let id = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let file_type = entry.file_type().map_err(|e| io_error("list", dir, e))?;
-        if file_type.is_dir() {
-            collect_files(&entry.path(), &id, ids)?;
-        } else if file_type.is_file() && check_auth_id(&id).is_ok() {
-            ids.push(id);
-        }
-    }
-    Ok(())
 }
 
 fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {

@@ -23,12 +23,16 @@ use crate::builtin;
 use crate::capabilities::Grants;
 use crate::error::StorehostError;
 use crate::mirror::bootstrap::{self, BootstrapReport};
+use crate::mirror::outbox::Op;
+use crate::mirror::sync::{self, SyncHandle};
 use crate::mirror::workspace::{Workspace, normalize_config, validate_auth};
+use crate::mirror::{Mirror, MirrorOptions, Saved};
 use crate::model::{Change, Entry, Info, Key, Kind, Precondition};
 use crate::runtime::plugin::GUEST_STORE_DIR;
 use crate::runtime::{Limits, Plugin, PluginSpec, Runtime};
 use crate::selection::{BackendChoice, Environment, Selection, select};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Options that do not come from the environment.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +42,7 @@ pub struct StorehostOptions {
     pub limits: Limits,
     /// Overrides the selected workspace directory.
     pub workspace: Option<PathBuf>,
+    pub mirror: MirrorOptions,
 }
 
 /// A backend plugin chosen explicitly, which beats the environment.
@@ -61,8 +66,9 @@ pub enum Mode {
 
 pub struct Storehost {
     workspace: Workspace,
-    plugin: Plugin,
-    mode: Mode,
+    plugin: Arc<Plugin>,
+    /// Present in mirrored mode.
+    mirror: Option<Arc<Mirror>>,
     backend: String,
     example_config: Option<PathBuf>,
 }
@@ -87,11 +93,10 @@ impl Storehost {
         let workspace = Workspace::new(options.workspace.clone().unwrap_or(selection.workspace));
         let kind = selection.backend.kind();
         let wasm = builtin::component(kind).ok_or(StorehostError::PluginUnavailable(kind))?;
-        let (grants, settings, mode) = match &selection.backend {
+        let (grants, settings) = match &selection.backend {
             BackendChoice::Local => (
                 Grants::minimal().with_directory(workspace.root()),
                 vec![("root".to_string(), GUEST_STORE_DIR.to_string())],
-                Mode::Direct,
             ),
             _ => return Err(StorehostError::PluginUnavailable(kind)),
         };
@@ -101,7 +106,7 @@ impl Storehost {
             limits: options.limits,
             settings,
         };
-        Storehost::open(spec, wasm, workspace, mode, options.example_config).await
+        Storehost::open(spec, wasm, workspace, Mode::Direct, options).await
     }
 
     /// Opens an explicitly chosen plugin, mirrored into `workspace`.
@@ -116,13 +121,12 @@ impl Storehost {
             limits: options.limits,
             settings: plugin.settings,
         };
-        let workspace = Workspace::new(workspace);
         Storehost::open(
             spec,
             &plugin.wasm,
-            workspace,
+            Workspace::new(workspace),
             Mode::Mirrored,
-            options.example_config,
+            options,
         )
         .await
     }
@@ -140,34 +144,112 @@ impl Storehost {
         Storehost::from_selection(selection, options).await
     }
 
+    /// The local plugin on `remote_dir` as a full remote (a shared or backup
+    /// disk), mirrored into `workspace`.
+    pub async fn local_remote(
+        remote_dir: impl Into<PathBuf>,
+        workspace: impl Into<PathBuf>,
+        options: StorehostOptions,
+    ) -> Result<Storehost, StorehostError> {
+        let remote_dir = remote_dir.into();
+        crate::fsutil::create_private_dir(&remote_dir).map_err(|source| StorehostError::Io {
+            path: remote_dir.display().to_string(),
+            source,
+        })?;
+        let plugin = CustomPlugin {
+            name: "local".into(),
+            wasm: builtin::local().to_vec(),
+            settings: vec![("root".into(), GUEST_STORE_DIR.into())],
+            grants: Grants::minimal().with_directory(remote_dir),
+        };
+        Storehost::with_plugin(plugin, workspace, options).await
+    }
+
     async fn open(
         spec: PluginSpec,
         wasm: &[u8],
         workspace: Workspace,
         mode: Mode,
-        example_config: Option<PathBuf>,
+        options: StorehostOptions,
     ) -> Result<Storehost, StorehostError> {
         // The directory must exist before it can be preopened.
         workspace.create()?;
         let backend = spec.name.clone();
         let runtime = Runtime::shared()?;
-        let plugin = Plugin::load(&runtime, spec, wasm)?;
+        let plugin = Arc::new(Plugin::load(&runtime, spec, wasm)?);
         plugin.start().await?;
+        let mirror = match mode {
+            Mode::Direct => None,
+            Mode::Mirrored => Some(Arc::new(Mirror::open(
+                plugin.clone(),
+                workspace.clone(),
+                options.mirror.clone(),
+            )?)),
+        };
         Ok(Storehost {
             workspace,
             plugin,
-            mode,
+            mirror,
             backend,
-            example_config,
+            example_config: options.example_config,
         })
     }
 
     /// Brings the workspace and the backend in step; call once at start.
     pub async fn bootstrap(&self) -> Result<BootstrapReport, StorehostError> {
         let example = self.example_config.as_deref();
-        match self.mode {
-            Mode::Direct => bootstrap::direct(&self.plugin, &self.workspace, example).await,
-            Mode::Mirrored => bootstrap::mirrored(&self.plugin, &self.workspace, example).await,
+        match &self.mirror {
+            None => bootstrap::direct(&self.plugin, &self.workspace, example).await,
+            Some(mirror) => bootstrap::mirrored(mirror, example).await,
+        }
+    }
+
+    /// Starts the background work of a mirrored host: outbox replay, the
+    /// remote change feed and the workspace watcher. `None` in direct mode,
+    /// where there is nothing to mirror.
+    pub async fn start_sync(&self) -> Result<Option<SyncHandle>, StorehostError> {
+        let Some(mirror) = &self.mirror else {
+            return Ok(None);
+        };
+        let watch_plugin = if self.plugin.info().await?.features.watch {
+            Some(Arc::new(self.plugin.fork()))
+        } else {
+            None
+        };
+        Ok(Some(sync::start(mirror.clone(), watch_plugin)))
+    }
+
+    /// Picks up files changed in the workspace by other processes and pushes
+    /// them (the watcher does this by itself while syncing).
+    pub async fn sync_workspace(&self) -> Result<(), StorehostError> {
+        if let Some(mirror) = &self.mirror {
+            crate::mirror::scan::queue_local_changes(mirror).await?;
+            mirror.drain().await?;
+        }
+        Ok(())
+    }
+
+    /// Applies changes made on the backend by others to the workspace now.
+    pub async fn pull_remote(&self) -> Result<usize, StorehostError> {
+        match &self.mirror {
+            Some(mirror) => mirror.poll().await,
+            None => Ok(0),
+        }
+    }
+
+    /// Pushes queued changes until none is left or `bound` passes; returns
+    /// how many are still queued.
+    pub async fn flush(&self, bound: std::time::Duration) -> Result<usize, StorehostError> {
+        match &self.mirror {
+            Some(mirror) => mirror.flush(bound).await,
+            None => Ok(0),
+        }
+    }
+
+    pub async fn outbox_len(&self) -> usize {
+        match &self.mirror {
+            Some(mirror) => mirror.outbox_len().await,
+            None => 0,
         }
     }
 
@@ -176,7 +258,11 @@ impl Storehost {
     }
 
     pub fn mode(&self) -> Mode {
-        self.mode
+        if self.mirror.is_some() {
+            Mode::Mirrored
+        } else {
+            Mode::Direct
+        }
     }
 
     pub async fn info(&self) -> Result<Info, StorehostError> {
@@ -200,19 +286,14 @@ impl Storehost {
     }
 
     /// Validates and stores an auth document: the workspace file first, then
-    /// the backend.
-    pub async fn save_auth(&self, id: &str, json: &[u8]) -> Result<Entry, StorehostError> {
+    /// the backend. When the backend is unavailable the change is durably
+    /// queued and replayed later ([`Saved::Queued`]).
+    pub async fn save_auth(&self, id: &str, json: &[u8]) -> Result<Saved, StorehostError> {
         let key = Key::auth(id);
         self.workspace.path_of(&key)?;
         validate_auth(id, json)?;
-        if self.mode == Mode::Mirrored {
-            self.workspace.write(&key, json)?;
-        }
-        let entry = self
-            .put(key.clone(), json.to_vec(), &format!("Update auth {id}"))
-            .await?;
-        self.secure_if_direct(&key)?;
-        Ok(entry)
+        self.write(key, json.to_vec(), &format!("Update auth {id}"))
+            .await
     }
 
     /// Every auth document the backend holds.
@@ -224,27 +305,31 @@ impl Storehost {
             .collect())
     }
 
-    /// Deletes an auth: the backend first, so a failure leaves both sides
-    /// as they were.
-    pub async fn delete_auth(&self, id: &str) -> Result<(), StorehostError> {
+    /// Deletes an auth, locally and (now or after an outage) remotely.
+    pub async fn delete_auth(&self, id: &str) -> Result<Saved, StorehostError> {
         let key = Key::auth(id);
         self.workspace.path_of(&key)?;
-        let change = Change::Remove {
-            key: key.clone(),
-            precondition: Precondition::Any,
-        };
-        self.plugin
-            .apply(vec![change], &format!("Delete auth {id}"))
-            .await?;
-        if self.mode == Mode::Mirrored {
-            self.workspace.remove(&key)?;
+        match &self.mirror {
+            Some(mirror) => {
+                self.workspace.remove(&key)?;
+                mirror.record(&key, Op::Remove).await
+            }
+            None => {
+                let change = Change::Remove {
+                    key,
+                    precondition: Precondition::Any,
+                };
+                self.plugin
+                    .apply(vec![change], &format!("Delete auth {id}"))
+                    .await?;
+                Ok(Saved::Pushed(None))
+            }
         }
-        Ok(())
     }
 
     /// Validates the workspace config and writes it to the backend. An
     /// invalid config is refused and the backend keeps its last good one.
-    pub async fn persist_config(&self) -> Result<(), StorehostError> {
+    pub async fn persist_config(&self) -> Result<Option<Saved>, StorehostError> {
         let key = Key::config();
         let Some(content) = self.workspace.read(&key)? else {
             // A missing file is never taken as "delete the remote config".
@@ -252,82 +337,70 @@ impl Storehost {
                 "no config at {}; nothing persisted",
                 self.config_path().display()
             );
-            return Ok(());
+            return Ok(None);
         };
         let normalized = normalize_config(&content)?;
-        if self.mode == Mode::Mirrored || normalized != content {
-            self.put(key.clone(), normalized, "Update config").await?;
-            self.secure_if_direct(&key)?;
+        if self.mirror.is_none() && normalized == content {
+            return Ok(None);
         }
-        Ok(())
+        self.write(key, normalized, "Update config").await.map(Some)
     }
 
     /// Persists auth files changed in the workspace (paths absolute or
-    /// relative to the auth dir). A missing file is deleted on the backend.
+    /// relative to the auth dir). A missing file is an explicit delete.
     pub async fn persist_auth_files<P: AsRef<Path>>(
         &self,
         paths: &[P],
     ) -> Result<(), StorehostError> {
-        let mut changes = Vec::new();
         for path in paths {
             let id = self.workspace.auth_id_of(path.as_ref())?;
             let key = Key::auth(&id);
-            match self.workspace.read(&key)? {
-                Some(content) => {
+            match (self.workspace.read(&key)?, &self.mirror) {
+                (Some(content), Some(mirror)) => {
                     validate_auth(&id, &content)?;
-                    if self.mode == Mode::Mirrored {
-                        changes.push(Change::Put {
-                            key,
-                            content,
-                            precondition: Precondition::Any,
-                        });
-                    } else {
-                        self.workspace.secure(&key)?;
-                    }
+                    let content = String::from_utf8(content).expect("validated JSON is UTF-8");
+                    mirror.record(&key, Op::Put { content }).await?;
                 }
-                None if self.mode == Mode::Mirrored => changes.push(Change::Remove {
-                    key,
-                    precondition: Precondition::Any,
-                }),
-                None => {}
+                (None, Some(mirror)) => {
+                    mirror.record(&key, Op::Remove).await?;
+                }
+                (Some(content), None) => {
+                    validate_auth(&id, &content)?;
+                    self.workspace.secure(&key)?;
+                }
+                (None, None) => {}
             }
-        }
-        if !changes.is_empty() {
-            self.plugin.apply(changes, "Sync auth files").await?;
         }
         Ok(())
     }
 
-    async fn put(
+    async fn write(
         &self,
         key: Key,
         content: Vec<u8>,
         message: &str,
-    ) -> Result<Entry, StorehostError> {
-        let change = Change::Put {
-            key,
-            content,
-            precondition: Precondition::Any,
-        };
-        let entry = self
-            .plugin
-            .apply(vec![change], message)
-            .await?
-            .pop()
-            .flatten();
-        entry.ok_or_else(|| {
-            StorehostError::Plugin(crate::runtime::PluginError::Contract {
-                plugin: self.backend.clone(),
-                call: "apply",
-                message: "a put returned no entry".into(),
-            })
-        })
-    }
-
-    fn secure_if_direct(&self, key: &Key) -> Result<(), StorehostError> {
-        if self.mode == Mode::Direct {
-            self.workspace.secure(key)?;
+    ) -> Result<Saved, StorehostError> {
+        match &self.mirror {
+            Some(mirror) => {
+                self.workspace.write(&key, &content)?;
+                let content = String::from_utf8(content).expect("validated content is UTF-8");
+                mirror.record(&key, Op::Put { content }).await
+            }
+            None => {
+                let change = Change::Put {
+                    key: key.clone(),
+                    content,
+                    precondition: Precondition::Any,
+                };
+                let entry = self
+                    .plugin
+                    .apply(vec![change], message)
+                    .await?
+                    .pop()
+                    .flatten();
+                self.workspace.secure(&key)?;
+                Ok(Saved::Pushed(entry))
+            }
         }
-        Ok(())
     }
 }

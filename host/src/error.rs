@@ -18,6 +18,16 @@ pub enum StorehostError {
     Plugin(#[from] PluginError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    State(#[from] crate::mirror::state::StateError),
+    #[error(
+        "workspace {workspace} was synced with another remote (lineage {known}); this remote has lineage {remote}. Point storehost at the right remote, or move the workspace away to start fresh from this one"
+    )]
+    LineageMismatch {
+        workspace: String,
+        known: String,
+        remote: String,
+    },
     #[error("cannot read the example config {path}: {source}")]
     ExampleConfig {
         path: String,

@@ -19,4 +19,5 @@ pub mod selection;
 pub use api::{CustomPlugin, Mode, Storehost, StorehostOptions};
 pub use error::StorehostError;
 pub use mirror::bootstrap::BootstrapReport;
+pub use mirror::{MirrorOptions, Saved};
 pub use model::{Change, Document, Entry, Features, Info, Key, Kind, Precondition, Snapshot};

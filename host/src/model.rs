@@ -10,6 +10,9 @@ pub const CONFIG_ID: &str = storehost_sdk::CONFIG_ID;
 pub enum Kind {
     Config,
     Auth,
+    /// The host's own data in the backend (e.g. the lineage id); never
+    /// written to the workspace.
+    Meta,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,6 +35,13 @@ impl Key {
             id: id.into(),
         }
     }
+
+    pub fn meta(id: impl Into<String>) -> Self {
+        Key {
+            kind: Kind::Meta,
+            id: id.into(),
+        }
+    }
 }
 
 impl fmt::Display for Key {
@@ -39,6 +49,7 @@ impl fmt::Display for Key {
         match self.kind {
             Kind::Config => write!(f, "config/{}", self.id),
             Kind::Auth => write!(f, "auths/{}", self.id),
+            Kind::Meta => write!(f, "meta/{}", self.id),
         }
     }
 }
@@ -157,6 +168,7 @@ impl From<wit::Kind> for Kind {
         match kind {
             wit::Kind::Config => Kind::Config,
             wit::Kind::Auth => Kind::Auth,
+            wit::Kind::Meta => Kind::Meta,
         }
     }
 }
@@ -166,6 +178,7 @@ impl From<Kind> for wit::Kind {
         match kind {
             Kind::Config => wit::Kind::Config,
             Kind::Auth => wit::Kind::Auth,
+            Kind::Meta => wit::Kind::Meta,
         }
     }
 }

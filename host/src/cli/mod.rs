@@ -3,6 +3,7 @@
 
 mod inspect;
 mod serve;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Bootstrap the workspace and keep it in step with the backend until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
+    /// Show backend, workspace, lineage, last sync, outbox length and conflicts.
+    Status(status::StatusArgs),
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
@@ -41,6 +44,7 @@ pub fn run() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Status(args) => status::run(args),
         Command::Plugin {
             command: PluginCommand::Inspect { file },
         } => inspect::run(&file),

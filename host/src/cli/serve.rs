@@ -1,3 +1,4 @@
+use super::status::RunningMarker;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -5,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use storehost::capabilities::Grants;
 use storehost::runtime::Limits;
-use storehost::{CustomPlugin, Storehost, StorehostOptions};
+use storehost::{CustomPlugin, MirrorOptions, Storehost, StorehostOptions};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -37,6 +38,31 @@ pub struct ServeArgs {
         env = "STOREHOST_PLUGIN_DEADLINE_MS"
     )]
     plugin_deadline_ms: u64,
+    /// How often to ask the backend for changes made by other instances.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 5_000,
+        env = "STOREHOST_POLL_INTERVAL_MS"
+    )]
+    poll_interval_ms: u64,
+    /// Refuse remote deletion when more than this share of the auth files
+    /// disappears at once (a single file is always fine).
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = 0.25,
+        env = "STOREHOST_MAX_DELETE_SHARE"
+    )]
+    max_delete_share: f64,
+    /// How long shutdown may spend pushing queued changes.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 10_000,
+        env = "STOREHOST_SHUTDOWN_FLUSH_MS"
+    )]
+    shutdown_flush_ms: u64,
     /// Exit after bootstrap instead of serving (for scripts and timing).
     #[arg(long, hide = true)]
     once: bool,
@@ -73,6 +99,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             call_deadline: Duration::from_millis(args.plugin_deadline_ms),
         },
         workspace: args.workspace.clone(),
+        mirror: MirrorOptions {
+            poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
+            max_delete_share: args.max_delete_share.clamp(0.0, 1.0),
+            shutdown_flush: Duration::from_millis(args.shutdown_flush_ms),
+        },
     };
     let host = match &args.plugin {
         Some(path) => open_custom(path, &args, options).await?,
@@ -92,10 +123,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "storehost ready"
     );
     if args.once {
+        host.flush(Duration::from_millis(args.shutdown_flush_ms))
+            .await?;
         return Ok(());
     }
+    let _running = RunningMarker::write(host.workspace(), host.backend_name());
+    let sync = host.start_sync().await?;
     wait_for_shutdown().await?;
     tracing::info!("shutting down");
+    if let Some(sync) = sync {
+        let left = sync.shutdown().await;
+        tracing::info!(left, "outbox flushed");
+    }
     Ok(())
 }
 

@@ -17,6 +17,8 @@ pub enum WorkspaceError {
     InvalidAuth { id: String, reason: String },
     #[error("config is not valid YAML: {reason}")]
     InvalidConfig { reason: String },
+    #[error("{0} is backend metadata, never a workspace file")]
+    NotAWorkspaceDocument(String),
     #[error("{path} is outside the auth directory {auth_dir}")]
     OutsideAuthDir { path: String, auth_dir: String },
     #[error("cannot {action} {path}: {source}")]
@@ -75,6 +77,7 @@ impl Workspace {
                 check_id(&key.id)?;
                 Ok(self.auth_dir().join(&key.id))
             }
+            Kind::Meta => Err(WorkspaceError::NotAWorkspaceDocument(key.to_string())),
         }
     }
 
@@ -141,11 +144,39 @@ impl Workspace {
         Ok(())
     }
 
+    /// Writes `content` beside `key` as `<name>.conflict-<unix ms>` and
+    /// returns that path, relative to the workspace.
+    pub fn keep_conflict_copy(&self, key: &Key, content: &[u8]) -> Result<String, WorkspaceError> {
+        let path = self.path_of(key)?;
+        let name = path
+            .file_name()
+            .expect("documents have names")
+            .to_string_lossy();
+        let copy = path.with_file_name(format!(
+            "{name}{CONFLICT_MARK}{}",
+            crate::mirror::state::now_ms()
+        ));
+        fsutil::write_atomic(&copy, content).map_err(|source| io_error("write", &copy, source))?;
+        Ok(copy
+            .strip_prefix(&self.root)
+            .unwrap_or(&copy)
+            .display()
+            .to_string())
+    }
+
     /// Auth ids of every file under `auths/`, sorted; temp files skipped.
     pub fn auth_ids(&self) -> Result<Vec<String>, WorkspaceError> {
         let dir = self.auth_dir();
         collect_auth_ids(&dir).map_err(|source| io_error("list", &dir, source))
     }
+}
+
+const CONFLICT_MARK: &str = ".conflict-";
+
+/// Conflict copies stay local: they are never uploaded as documents.
+pub fn is_conflict_copy(id: &str) -> bool {
+    id.rsplit_once(CONFLICT_MARK)
+        .is_some_and(|(_, stamp)| !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn check_id(id: &str) -> Result<(), WorkspaceError> {

@@ -73,6 +73,20 @@ impl Plugin {
         })
     }
 
+    /// A second, independent instance of the same plugin (e.g. to block in
+    /// `wait-for-change` while the first serves other calls).
+    pub fn fork(&self) -> Plugin {
+        Plugin {
+            name: self.name.clone(),
+            runtime: self.runtime.clone(),
+            pre: self.pre.clone(),
+            grants: self.grants.clone(),
+            limits: self.limits,
+            settings: self.settings.clone(),
+            live: Mutex::new(None),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -32,6 +32,11 @@ impl Layout {
         self.root.join("auths")
     }
 
+    /// The host's metadata; beside the documents, never inside them.
+    fn meta_dir(&self) -> PathBuf {
+        self.root.join(".storehost").join("meta")
+    }
+
     pub fn create_dirs(&self) -> Result<(), Error> {
         for dir in [self.config_dir(), self.auth_dir()] {
             fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
@@ -53,12 +58,8 @@ impl Layout {
                 "config id must be `{CONFIG_ID}`, not {:?}",
                 key.id
             ))),
-            Kind::Auth => {
-                check_auth_id(&key.id).map_err(|problem| {
-                    Error::Invalid(format!("auth id {:?}: {problem}", key.id))
-                })?;
-                Ok(self.auth_dir().join(&key.id))
-            }
+            Kind::Auth => Ok(self.auth_dir().join(checked_id(&key.id)?)),
+            Kind::Meta => Ok(self.meta_dir().join(checked_id(&key.id)?)),
         }
     }
 
@@ -71,12 +72,10 @@ impl Layout {
                 id: CONFIG_ID.into(),
             });
         }
-        let auth_dir = self.auth_dir();
-        let ids = collect_auth_ids(&auth_dir).map_err(|e| io_error("list", &auth_dir, e))?;
-        keys.extend(ids.into_iter().map(|id| Key {
-            kind: Kind::Auth,
-            id,
-        }));
+        for (kind, dir) in [(Kind::Auth, self.auth_dir()), (Kind::Meta, self.meta_dir())] {
+            let ids = collect_auth_ids(&dir).map_err(|e| io_error("list", &dir, e))?;
+            keys.extend(ids.into_iter().map(|id| Key { kind, id }));
+        }
         Ok(keys)
     }
 
@@ -136,8 +135,11 @@ impl Layout {
 
     /// Removes directories a nested id left empty, up to `auths/`.
     fn prune_empty_dirs(&self, mut dir: &Path) {
-        let stop = self.auth_dir();
-        while dir != stop && dir.starts_with(&stop) {
+        let stops = [self.auth_dir(), self.meta_dir()];
+        let Some(stop) = stops.iter().find(|stop| dir.starts_with(stop)) else {
+            return;
+        };
+        while dir != stop.as_path() {
             if fs::remove_dir(dir).is_err() {
                 break;
             }
@@ -183,6 +185,11 @@ fn sync_dir(dir: &Path) {
     if let Ok(handle) = fs::File::open(dir) {
         let _ = handle.sync_all();
     }
+}
+
+fn checked_id(id: &str) -> Result<&str, Error> {
+    check_auth_id(id).map_err(|problem| Error::Invalid(format!("id {id:?}: {problem}")))?;
+    Ok(id)
 }
 
 fn is_absent(error: &io::Error) -> bool {

@@ -95,4 +95,5 @@ impl LocalStore {
     }
 }
 
+#[cfg(feature = "export")]
 storehost_sdk::export_backend!(LocalStore);

@@ -20,24 +20,24 @@ pub struct Memory {
 }
 
 fn slot(key: &Key) -> Result<(u8, String), Error> {
-    match key.kind {
-        Kind::Config if key.id == CONFIG_ID => Ok((0, key.id.clone())),
-        Kind::Config => Err(Error::Invalid(format!("config id must be {CONFIG_ID}"))),
-        Kind::Auth => {
-            check_auth_id(&key.id)
-                .map_err(|p| Error::Invalid(format!("auth id {:?}: {p}", key.id)))?;
-            Ok((1, key.id.clone()))
-        }
-    }
+    let rank = match key.kind {
+        Kind::Config if key.id == CONFIG_ID => return Ok((0, key.id.clone())),
+        Kind::Config => return Err(Error::Invalid(format!("config id must be {CONFIG_ID}"))),
+        Kind::Auth => 1,
+        Kind::Meta => 2,
+    };
+    check_auth_id(&key.id).map_err(|p| Error::Invalid(format!("id {:?}: {p}", key.id)))?;
+    Ok((rank, key.id.clone()))
 }
 
 fn key_of(slot: &(u8, String)) -> Key {
+    let kind = match slot.0 {
+        0 => Kind::Config,
+        1 => Kind::Auth,
+        _ => Kind::Meta,
+    };
     Key {
-        kind: if slot.0 == 0 {
-            Kind::Config
-        } else {
-            Kind::Auth
-        },
+        kind,
         id: slot.1.clone(),
     }
 }

@@ -21,3 +21,4 @@ pub use error::StorehostError;
 pub use mirror::bootstrap::BootstrapReport;
 pub use mirror::{MirrorOptions, Saved};
 pub use model::{Change, Document, Entry, Features, Info, Key, Kind, Precondition, Snapshot};
+pub use storehost_sdk::layout as sdk_layout;

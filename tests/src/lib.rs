@@ -59,3 +59,50 @@ pub fn memory_plugin() -> Plugin {
         Limits::default(),
     )
 }
+
+/// A mirrored host whose "remote" is the fault-injecting local backend on
+/// `remote_dir`; write `.fault` there (see [`set_fault`]) to break it.
+pub async fn fault_mirror(
+    remote_dir: &Path,
+    workspace: &Path,
+    options: storehost::StorehostOptions,
+) -> storehost::Storehost {
+    std::fs::create_dir_all(remote_dir).unwrap();
+    let plugin = storehost::CustomPlugin {
+        name: "fault".into(),
+        wasm: guests::FAULT.to_vec(),
+        settings: vec![("root".into(), GUEST_STORE_DIR.into())],
+        grants: Grants::minimal().with_directory(remote_dir),
+    };
+    storehost::Storehost::with_plugin(plugin, workspace, options)
+        .await
+        .expect("opening the fault mirror")
+}
+
+/// `unavailable`, `fail`, `delay:<ms>`, or `None` for healthy.
+pub fn set_fault(remote_dir: &Path, fault: Option<&str>) {
+    let control = remote_dir.join(".fault");
+    match fault {
+        Some(fault) => std::fs::write(control, fault).unwrap(),
+        None => {
+            let _ = std::fs::remove_file(control);
+        }
+    }
+}
+
+/// An auth file as the remote (a local-backend directory) holds it.
+pub fn remote_auth(remote_dir: &Path, id: &str) -> Option<String> {
+    std::fs::read_to_string(remote_dir.join("auths").join(id)).ok()
+}
+
+/// An auth file as the workspace holds it.
+pub fn local_auth(workspace: &Path, id: &str) -> Option<String> {
+    std::fs::read_to_string(workspace.join("auths").join(id)).ok()
+}
+
+/// Every file under `dir/auths`, as sorted ids.
+pub fn auth_files(dir: &Path) -> Vec<String> {
+    storehost_sdk_layout::collect_auth_ids(&dir.join("auths")).unwrap()
+}
+
+use storehost::sdk_layout as storehost_sdk_layout;

@@ -103,6 +103,10 @@ impl DeletionGuard {
         DeletionGuard { refused }
     }
 
+    pub fn refused(&self) -> bool {
+        self.refused
+    }
+
     /// True when a disappearance of `key` must not become a remote delete.
     pub fn blocks(&self, key: &Key) -> bool {
         // The config is never deleted remotely because its file vanished.
@@ -141,12 +145,27 @@ pub async fn queue_local_changes(mirror: &Mirror) -> Result<usize, StorehostErro
             changes.push((key.clone(), Op::Put { content }));
         }
     }
+    let mut restore = Vec::new();
     for key in inner.state.tracked_keys() {
         let present = local.documents.contains_key(&key) || local.invalid.contains(&key);
         let already_queued = matches!(queued.get(&key.to_string()), Some(Op::Remove));
-        if !present && !already_queued && !guard.blocks(&key) {
+        if present || already_queued {
+            continue;
+        }
+        if guard.blocks(&key) {
+            restore.push(key);
+        } else {
             changes.push((key, Op::Remove));
         }
+    }
+    // A refused mass disappearance is undone from the remote, so the proxy
+    // keeps working with its tokens.
+    for key in restore {
+        let remote = mirror.plugin.read_one(&key).await?;
+        mirror.adopt_remote(&mut inner, &key, remote.as_ref())?;
+    }
+    if guard.refused() {
+        inner.state.save(&mirror.workspace.state_dir())?;
     }
     let count = changes.len();
     for (key, op) in changes {

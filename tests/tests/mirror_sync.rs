@@ -1,0 +1,267 @@
+//! Write-through, the outbox under outage, two hosts on one remote, the
+//! deletion guard and the workspace watcher.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+use storehost::{MirrorOptions, Saved, Storehost, StorehostOptions};
+use storehost_tests::{auth_files, fault_mirror, local_auth, remote_auth, set_fault};
+
+fn quick() -> StorehostOptions {
+    StorehostOptions {
+        mirror: MirrorOptions {
+            poll_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let (remote, workspace) = (root.path().join("remote"), root.path().join("ws"));
+    (root, remote, workspace)
+}
+
+/// Polls `condition` for up to 10 s.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn writes_go_through_to_the_remote_at_once() {
+    let (_root, remote, ws) = dirs();
+    let host = fault_mirror(&remote, &ws, quick()).await;
+    host.bootstrap().await.unwrap();
+    let saved = host.save_auth("a.json", b"{\"v\":1}").await.unwrap();
+    assert!(matches!(saved, Saved::Pushed(Some(_))), "{saved:?}");
+    assert_eq!(remote_auth(&remote, "a.json").unwrap(), "{\"v\":1}");
+    assert_eq!(local_auth(&ws, "a.json").unwrap(), "{\"v\":1}");
+    host.delete_auth("a.json").await.unwrap();
+    assert!(remote_auth(&remote, "a.json").is_none() && local_auth(&ws, "a.json").is_none());
+}
+
+#[tokio::test]
+async fn an_outage_queues_500_writes_and_replays_them_all_in_order() {
+    let (_root, remote, ws) = dirs();
+    let host = fault_mirror(&remote, &ws, quick()).await;
+    host.bootstrap().await.unwrap();
+    set_fault(&remote, Some("unavailable"));
+    for i in 0..500 {
+        let id = format!("acct-{:03}.json", i % 250);
+        let content = format!("{{\"write\":{i}}}");
+        let saved = host.save_auth(&id, content.as_bytes()).await.unwrap();
+        assert_eq!(saved, Saved::Queued, "write {i}");
+        assert_eq!(
+            local_auth(&ws, &id).unwrap(),
+            content,
+            "the workspace has it at once"
+        );
+    }
+    assert_eq!(host.outbox_len().await, 500);
+    assert!(
+        auth_files(&remote).is_empty(),
+        "nothing reached the remote during the outage"
+    );
+
+    set_fault(&remote, None);
+    assert_eq!(host.flush(Duration::from_secs(60)).await.unwrap(), 0);
+    let ids = auth_files(&remote);
+    assert_eq!(ids.len(), 250, "none lost, none duplicated");
+    for i in 0..250 {
+        // Each id was written twice; the later write (i + 250) must win.
+        let id = format!("acct-{i:03}.json");
+        assert_eq!(
+            remote_auth(&remote, &id).unwrap(),
+            format!("{{\"write\":{}}}", i + 250),
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_replay_loop_retries_with_backoff_until_the_backend_returns() {
+    let (_root, remote, ws) = dirs();
+    let host = fault_mirror(&remote, &ws, quick()).await;
+    host.bootstrap().await.unwrap();
+    let sync = host.start_sync().await.unwrap().unwrap();
+    set_fault(&remote, Some("unavailable"));
+    assert_eq!(
+        host.save_auth("late.json", b"{}").await.unwrap(),
+        Saved::Queued
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(remote_auth(&remote, "late.json").is_none());
+    set_fault(&remote, None);
+    eventually("the queued write reaches the remote", || {
+        remote_auth(&remote, "late.json").is_some()
+    })
+    .await;
+    assert_eq!(sync.shutdown().await, 0);
+}
+
+#[tokio::test]
+async fn shutdown_flushes_the_outbox_within_its_bound() {
+    let (_root, remote, ws) = dirs();
+    let mut options = quick();
+    options.mirror.shutdown_flush = Duration::from_millis(500);
+    let host = fault_mirror(&remote, &ws, options).await;
+    host.bootstrap().await.unwrap();
+    let sync = host.start_sync().await.unwrap().unwrap();
+    set_fault(&remote, Some("unavailable"));
+    host.save_auth("kept.json", b"{}").await.unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        sync.shutdown().await,
+        1,
+        "still down: the change stays queued on disk"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    set_fault(&remote, None);
+    // The next start replays it.
+    let host = fault_mirror(&remote, &ws, quick()).await;
+    host.bootstrap().await.unwrap();
+    assert_eq!(remote_auth(&remote, "kept.json").unwrap(), "{}");
+}
+
+#[tokio::test]
+async fn two_hosts_on_one_remote_converge() {
+    let root = tempfile::tempdir().unwrap();
+    let remote = root.path().join("remote");
+    let (ws_a, ws_b) = (root.path().join("a"), root.path().join("b"));
+    let a = fault_mirror(&remote, &ws_a, quick()).await;
+    a.bootstrap().await.unwrap();
+    let b = fault_mirror(&remote, &ws_b, quick()).await;
+    b.bootstrap().await.unwrap();
+
+    let writes_a = async {
+        for i in 0..20 {
+            a.save_auth(&format!("a-{i}.json"), b"{\"by\":\"a\"}")
+                .await
+                .unwrap();
+        }
+    };
+    let writes_b = async {
+        for i in 0..20 {
+            b.save_auth(&format!("b-{i}.json"), b"{\"by\":\"b\"}")
+                .await
+                .unwrap();
+        }
+    };
+    tokio::join!(writes_a, writes_b);
+    a.pull_remote().await.unwrap();
+    b.pull_remote().await.unwrap();
+    assert_eq!(auth_files(&ws_a).len(), 40);
+    assert_eq!(auth_files(&ws_a), auth_files(&ws_b));
+    assert_eq!(auth_files(&ws_a), auth_files(&remote));
+
+    // The same id from both: the first to reach the remote wins; the other
+    // keeps its version as a conflict copy.
+    a.save_auth("shared.json", b"{\"by\":\"a\"}").await.unwrap();
+    b.save_auth("shared.json", b"{\"by\":\"b\"}").await.unwrap();
+    a.pull_remote().await.unwrap();
+    b.pull_remote().await.unwrap();
+    assert_eq!(local_auth(&ws_a, "shared.json").unwrap(), "{\"by\":\"a\"}");
+    assert_eq!(local_auth(&ws_b, "shared.json").unwrap(), "{\"by\":\"a\"}");
+    let copies: Vec<String> = auth_files(&ws_b)
+        .into_iter()
+        .filter(|id| id.starts_with("shared.json.conflict-"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{:?}", auth_files(&ws_b));
+    assert_eq!(local_auth(&ws_b, &copies[0]).unwrap(), "{\"by\":\"b\"}");
+}
+
+#[tokio::test]
+async fn removing_the_auth_folder_deletes_nothing_remotely() {
+    let (_root, remote, ws) = dirs();
+    let host = fault_mirror(&remote, &ws, quick()).await;
+    host.bootstrap().await.unwrap();
+    for i in 0..8 {
+        host.save_auth(&format!("{i}.json"), b"{}").await.unwrap();
+    }
+    std::fs::remove_dir_all(ws.join("auths")).unwrap();
+    host.sync_workspace().await.unwrap();
+    assert_eq!(
+        auth_files(&remote).len(),
+        8,
+        "a vanished folder is not a deletion"
+    );
+    assert_eq!(
+        auth_files(&ws).len(),
+        8,
+        "the workspace is restored from the remote"
+    );
+
+    for i in 0..5 {
+        std::fs::remove_file(ws.join(format!("auths/{i}.json"))).unwrap();
+    }
+    host.sync_workspace().await.unwrap();
+    assert_eq!(
+        auth_files(&remote).len(),
+        8,
+        "5 of 8 at once is over the share: refused"
+    );
+    assert_eq!(auth_files(&ws).len(), 8);
+
+    std::fs::remove_file(ws.join("auths/7.json")).unwrap();
+    host.sync_workspace().await.unwrap();
+    assert!(
+        remote_auth(&remote, "7.json").is_none(),
+        "a single deliberate removal propagates"
+    );
+    assert_eq!(auth_files(&remote).len(), 7);
+}
+
+fn write_as_another_process(path: &Path, content: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf '%s' \"$1\" > \"$2.part\" && mv \"$2.part\" \"$2\"")
+        .arg("sh")
+        .arg(content)
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn the_watcher_pushes_files_other_processes_write() {
+    let (_root, remote, ws) = dirs();
+    let host = fault_mirror(&remote, &ws, quick()).await;
+    host.bootstrap().await.unwrap();
+    let sync = host.start_sync().await.unwrap().unwrap();
+
+    write_as_another_process(&ws.join("auths/proxy.json"), "{\"from\":\"proxy\"}");
+    write_as_another_process(&ws.join("auths/team/nested/x.json"), "{\"nested\":true}");
+    write_as_another_process(&ws.join("auths/broken.json"), "{\"oops\"");
+    write_as_another_process(&ws.join("config/config.yaml"), "port: 9\n");
+    eventually("the proxy's files reach the remote", || {
+        remote_auth(&remote, "proxy.json").is_some()
+            && remote_auth(&remote, "team/nested/x.json").is_some()
+    })
+    .await;
+    eventually("the config reaches the remote", || {
+        std::fs::read_to_string(remote.join("config/config.yaml")).is_ok_and(|c| c == "port: 9\n")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        remote_auth(&remote, "broken.json").is_none(),
+        "invalid JSON is never pushed"
+    );
+
+    // And the other way: a change on the remote reaches the workspace.
+    std::fs::write(remote.join("auths/from-remote.json"), "{\"r\":1}").unwrap();
+    eventually("the change feed brings remote changes", || {
+        local_auth(&ws, "from-remote.json").is_some()
+    })
+    .await;
+    sync.shutdown().await;
+}

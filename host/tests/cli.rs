@@ -29,6 +29,16 @@ fn mode(path: &Path) -> u32 {
 /// Starts `serve`, waits for "storehost ready", sends `signal`, and returns
 /// the exit code and everything logged.
 fn serve_until_signal(cwd: &Path, args: &[&str], signal: &str) -> (i32, String) {
+    serve_until(cwd, args, signal, |_| {})
+}
+
+/// Like `serve_until_signal`, running `while_up` once serve is ready.
+fn serve_until(
+    cwd: &Path,
+    args: &[&str],
+    signal: &str,
+    while_up: impl FnOnce(&Path),
+) -> (i32, String) {
     let mut child = storehost(cwd)
         .arg("serve")
         .args(args)
@@ -56,6 +66,7 @@ fn serve_until_signal(cwd: &Path, args: &[&str], signal: &str) -> (i32, String) 
             break;
         }
     }
+    while_up(cwd);
     let killed = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
@@ -246,4 +257,89 @@ fn inspect_refuses_what_is_not_a_plugin_with_exit_code_2() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn serve_mirrors_an_explicit_plugin_and_status_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("local.wasm"), storehost::builtin::local()).unwrap();
+    let args = [
+        "--plugin",
+        "local.wasm",
+        "--plugin-dir",
+        "remote",
+        "--setting",
+        "root=/store",
+        "--workspace",
+        "ws",
+        "--poll-interval-ms",
+        "100",
+    ];
+    let (code, log) = serve_until(dir.path(), &args, "-TERM", |cwd| {
+        let status = storehost(cwd)
+            .args(["status", "--workspace", "ws"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(text.contains("running: yes"), "{text}");
+        std::fs::write(cwd.join("ws/auths/from-proxy.json"), "{\"p\":1}").unwrap();
+        let remote = cwd.join("remote/auths/from-proxy.json");
+        let started = std::time::Instant::now();
+        while !remote.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the watcher did not push the file"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    });
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("explicitly with --plugin"), "{log}");
+    let status = storehost(dir.path())
+        .args(["status", "--workspace", "ws"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    for line in [
+        "backend: local",
+        "running: no",
+        "outbox: 0",
+        "conflicts: 0",
+        "documents in step: 2",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(!text.contains("lineage: none"), "{text}");
+}
+
+#[test]
+fn status_of_a_local_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        storehost(dir.path())
+            .args(["serve", "--once"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = storehost(dir.path()).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(
+        text.contains("backend: local")
+            && text.contains("running: no")
+            && text.contains("outbox: 0"),
+        "{text}"
+    );
+    let output = storehost(dir.path())
+        .args(["status", "--workspace", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no workspace at"));
 }

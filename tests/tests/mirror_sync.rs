@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::time::{Duration, Instant};
-use storehost::{MirrorOptions, Saved, Storehost, StorehostOptions};
+use storehost::{MirrorOptions, Saved, StorehostOptions};
 use storehost_tests::{auth_files, fault_mirror, local_auth, remote_auth, set_fault};
 
 fn quick() -> StorehostOptions {

@@ -19,6 +19,9 @@ pub struct ServeArgs {
     /// A non-secret setting for --plugin, as NAME=VALUE (repeatable).
     #[arg(long = "setting", value_name = "NAME=VALUE", requires = "plugin", value_parser = parse_setting)]
     settings: Vec<(String, String)>,
+    /// Grant --plugin this one directory (seen inside as /store).
+    #[arg(long, value_name = "DIR", requires = "plugin")]
+    plugin_dir: Option<PathBuf>,
     /// Workspace directory (default: from the environment, see README).
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
@@ -92,6 +95,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Installed first, so a signal during start-up is a clean shutdown too.
+    let mut shutdown = ShutdownSignals::install()?;
     let options = StorehostOptions {
         example_config: args.example_config.clone(),
         limits: Limits {
@@ -129,7 +134,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let _running = RunningMarker::write(host.workspace(), host.backend_name());
     let sync = host.start_sync().await?;
-    wait_for_shutdown().await?;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     if let Some(sync) = sync {
         let left = sync.shutdown().await;
@@ -154,22 +159,41 @@ async fn open_custom(
         .clone()
         .unwrap_or_else(|| PathBuf::from("storehost-workspace"));
     tracing::info!(plugin = %path.display(), "backend chosen explicitly with --plugin; the environment's backend is ignored");
+    let grants = match &args.plugin_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            Grants::minimal().with_directory(dir)
+        }
+        None => Grants::minimal(),
+    };
     let plugin = CustomPlugin {
         name,
         wasm,
         settings: args.settings.clone(),
-        grants: Grants::minimal(),
+        grants,
     };
     Ok(Storehost::with_plugin(plugin, workspace, options).await?)
 }
 
-async fn wait_for_shutdown() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
-        _ = terminate.recv() => {}
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<ShutdownSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }

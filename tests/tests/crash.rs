@@ -1,0 +1,127 @@
+//! A writer killed with SIGKILL at random moments loses no acknowledged
+//! write: after every restart each one is in the workspace and the remote.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+use storehost::StorehostOptions;
+use storehost_tests::{local_auth, remote_auth, set_fault};
+
+const ROUNDS: usize = 20;
+
+/// Rounds whose writer acknowledged writes while the remote was down.
+static QUEUED_ROUNDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A kill delay between 5 and 200 ms, from the clock (no RNG needed).
+fn random_delay() -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    Duration::from_millis(5 + u64::from(nanos % 195))
+}
+
+/// Runs one writer until `ready` (its start replays what an earlier one
+/// left queued) and checks that everything acknowledged `before` is on both
+/// sides; then lets it write, during an outage of the remote when `outage`,
+/// kills it with SIGKILL and returns the ids it acknowledged.
+fn run_round(
+    remote: &Path,
+    workspace: &Path,
+    round: usize,
+    outage: bool,
+    before: &[String],
+) -> Vec<String> {
+    let prefix = format!("r{round:02}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crash-writer"))
+        .args([remote.as_os_str(), workspace.as_os_str(), prefix.as_ref()])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the writer started");
+    assert_eq!(first, "ready");
+    assert_all_present(remote, workspace, before, round);
+    if outage {
+        set_fault(remote, Some("unavailable"));
+    }
+    std::thread::sleep(random_delay());
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    set_fault(remote, None);
+    reader.join().unwrap();
+    let acks: Vec<String> = rx
+        .try_iter()
+        .filter_map(|line| line.strip_prefix("ack ").map(str::to_owned))
+        .collect();
+    if outage && acks.iter().any(|ack| ack.ends_with(" queued")) {
+        QUEUED_ROUNDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    acks.into_iter()
+        .map(|ack| ack.split(' ').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn assert_all_present(remote: &Path, workspace: &Path, acked: &[String], round: usize) {
+    for id in acked {
+        let content =
+            local_auth(workspace, id).unwrap_or_else(|| panic!("round {round}: {id} lost locally"));
+        let remote_content =
+            remote_auth(remote, id).unwrap_or_else(|| panic!("round {round}: {id} lost remotely"));
+        assert_eq!(content, remote_content, "round {round}: {id}");
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_at_random_moments() {
+    let root = tempfile::tempdir().unwrap();
+    let (remote, workspace) = (root.path().join("remote"), root.path().join("ws"));
+    let mut acked = Vec::new();
+    for round in 0..ROUNDS {
+        let new = run_round(&remote, &workspace, round, round % 2 == 1, &acked);
+        acked.extend(new);
+    }
+    assert!(
+        acked.len() > ROUNDS,
+        "the writer got to write: {} acks",
+        acked.len()
+    );
+    let queued_rounds = QUEUED_ROUNDS.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        queued_rounds >= 3,
+        "outage rounds must queue writes for replay (got {queued_rounds})"
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let host =
+            storehost_tests::fault_mirror(&remote, &workspace, StorehostOptions::default()).await;
+        host.bootstrap().await.unwrap();
+        assert_eq!(host.outbox_len().await, 0);
+    });
+    assert_all_present(&remote, &workspace, &acked, ROUNDS);
+    let conflicts: Vec<String> = storehost_tests::auth_files(&workspace)
+        .into_iter()
+        .filter(|id| id.contains(".conflict-"))
+        .collect();
+    assert!(
+        conflicts.is_empty(),
+        "a crash is not a conflict: {conflicts:?}"
+    );
+}

@@ -26,6 +26,16 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Kills the child if a test fails before it could stop it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `serve`, waits for "storehost ready", sends `signal`, and returns
 /// the exit code and everything logged.
 fn serve_until_signal(cwd: &Path, args: &[&str], signal: &str) -> (i32, String) {
@@ -39,13 +49,15 @@ fn serve_until(
     signal: &str,
     while_up: impl FnOnce(&Path),
 ) -> (i32, String) {
-    let mut child = storehost(cwd)
-        .arg("serve")
-        .args(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(
+        storehost(cwd)
+            .arg("serve")
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     let (lines_tx, lines_rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -68,11 +80,11 @@ fn serve_until(
     }
     while_up(cwd);
     let killed = Command::new("kill")
-        .args([signal, &child.id().to_string()])
+        .args([signal, &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     log.extend(lines_rx.try_iter().map(|line| line + "\n"));
     (status.code().unwrap_or(-1), log)
 }

@@ -12,6 +12,7 @@ use super::scan::{DeletionGuard, local_documents};
 use super::state::{content_hash, now_ms, path_key};
 use super::workspace::{Workspace, normalize_config};
 use crate::error::StorehostError;
+use crate::fsutil::Durability;
 use crate::model::{Change, Document, Key, Precondition};
 use crate::runtime::Plugin;
 use std::collections::{BTreeMap, BTreeSet};
@@ -135,6 +136,14 @@ pub async fn mirrored(
         report.config_seeded = true;
         report.uploaded += 1;
     }
+    // One sync for everything written above, before the state that
+    // describes it.
+    mirror.workspace.sync()?;
+    let state_dir = mirror.workspace.state_dir();
+    inner.outbox.sync().map_err(|source| StorehostError::Io {
+        path: state_dir.display().to_string(),
+        source,
+    })?;
     inner.state.cursor = (!snapshot.cursor.is_empty()).then_some(snapshot.cursor);
     inner.state.backend = plugin.name().to_string();
     inner.state.last_sync_ms = Some(now_ms());
@@ -249,14 +258,14 @@ fn adopt(
         Some(_) => report.pulled += 1,
         None => report.deleted_locally += 1,
     }
-    mirror.adopt_remote(inner, key, remote)
+    mirror.adopt_remote_with(inner, key, remote, Durability::Batched)
 }
 
 fn queue(mirror: &Mirror, inner: &mut Inner, key: &Key, op: Op) -> Result<(), StorehostError> {
     let dir = mirror.workspace.state_dir();
     inner
         .outbox
-        .push(key, op)
+        .push_with(key, op, Durability::Batched)
         .map_err(|source| StorehostError::Io {
             path: dir.display().to_string(),
             source,

@@ -6,9 +6,10 @@ use super::outbox::{Op, Outbox, Pending};
 use super::state::{SyncState, content_hash, now_ms, path_key};
 use super::workspace::Workspace;
 use crate::error::StorehostError;
+use crate::fsutil::Durability;
 use crate::model::{Change, Document, Entry, Key, Kind, Precondition, Snapshot};
 use crate::runtime::{BackendError, Plugin, PluginError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -143,26 +144,29 @@ impl Mirror {
         })
     }
 
-    /// Pushes queued changes in order until the outbox is empty or the
-    /// backend is unavailable.
+    /// Pushes queued changes in order, in batches, until the outbox is
+    /// empty or the backend is unavailable.
     pub async fn drain(&self) -> Result<Drained, StorehostError> {
         let mut inner = self.inner.lock().await;
         let mut drained = Drained::default();
-        let pending = inner
+        let mut pending: VecDeque<Pending> = inner
             .outbox
             .pending()
-            .map_err(io_err(&self.workspace.state_dir()))?;
-        let mut skip: BTreeSet<String> = BTreeSet::new();
-        for entry in pending {
-            if skip.contains(&entry.path) {
-                inner
-                    .outbox
-                    .remove(entry.seq)
-                    .map_err(io_err(&self.workspace.state_dir()))?;
-                continue;
-            }
-            match self.push_one(&mut inner, &entry).await {
-                Ok(()) => drained.applied += 1,
+            .map_err(io_err(&self.workspace.state_dir()))?
+            .into();
+        // After a batch is refused, its entries go one by one to find the
+        // culprit.
+        let mut singles_left = 0usize;
+        // Entries the backend took; removed only after the state that
+        // records them is saved, so a crash in between replays them
+        // harmlessly instead of leaving the state behind the remote.
+        let mut done = Vec::new();
+        while !pending.is_empty() {
+            let limit = if singles_left > 0 { 1 } else { MAX_BATCH };
+            let batch = take_batch(&mut pending, limit);
+            singles_left = singles_left.saturating_sub(batch.len());
+            match self.push_batch(&mut inner, &batch, &mut done).await {
+                Ok(applied) => drained.applied += applied,
                 Err(PushFailure::Unavailable(e)) => {
                     tracing::warn!(
                         "backend unavailable, {} change(s) kept in the outbox: {e}",
@@ -173,18 +177,30 @@ impl Mirror {
                 }
                 Err(PushFailure::Conflict(key)) => {
                     self.resolve_conflict(&mut inner, &key).await?;
-                    skip.insert(entry.path.clone());
+                    let path = path_key(&key);
+                    for entry in batch
+                        .iter()
+                        .chain(pending.iter())
+                        .filter(|e| e.path == path)
+                    {
+                        inner
+                            .outbox
+                            .remove(entry.seq)
+                            .map_err(io_err(&self.workspace.state_dir()))?;
+                    }
+                    pending.retain(|e| e.path != path);
+                    requeue_front(&mut pending, batch.into_iter().filter(|e| e.path != path));
+                }
+                Err(PushFailure::Refused(e)) if batch.len() == 1 => {
+                    tracing::error!(path = %batch[0].path, "the backend refused a change; it is dropped from the outbox: {e}");
                     inner
                         .outbox
-                        .remove(entry.seq)
+                        .remove(batch[0].seq)
                         .map_err(io_err(&self.workspace.state_dir()))?;
                 }
-                Err(PushFailure::Refused(e)) => {
-                    tracing::error!(path = %entry.path, "the backend refused a change; it is dropped from the outbox: {e}");
-                    inner
-                        .outbox
-                        .remove(entry.seq)
-                        .map_err(io_err(&self.workspace.state_dir()))?;
+                Err(PushFailure::Refused(_)) => {
+                    singles_left = batch.len();
+                    requeue_front(&mut pending, batch.into_iter());
                 }
             }
         }
@@ -193,63 +209,81 @@ impl Mirror {
             inner.state.last_sync_ms = Some(now_ms());
             inner.state.save(&self.workspace.state_dir())?;
         }
+        for seq in done {
+            inner
+                .outbox
+                .remove(seq)
+                .map_err(io_err(&self.workspace.state_dir()))?;
+        }
         Ok(drained)
     }
 
-    async fn push_one(&self, inner: &mut Inner, entry: &Pending) -> Result<(), PushFailure> {
-        let Some(key) = entry.key() else {
-            return Err(PushFailure::Refused(format!(
-                "unknown document path {}",
-                entry.path
-            )));
-        };
-        let precondition = match inner.state.seen(&key) {
-            Some(seen) => Precondition::Matches(seen.remote.clone()),
-            None => Precondition::Absent,
-        };
-        let change = match &entry.op {
-            Op::Put { content } => Change::Put {
-                key: key.clone(),
-                content: content.clone().into_bytes(),
-                precondition,
-            },
-            Op::Remove if inner.state.seen(&key).is_none() => {
+    /// Applies one batch (distinct keys) in one call and records the
+    /// outcome; returns how many entries it settled.
+    async fn push_batch(
+        &self,
+        inner: &mut Inner,
+        batch: &[Pending],
+        done: &mut Vec<u64>,
+    ) -> Result<usize, PushFailure> {
+        let mut changes = Vec::new();
+        let mut sent = Vec::new();
+        for entry in batch {
+            let Some(key) = entry.key() else {
+                return Err(PushFailure::Refused(format!(
+                    "unknown document path {}",
+                    entry.path
+                )));
+            };
+            let seen = inner.state.seen(&key).map(|seen| seen.remote.clone());
+            let precondition = seen
+                .clone()
+                .map_or(Precondition::Absent, Precondition::Matches);
+            match &entry.op {
+                Op::Put { content } => changes.push(Change::Put {
+                    key: key.clone(),
+                    content: content.clone().into_bytes(),
+                    precondition,
+                }),
                 // Never reached the backend: nothing to delete there.
-                inner
-                    .outbox
-                    .remove(entry.seq)
-                    .map_err(|e| PushFailure::Refused(e.to_string()))?;
-                return Ok(());
+                Op::Remove if seen.is_none() => {}
+                Op::Remove => changes.push(Change::Remove {
+                    key: key.clone(),
+                    precondition,
+                }),
             }
-            Op::Remove => Change::Remove {
-                key: key.clone(),
-                precondition,
-            },
-        };
-        let message = match &entry.op {
-            Op::Put { .. } => format!("Update {}", path_key(&key)),
-            Op::Remove => format!("Delete {}", path_key(&key)),
-        };
-        let outcome = self.plugin.apply(vec![change], &message).await;
-        match (outcome, &entry.op) {
-            (Ok(mut entries), Op::Put { content }) => {
-                let version = entries
-                    .pop()
-                    .flatten()
-                    .map(|e| e.version)
-                    .unwrap_or_default();
-                inner
-                    .state
-                    .mark(&key, content_hash(content.as_bytes()), version);
-            }
-            (Ok(_), Op::Remove) => inner.state.forget(&key),
-            (Err(e), _) => return Err(PushFailure::from_plugin(e, &key)),
+            sent.push((key, entry));
         }
-        inner
-            .outbox
-            .remove(entry.seq)
-            .map_err(|e| PushFailure::Refused(e.to_string()))?;
-        Ok(())
+        if !changes.is_empty() {
+            let message = batch_message(&sent);
+            let entries = self
+                .plugin
+                .apply(changes, &message)
+                .await
+                .map_err(PushFailure::from_plugin)?;
+            let mut entries = entries.into_iter();
+            for (key, entry) in &sent {
+                match &entry.op {
+                    Op::Put { content } => {
+                        let version = entries
+                            .next()
+                            .flatten()
+                            .map(|e| e.version)
+                            .unwrap_or_default();
+                        inner
+                            .state
+                            .mark(key, content_hash(content.as_bytes()), version);
+                    }
+                    Op::Remove if inner.state.seen(key).is_none() => {}
+                    Op::Remove => {
+                        entries.next();
+                        inner.state.forget(key);
+                    }
+                }
+            }
+        }
+        done.extend(sent.iter().map(|(_, entry)| entry.seq));
+        Ok(sent.len())
     }
 
     /// Remote wins: its content goes to the workspace and the local copy is
@@ -275,9 +309,22 @@ impl Mirror {
         key: &Key,
         remote: Option<&Document>,
     ) -> Result<(), StorehostError> {
+        self.adopt_remote_with(inner, key, remote, Durability::Now)
+    }
+
+    /// [`Mirror::adopt_remote`]; with `Batched`, durable after
+    /// [`Workspace::sync`].
+    pub(crate) fn adopt_remote_with(
+        &self,
+        inner: &mut Inner,
+        key: &Key,
+        remote: Option<&Document>,
+        durability: Durability,
+    ) -> Result<(), StorehostError> {
         match remote {
             Some(document) => {
-                self.workspace.write(key, &document.content)?;
+                self.workspace
+                    .write_with(key, &document.content, durability)?;
                 inner.state.mark(
                     key,
                     content_hash(&document.content),
@@ -408,6 +455,42 @@ impl Mirror {
     }
 }
 
+/// Most changes one `apply` carries.
+const MAX_BATCH: usize = 256;
+
+/// Consecutive entries with distinct keys, so each key's changes stay in
+/// order across batches.
+fn take_batch(pending: &mut VecDeque<Pending>, limit: usize) -> Vec<Pending> {
+    let mut batch: Vec<Pending> = Vec::new();
+    while batch.len() < limit {
+        let Some(next) = pending.front() else { break };
+        if batch.iter().any(|e| e.path == next.path) {
+            break;
+        }
+        batch.extend(pending.pop_front());
+    }
+    batch
+}
+
+fn requeue_front(
+    pending: &mut VecDeque<Pending>,
+    entries: impl DoubleEndedIterator<Item = Pending>,
+) {
+    for entry in entries.rev() {
+        pending.push_front(entry);
+    }
+}
+
+fn batch_message(sent: &[(Key, &Pending)]) -> String {
+    match sent {
+        [(key, entry)] => match entry.op {
+            Op::Put { .. } => format!("Update {}", path_key(key)),
+            Op::Remove => format!("Delete {}", path_key(key)),
+        },
+        _ => format!("Sync {} documents", sent.len()),
+    }
+}
+
 enum PushFailure {
     Unavailable(String),
     Conflict(Key),
@@ -415,9 +498,9 @@ enum PushFailure {
 }
 
 impl PushFailure {
-    fn from_plugin(error: PluginError, key: &Key) -> PushFailure {
+    fn from_plugin(error: PluginError) -> PushFailure {
         match error.backend() {
-            Some(BackendError::Conflict(_)) => PushFailure::Conflict(key.clone()),
+            Some(BackendError::Conflict(key)) => PushFailure::Conflict(key.clone()),
             _ if error.is_transient() => PushFailure::Unavailable(error.to_string()),
             _ => PushFailure::Refused(error.to_string()),
         }

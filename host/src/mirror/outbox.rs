@@ -2,7 +2,7 @@
 //! before it is acknowledged, and is removed only after the backend took
 //! it. Replayed in order after an outage or a crash.
 
-use crate::fsutil;
+use crate::fsutil::{self, Durability};
 use crate::mirror::state::{key_of_path, path_key};
 use crate::model::Key;
 use serde::{Deserialize, Serialize};
@@ -69,18 +69,25 @@ impl Outbox {
 
     /// Appends durably; returns the entry's sequence number.
     pub fn push(&mut self, key: &Key, op: Op) -> io::Result<u64> {
+        self.push_with(key, op, Durability::Now)
+    }
+
+    /// Appends; with `Batched` the entry is durable after [`Outbox::sync`].
+    pub fn push_with(&mut self, key: &Key, op: Op, durability: Durability) -> io::Result<u64> {
         let seq = self.next_seq;
         let entry = Pending {
             seq,
             path: path_key(key),
             op,
         };
-        fsutil::write_atomic(
-            &self.entry_path(seq),
-            &serde_json::to_vec(&entry).expect("entry serialises"),
-        )?;
+        let bytes = serde_json::to_vec(&entry).expect("entry serialises");
+        fsutil::write_atomic_with(&self.entry_path(seq), &bytes, durability)?;
         self.next_seq += 1;
         Ok(seq)
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        fsutil::sync_filesystem(&self.dir)
     }
 
     /// Every pending entry, oldest first. Unreadable entries are reported

@@ -2,7 +2,7 @@
 //! and content rules: ids that stay inside `auths/`, auths that are JSON
 //! objects, configs that are UTF-8 YAML.
 
-use crate::fsutil;
+use crate::fsutil::{self, Durability};
 use crate::model::{CONFIG_ID, Key, Kind};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -110,12 +110,28 @@ impl Workspace {
         }
     }
 
-    /// Writes atomically with mode 0600, creating private parent dirs.
+    /// Writes atomically and durably with mode 0600, creating private
+    /// parent dirs.
     pub fn write(&self, key: &Key, content: &[u8]) -> Result<(), WorkspaceError> {
+        self.write_with(key, content, Durability::Now)
+    }
+
+    pub fn write_with(
+        &self,
+        key: &Key,
+        content: &[u8],
+        durability: Durability,
+    ) -> Result<(), WorkspaceError> {
         let path = self.path_of(key)?;
         let dir = path.parent().expect("documents live in a directory");
         fsutil::create_private_dir(dir).map_err(|source| io_error("create", dir, source))?;
-        fsutil::write_atomic(&path, content).map_err(|source| io_error("write", &path, source))
+        fsutil::write_atomic_with(&path, content, durability)
+            .map_err(|source| io_error("write", &path, source))
+    }
+
+    /// Makes every batched write durable.
+    pub fn sync(&self) -> Result<(), WorkspaceError> {
+        fsutil::sync_filesystem(&self.root).map_err(|source| io_error("sync", &self.root, source))
     }
 
     pub fn remove(&self, key: &Key) -> Result<(), WorkspaceError> {

@@ -10,7 +10,7 @@ mod files;
 
 use files::{Layout, content_version};
 use storehost_sdk::{
-    Backend, Change, Document, Entry, Error, Features, Info, Key, Precondition, Settings,
+    Backend, Change, Document, Entry, Error, Features, Info, Key, Precondition, Settings, Snapshot,
 };
 
 pub struct LocalStore {
@@ -49,6 +49,20 @@ impl Backend for LocalStore {
             }
         }
         Ok(entries)
+    }
+
+    /// One pass over the files (the default would list, then read again).
+    fn pull(&self, _cursor: Option<String>) -> Result<Snapshot, Error> {
+        let mut documents = Vec::new();
+        for key in self.layout.keys()? {
+            documents.extend(self.layout.read(&key)?);
+        }
+        Ok(Snapshot {
+            documents,
+            removed: Vec::new(),
+            cursor: String::new(),
+            complete: true,
+        })
     }
 
     fn read(&self, keys: Vec<Key>) -> Result<Vec<Option<Document>>, Error> {

@@ -5,6 +5,7 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use storehost_sdk::layout::TEMP_PREFIX;
 
 pub const FILE_MODE: u32 = 0o600;
@@ -17,13 +18,6 @@ pub enum Durability {
     Batched,
 }
 
-/// [`write_atomic`] or [`write_atomic_unsynced`], as `durability` says.
-pub fn write_atomic_with(path: &Path, content: &[u8], durability: Durability) -> io::Result<()> {
-    match durability {
-        Durability::Now => write_atomic(path, content),
-        Durability::Batched => write_atomic_unsynced(path, content),
-    }
-}
 pub const DIR_MODE: u32 = 0o700;
 
 /// Creates `dir` and missing parents with mode 0700, and tightens `dir`
@@ -43,62 +37,52 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// Replaces `path` with `content` so that readers see the old or the new
 /// file, never a partial one, and the new one survives a crash.
 pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("path has no parent directory"))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("path has no file name"))?;
-    let temp = dir.join(format!(
-        "{TEMP_PREFIX}{}.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&temp)?;
-        file.write_all(content)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result?;
-    sync_dir(dir)
+    write_atomic_with(path, content, Durability::Now)
 }
 
 /// Like [`write_atomic`] without the fsyncs: readers still never see a
 /// partial file, and [`sync_filesystem`] makes a whole batch durable at once
 /// (10k fsyncs cost seconds; one sync of the filesystem does not).
 pub fn write_atomic_unsynced(path: &Path, content: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, content, Durability::Batched)
+}
+
+/// Temp file, optional fsync, rename, optional directory fsync.
+pub fn write_atomic_with(path: &Path, content: &[u8], durability: Durability) -> io::Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("path has no parent directory"))?;
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other("path has no file name"))?;
+    // Unique per write, so concurrent writers of one path never share a temp file.
+    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
     let temp = dir.join(format!(
-        "{TEMP_PREFIX}{}.{}",
+        "{TEMP_PREFIX}{}.{}.{unique}",
         name.to_string_lossy(),
         std::process::id()
     ));
-    let result = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(&temp)
-        .and_then(|mut file| file.write_all(content))
-        .and_then(|()| fs::rename(&temp, path));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&temp)?;
+        file.write_all(content)?;
+        if durability == Durability::Now {
+            file.sync_all()?;
+        }
+        fs::rename(&temp, path)
+    })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    result
+    result?;
+    match durability {
+        Durability::Now => sync_dir(dir),
+        Durability::Batched => Ok(()),
+    }
 }
 
 /// Flushes every write on the filesystem holding `path` to disk.

@@ -96,16 +96,7 @@ pub async fn mirrored(
     keys.retain(|key| !local.invalid.contains(key));
     // Changes still in the outbox (from before a crash or an outage) are
     // pushed with their own preconditions when it drains.
-    let queued: BTreeSet<String> = inner
-        .outbox
-        .pending()
-        .map_err(|source| StorehostError::Io {
-            path: mirror.workspace.state_dir().display().to_string(),
-            source,
-        })?
-        .into_iter()
-        .map(|p| p.path)
-        .collect();
+    let queued: BTreeSet<String> = inner.queued()?.into_iter().map(|p| p.path).collect();
     keys.retain(|key| !queued.contains(&path_key(key)));
 
     for key in keys {

@@ -66,6 +66,13 @@ pub(crate) struct Inner {
     pub outbox: Outbox,
 }
 
+impl Inner {
+    /// Pending outbox entries, oldest first.
+    pub fn queued(&self) -> Result<Vec<Pending>, StorehostError> {
+        self.outbox.pending().map_err(io_err(self.outbox.dir()))
+    }
+}
+
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StorehostError + '_ {
     move |source| StorehostError::Io {
         path: path.display().to_string(),
@@ -149,11 +156,7 @@ impl Mirror {
     pub async fn drain(&self) -> Result<Drained, StorehostError> {
         let mut inner = self.inner.lock().await;
         let mut drained = Drained::default();
-        let mut pending: VecDeque<Pending> = inner
-            .outbox
-            .pending()
-            .map_err(io_err(&self.workspace.state_dir()))?
-            .into();
+        let mut pending: VecDeque<Pending> = inner.queued()?.into();
         // After a batch is refused, its entries go one by one to find the
         // culprit.
         let mut singles_left = 0usize;
@@ -356,13 +359,7 @@ impl Mirror {
         inner: &mut Inner,
         snapshot: Snapshot,
     ) -> Result<usize, StorehostError> {
-        let queued: BTreeSet<String> = inner
-            .outbox
-            .pending()
-            .map_err(io_err(&self.workspace.state_dir()))?
-            .into_iter()
-            .map(|p| p.path)
-            .collect();
+        let queued: BTreeSet<String> = inner.queued()?.into_iter().map(|p| p.path).collect();
         let mut changed = 0;
         let mut present = BTreeSet::new();
         for document in snapshot

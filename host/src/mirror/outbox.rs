@@ -63,6 +63,10 @@ impl Outbox {
         Ok(seqs)
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn entry_path(&self, seq: u64) -> PathBuf {
         self.dir.join(format!("{seq:020}.json"))
     }

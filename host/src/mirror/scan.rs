@@ -120,12 +120,7 @@ pub async fn queue_local_changes(mirror: &Mirror) -> Result<usize, StorehostErro
     let local = local_documents(&mirror.workspace)?;
     let mut inner = mirror.inner.lock().await;
     let queued: BTreeMap<String, Op> = inner
-        .outbox
-        .pending()
-        .map_err(|source| StorehostError::Io {
-            path: mirror.workspace.state_dir().display().to_string(),
-            source,
-        })?
+        .queued()?
         .into_iter()
         .map(|p| (p.path, p.op))
         .collect();

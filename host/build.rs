@@ -7,7 +7,10 @@ mod guests;
 use std::path::PathBuf;
 
 /// (package, constant name) of every built-in plugin.
-const BUILTINS: &[(&str, &str)] = &[("storehost-plugin-local", "LOCAL")];
+const BUILTINS: &[(&str, &str)] = &[
+    ("storehost-plugin-local", "LOCAL"),
+    ("storehost-plugin-postgres", "POSTGRES"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());

@@ -20,7 +20,7 @@
 //! ```
 
 use crate::builtin;
-use crate::capabilities::Grants;
+use crate::capabilities::{Capability, Grants};
 use crate::error::StorehostError;
 use crate::mirror::bootstrap::{self, BootstrapReport};
 use crate::mirror::outbox::Op;
@@ -93,10 +93,18 @@ impl Storehost {
         let workspace = Workspace::new(options.workspace.clone().unwrap_or(selection.workspace));
         let kind = selection.backend.kind();
         let wasm = builtin::component(kind).ok_or(StorehostError::PluginUnavailable(kind))?;
-        let (grants, settings) = match &selection.backend {
+        let (grants, settings, mode) = match &selection.backend {
             BackendChoice::Local => (
                 Grants::minimal().with_directory(workspace.root()),
                 vec![("root".to_string(), GUEST_STORE_DIR.to_string())],
+                Mode::Direct,
+            ),
+            BackendChoice::Postgres(pg) => (
+                Grants::minimal()
+                    .with_capability(Capability::Sql)
+                    .with_secret("dsn", pg.dsn.clone()),
+                vec![("schema".to_string(), pg.schema.clone())],
+                Mode::Mirrored,
             ),
             _ => return Err(StorehostError::PluginUnavailable(kind)),
         };
@@ -106,7 +114,7 @@ impl Storehost {
             limits: options.limits,
             settings,
         };
-        Storehost::open(spec, wasm, workspace, Mode::Direct, options).await
+        Storehost::open(spec, wasm, workspace, mode, options).await
     }
 
     /// Opens an explicitly chosen plugin, mirrored into `workspace`.

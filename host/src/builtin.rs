@@ -10,7 +10,8 @@ use crate::selection::BackendKind;
 pub fn component(kind: BackendKind) -> Option<&'static [u8]> {
     match kind {
         BackendKind::Local => Some(components::LOCAL),
-        BackendKind::Postgres | BackendKind::Object | BackendKind::Git => None,
+        BackendKind::Postgres => Some(components::POSTGRES),
+        BackendKind::Object | BackendKind::Git => None,
     }
 }
 

@@ -176,7 +176,37 @@ fn a_missing_required_variable_is_one_clear_error_before_anything_is_created() {
 }
 
 #[test]
-fn a_backend_without_its_plugin_yet_is_a_clear_error_without_the_password() {
+fn a_backend_without_its_plugin_yet_is_a_clear_error_without_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = storehost(dir.path())
+        .args(["serve", "--once"])
+        .env("OBJECTSTORE_ENDPOINT", "http://127.0.0.1:1")
+        .env("OBJECTSTORE_BUCKET", "tokens")
+        .env("OBJECTSTORE_ACCESS_KEY", "AK")
+        .env("OBJECTSTORE_SECRET_KEY", "sk-canary-991")
+        .env("GITSTORE_GIT_URL", "https://example.invalid/r.git")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the object backend plugin is not built into this version"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ignored by priority: git (GITSTORE_GIT_URL)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sk-canary-991"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing may be created"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let output = storehost(dir.path())
         .args(["serve", "--once"])
@@ -184,25 +214,12 @@ fn a_backend_without_its_plugin_yet_is_a_clear_error_without_the_password() {
             "PGSTORE_DSN",
             "postgresql://app:pw-canary-991@127.0.0.1:1/db",
         )
-        .env("GITSTORE_GIT_URL", "https://example.invalid/r.git")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("the postgres backend plugin is not built into this version"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("ignored by priority: git (GITSTORE_GIT_URL)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("database unreachable"), "{stderr}");
     assert!(!stderr.contains("pw-canary-991"), "{stderr}");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "nothing may be created"
-    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod logs;
+pub mod postgres;
 
 /// Test guest components built by build.rs from `tests/guests/*`.
 pub mod guests {

@@ -116,6 +116,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let report = host.bootstrap().await.context("bootstrap failed")?;
     let info = host.info().await?;
+    // Written before "ready" is logged, so whoever waits for that line sees it.
+    let _running =
+        (!args.once).then(|| RunningMarker::write(host.workspace(), host.backend_name()));
     tracing::info!(
         plugin = %info.name,
         version = %info.version,
@@ -132,7 +135,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await?;
         return Ok(());
     }
-    let _running = RunningMarker::write(host.workspace(), host.backend_name());
     let sync = host.start_sync().await?;
     shutdown.wait().await;
     tracing::info!("shutting down");

@@ -10,7 +10,7 @@ use super::engine::{Inner, Mirror};
 use super::outbox::Op;
 use super::scan::{DeletionGuard, local_documents};
 use super::state::{content_hash, now_ms, path_key};
-use super::workspace::{Workspace, normalize_config};
+use super::workspace::{Workspace, normalize_config, same_document};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::{Change, Document, Key, Precondition};
@@ -207,7 +207,7 @@ fn reconcile(
         return Ok(());
     }
     if let (Some(local), Some(remote)) = (local, remote)
-        && *local == remote.content
+        && same_document(key, local, &remote.content)
     {
         inner
             .state

@@ -4,7 +4,7 @@
 
 use super::outbox::{Op, Outbox, Pending};
 use super::state::{SyncState, content_hash, now_ms, path_key};
-use super::workspace::Workspace;
+use super::workspace::{Workspace, same_document};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::{Change, Document, Entry, Key, Kind, Precondition, Snapshot};
@@ -295,7 +295,9 @@ impl Mirror {
         let remote = self.plugin.read_one(key).await?;
         let local = self.workspace.read(key)?;
         if let Some(local) = &local
-            && remote.as_ref().is_none_or(|r| r.content != *local)
+            && remote
+                .as_ref()
+                .is_none_or(|r| !same_document(key, &r.content, local))
         {
             let copy = self.workspace.keep_conflict_copy(key, local)?;
             tracing::warn!(%key, kept = %copy, "conflict: the backend changed too; remote wins, local copy kept");
@@ -420,7 +422,11 @@ impl Mirror {
         let local_hash = local.as_deref().map(content_hash);
         let seen_local = inner.state.seen(key).map(|s| s.local.clone());
         let unchanged_locally = local_hash == seen_local;
-        let same_content = local.as_deref() == remote.map(|d| d.content.as_slice());
+        let same_content = match (local.as_deref(), remote) {
+            (Some(local), Some(remote)) => same_document(key, local, &remote.content),
+            (None, None) => true,
+            _ => false,
+        };
         if !unchanged_locally
             && !same_content
             && let Some(local) = &local

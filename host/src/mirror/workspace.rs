@@ -210,6 +210,19 @@ fn io_error(action: &'static str, path: &Path, source: io::Error) -> WorkspaceEr
     }
 }
 
+/// Equal content: the same bytes, or for auths the same JSON (a backend
+/// such as PostgreSQL's JSONB may store it in its own canonical form).
+pub fn same_document(key: &Key, a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    key.kind == Kind::Auth
+        && matches!(
+            (serde_json::from_slice::<serde_json::Value>(a), serde_json::from_slice::<serde_json::Value>(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
 /// An auth document must be a JSON object.
 pub fn validate_auth(id: &str, content: &[u8]) -> Result<(), WorkspaceError> {
     let invalid = |reason: String| WorkspaceError::InvalidAuth {

@@ -1,4 +1,4 @@
-use super::{Case, CaseFuture, check, err, expect_backend_error, put, remove};
+use super::{Case, CaseFuture, check, err, expect_backend_error, put, remove, same};
 use storehost::runtime::{BackendError, Plugin};
 use storehost::{Change, Key, Precondition};
 
@@ -34,7 +34,7 @@ fn absent_precondition(plugin: &Plugin) -> CaseFuture<'_> {
             *e == BackendError::Conflict(key.clone())
         })?;
         let document = plugin.read_one(&key).await.map_err(err)?.ok_or("missing")?;
-        check(document.content == b"{}", || {
+        check(same(&key, &document.content, b"{}"), || {
             "the conflicting put changed the document".into()
         })
     })
@@ -77,7 +77,7 @@ fn matches_precondition(plugin: &Plugin) -> CaseFuture<'_> {
             matches!(e, BackendError::Conflict(_))
         })?;
         let document = plugin.read_one(&key).await.map_err(err)?.ok_or("missing")?;
-        check(document.content == b"{\"v\":2}", || {
+        check(same(&key, &document.content, b"{\"v\":2}"), || {
             "a stale write got through".into()
         })
     })

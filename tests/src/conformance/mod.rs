@@ -141,6 +141,12 @@ fn expect_backend_error<T: std::fmt::Debug>(
     }
 }
 
+/// Auth content is JSON and may come back in the backend's canonical form
+/// (PostgreSQL JSONB); everything else must round-trip byte for byte.
+fn same(key: &Key, a: &[u8], b: &[u8]) -> bool {
+    storehost::mirror::workspace::same_document(key, a, b)
+}
+
 fn err(e: PluginError) -> String {
     e.to_string()
 }

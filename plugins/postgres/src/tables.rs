@@ -1,0 +1,293 @@
+//! SQL for the three tables: statements, row decoding, and one change of a
+//! batch as a compare-and-swap.
+
+use storehost_sdk::capabilities::sql::{self, Value};
+use storehost_sdk::ids::check_auth_id;
+use storehost_sdk::{
+    CONFIG_ID, Change, Document, Entry, Error, HostError, Key, Kind, Precondition,
+};
+
+/// The config's row id in `config_store` (what existing deployments use).
+const CONFIG_ROW: &str = "config";
+
+pub fn host_error(error: HostError) -> Error {
+    match error {
+        HostError::Denied(m) => Error::Denied(m),
+        HostError::Unavailable(m) => Error::Unavailable(m),
+        HostError::Conflict(m) => Error::Internal(format!("unexpected conflict: {m}")),
+        HostError::Rejected(m) | HostError::Internal(m) => Error::Internal(m),
+        HostError::NotFound(m) => Error::Internal(format!("not found: {m}")),
+        HostError::Invalid(m) => Error::Invalid(m),
+    }
+}
+
+pub struct Tables {
+    schema: String,
+    quoted: String,
+}
+
+/// Where a key lives: table, row id, and how its content is stored.
+struct Place {
+    table: &'static str,
+    id: String,
+    json: bool,
+}
+
+impl Tables {
+    pub fn new(schema: &str) -> Tables {
+        Tables {
+            schema: schema.to_string(),
+            quoted: format!("\"{}\"", schema.replace('"', "\"\"")),
+        }
+    }
+
+    fn table(&self, name: &str) -> String {
+        format!("{}.{name}", self.quoted)
+    }
+
+    pub fn schema_statements(&self) -> Vec<String> {
+        let columns = |content: &str| {
+            format!(
+                "(id TEXT PRIMARY KEY, content {content} NOT NULL, \
+                 created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW())"
+            )
+        };
+        vec![
+            format!("CREATE SCHEMA IF NOT EXISTS {}", self.quoted),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} {}",
+                self.table("config_store"),
+                columns("TEXT")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} {}",
+                self.table("auth_store"),
+                columns("JSONB")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} {}",
+                self.table("storehost_meta"),
+                columns("TEXT")
+            ),
+        ]
+    }
+
+    /// Every document: kind, id, version, size, modified ms (and content).
+    pub fn select_all(&self, with_content: bool) -> String {
+        let part = |kind: &str, table: &str, filter: &str| {
+            let content = if with_content {
+                "content::text"
+            } else {
+                "NULL::text"
+            };
+            format!(
+                "SELECT '{kind}'::text, id, md5(content::text), octet_length(content::text)::int8, \
+                 (extract(epoch FROM updated_at) * 1000)::int8, {content} FROM {} {filter}",
+                self.table(table)
+            )
+        };
+        [
+            part(
+                "config",
+                "config_store",
+                &format!("WHERE id = '{CONFIG_ROW}'"),
+            ),
+            part("auth", "auth_store", ""),
+            part("meta", "storehost_meta", ""),
+        ]
+        .join(" UNION ALL ")
+    }
+
+    pub fn select_one(&self, key: &Key) -> Result<(String, String), Error> {
+        let place = place(key)?;
+        let statement = format!(
+            "SELECT '{}'::text, id, md5(content::text), octet_length(content::text)::int8, \
+             (extract(epoch FROM updated_at) * 1000)::int8, content::text FROM {} WHERE id = $1",
+            kind_name(key.kind),
+            self.table(place.table)
+        );
+        Ok((statement, place.id))
+    }
+
+    pub fn channel(&self) -> String {
+        format!("storehost_{}", self.schema)
+    }
+
+    /// Tells listening instances that something changed (sent at commit).
+    pub fn notify_statement(&self) -> String {
+        format!(
+            "SELECT pg_notify('{}', '')",
+            self.channel().replace('\'', "''")
+        )
+    }
+
+    /// One change inside the batch transaction; a failed precondition is a
+    /// conflict and the caller drops (rolls back) the transaction.
+    pub fn apply_one(
+        &self,
+        tx: &sql::Transaction,
+        change: &Change,
+    ) -> Result<Option<Entry>, Error> {
+        let (key, precondition) = match change {
+            Change::Put(put) => (&put.key, &put.precondition),
+            Change::Remove(remove) => (&remove.key, &remove.precondition),
+        };
+        let place = place(key)?;
+        let table = self.table(place.table);
+        let id = Value::Text(place.id.clone());
+        let returning = "RETURNING md5(content::text), octet_length(content::text)::int8, \
+                         (extract(epoch FROM updated_at) * 1000)::int8";
+        let conflict = || Error::Conflict(key.clone());
+        match change {
+            Change::Put(put) => {
+                let content = content_value(&place, &put.content)?;
+                let cast = if place.json { "::jsonb" } else { "" };
+                let (statement, params) = match precondition {
+                    Precondition::Any => (
+                        format!(
+                            "INSERT INTO {table} (id, content, created_at, updated_at) VALUES ($1, $2{cast}, NOW(), NOW()) \
+                             ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW() {returning}"
+                        ),
+                        vec![id, content],
+                    ),
+                    Precondition::Absent => (
+                        format!(
+                            "INSERT INTO {table} (id, content, created_at, updated_at) VALUES ($1, $2{cast}, NOW(), NOW()) \
+                             ON CONFLICT (id) DO NOTHING {returning}"
+                        ),
+                        vec![id, content],
+                    ),
+                    Precondition::Matches(version) => (
+                        format!(
+                            "UPDATE {table} SET content = $2{cast}, updated_at = NOW() \
+                             WHERE id = $1 AND md5(content::text) = $3 {returning}"
+                        ),
+                        vec![id, content, Value::Text(version.clone())],
+                    ),
+                };
+                let rows = tx.query(&statement, &params).map_err(host_error)?;
+                let row = rows.rows.first().ok_or_else(conflict)?;
+                let (version, size, modified_ms) =
+                    (text(&row[0])?, int(&row[1])?, int(&row[2]).ok());
+                Ok(Some(Entry {
+                    key: key.clone(),
+                    version,
+                    size: size as u64,
+                    modified_ms,
+                }))
+            }
+            Change::Remove(_) => {
+                let (statement, params) = match precondition {
+                    Precondition::Any => (format!("DELETE FROM {table} WHERE id = $1"), vec![id]),
+                    Precondition::Absent => {
+                        (format!("SELECT 1 FROM {table} WHERE id = $1"), vec![id])
+                    }
+                    Precondition::Matches(version) => (
+                        format!("DELETE FROM {table} WHERE id = $1 AND md5(content::text) = $2"),
+                        vec![id, Value::Text(version.clone())],
+                    ),
+                };
+                let affected = tx.execute(&statement, &params).map_err(host_error)?;
+                let holds = match precondition {
+                    Precondition::Any => true,
+                    Precondition::Absent => affected == 0,
+                    Precondition::Matches(_) => affected == 1,
+                };
+                if holds { Ok(None) } else { Err(conflict()) }
+            }
+        }
+    }
+}
+
+fn place(key: &Key) -> Result<Place, Error> {
+    let checked = |id: &str| {
+        check_auth_id(id).map_err(|problem| Error::Invalid(format!("id {id:?}: {problem}")))?;
+        Ok::<_, Error>(id.to_string())
+    };
+    match key.kind {
+        Kind::Config if key.id == CONFIG_ID => Ok(Place {
+            table: "config_store",
+            id: CONFIG_ROW.into(),
+            json: false,
+        }),
+        Kind::Config => Err(Error::Invalid(format!("config id must be `{CONFIG_ID}`"))),
+        Kind::Auth => Ok(Place {
+            table: "auth_store",
+            id: checked(&key.id)?,
+            json: true,
+        }),
+        Kind::Meta => Ok(Place {
+            table: "storehost_meta",
+            id: checked(&key.id)?,
+            json: false,
+        }),
+    }
+}
+
+fn content_value(place: &Place, content: &[u8]) -> Result<Value, Error> {
+    let text = String::from_utf8(content.to_vec())
+        .map_err(|_| Error::Invalid("content is not UTF-8".into()))?;
+    if text.contains('\0') {
+        return Err(Error::Invalid("PostgreSQL text cannot hold NUL".into()));
+    }
+    Ok(if place.json {
+        Value::Json(text)
+    } else {
+        Value::Text(text)
+    })
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Config => "config",
+        Kind::Auth => "auth",
+        Kind::Meta => "meta",
+    }
+}
+
+fn text(value: &Value) -> Result<String, Error> {
+    match value {
+        Value::Text(text) => Ok(text.clone()),
+        other => Err(Error::Internal(format!("expected text, got {other:?}"))),
+    }
+}
+
+fn int(value: &Value) -> Result<i64, Error> {
+    match value {
+        Value::Int(n) => Ok(*n),
+        other => Err(Error::Internal(format!(
+            "expected an integer, got {other:?}"
+        ))),
+    }
+}
+
+/// Decodes `kind, id, version, size, modified ms, content` into a document.
+pub fn row_document(row: &[Value]) -> Result<Document, Error> {
+    let [kind, id, version, size, modified, content] = row else {
+        return Err(Error::Internal(format!(
+            "unexpected row shape: {} columns",
+            row.len()
+        )));
+    };
+    let kind = match text(kind)?.as_str() {
+        "config" => Kind::Config,
+        "auth" => Kind::Auth,
+        _ => Kind::Meta,
+    };
+    let id = if kind == Kind::Config {
+        CONFIG_ID.to_string()
+    } else {
+        text(id)?
+    };
+    let content = match content {
+        Value::Text(text) => text.clone().into_bytes(),
+        _ => Vec::new(),
+    };
+    let entry = Entry {
+        key: Key { kind, id },
+        version: text(version)?,
+        size: int(size)? as u64,
+        modified_ms: int(modified).ok(),
+    };
+    Ok(Document { entry, content })
+}

@@ -1,0 +1,187 @@
+//! A real PostgreSQL server for tests: `initdb` in a temp dir, started on a
+//! free loopback port with password authentication, stopped on drop.
+//! Needs Debian's `postgresql` package (`bash .ci/install.sh` installs it).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct PostgresServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    password: String,
+}
+
+/// The server binaries of the newest installed major version.
+fn find_bin() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+        .collect();
+    candidates.sort();
+    candidates.pop().unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql: \
+             install them with `apt-get install postgresql` (or run `bash .ci/install.sh`)"
+        )
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    current_uid() == 0
+}
+
+fn current_uid() -> u32 {
+    // `id -u` keeps this crate free of a libc dependency.
+    let output = Command::new("id").arg("-u").output().expect("running id");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+impl PostgresServer {
+    pub fn start() -> PostgresServer {
+        let bin = find_bin();
+        let dir = tempfile::tempdir().unwrap();
+        let password = format!("pw-{}", free_port());
+        std::fs::write(dir.path().join("pwfile"), &password).unwrap();
+        if is_root() {
+            // initdb refuses root: the cluster belongs to the postgres user.
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown to postgres failed");
+        }
+        let server = PostgresServer {
+            dir,
+            bin,
+            port: free_port(),
+            password,
+        };
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &server.data(),
+                "-U",
+                "storehost",
+                "--auth=scram-sha-256",
+                "--pwfile",
+                &server.path("pwfile"),
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        server.start_server();
+        server
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn data(&self) -> String {
+        self.path("data")
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let output = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&program).args(args).output()
+        }
+        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+        assert!(
+            output.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn start_server(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &self.path("server.log"),
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server (simulating an outage); `resume` starts it again.
+    pub fn stop(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    pub fn resume(&self) {
+        self.start_server();
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// A DSN for the superuser on the `postgres` database.
+    pub fn dsn(&self) -> String {
+        format!(
+            "postgresql://storehost:{}@127.0.0.1:{}/postgres",
+            self.password, self.port
+        )
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let program = self.bin.join("pg_ctl");
+        let args = ["-D", &self.data(), "-m", "immediate", "stop"];
+        let _ = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&program).args(args).output()
+        };
+    }
+}

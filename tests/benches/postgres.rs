@@ -1,0 +1,157 @@
+//! Prints PostgreSQL costs against a real server: save latency through the
+//! plugin vs the same upsert done directly with sqlx, bootstrap of 10k auth
+//! rows, and NOTIFY-to-workspace latency.
+//! Run with `cargo bench -p storehost-tests --bench postgres`.
+
+use std::time::{Duration, Instant};
+use storehost::capabilities::secrets::SecretValue;
+use storehost::selection::{BackendChoice, PostgresSettings, Selection};
+use storehost::{MirrorOptions, Storehost, StorehostOptions};
+use storehost_tests::postgres::PostgresServer;
+
+fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    println!(
+        "{label:<44} n={:<5} p50={:>9.2?} p99={:>9.2?}",
+        samples.len(),
+        pick(0.5),
+        pick(0.99)
+    );
+    pick(0.5)
+}
+
+async fn host(server: &PostgresServer, workspace: &std::path::Path, poll: Duration) -> Storehost {
+    let selection = Selection {
+        backend: BackendChoice::Postgres(PostgresSettings {
+            dsn: SecretValue::new(server.dsn()),
+            schema: "public".into(),
+        }),
+        workspace: workspace.to_path_buf(),
+        ignored: Vec::new(),
+    };
+    let options = StorehostOptions {
+        mirror: MirrorOptions {
+            poll_interval: poll,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Storehost::from_selection(selection, options).await.unwrap()
+}
+
+async fn save_latency(server: &PostgresServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(server, dir.path(), Duration::from_secs(60)).await;
+    host.bootstrap().await.unwrap();
+    let mut through_plugin = Vec::new();
+    for i in 0..500 {
+        let started = Instant::now();
+        host.plugin()
+            .apply(
+                vec![storehost::Change::Put {
+                    key: storehost::Key::auth(format!("p{}.json", i % 50)),
+                    content: format!("{{\"n\":{i}}}").into_bytes(),
+                    precondition: storehost::Precondition::Any,
+                }],
+                "bench",
+            )
+            .await
+            .unwrap();
+        through_plugin.push(started.elapsed());
+    }
+    let pool = sqlx::PgPool::connect(&server.dsn()).await.unwrap();
+    let mut direct = Vec::new();
+    for i in 0..500 {
+        let started = Instant::now();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query(
+            "INSERT INTO auth_store (id, content, created_at, updated_at) VALUES ($1, $2::jsonb, NOW(), NOW()) \
+             ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW() RETURNING md5(content::text)",
+        )
+        .bind(format!("d{}.json", i % 50))
+        .bind(format!("{{\"n\":{i}}}"))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        direct.push(started.elapsed());
+    }
+    let plugin_p50 = percentiles("save via plugin (apply, one tx + notify)", through_plugin);
+    let direct_p50 = percentiles("same upsert directly with sqlx (one tx)", direct);
+    println!(
+        "ratio plugin/direct at p50: {:.2}",
+        plugin_p50.as_secs_f64() / direct_p50.as_secs_f64()
+    );
+    let mut write_through = Vec::new();
+    for i in 0..300 {
+        let started = Instant::now();
+        host.save_auth(
+            &format!("w{}.json", i % 50),
+            format!("{{\"n\":{i}}}").as_bytes(),
+        )
+        .await
+        .unwrap();
+        write_through.push(started.elapsed());
+    }
+    percentiles(
+        "save_auth write-through (workspace+outbox+pg)",
+        write_through,
+    );
+}
+
+async fn bootstrap_rows(server: &PostgresServer) {
+    let pool = sqlx::PgPool::connect(&server.dsn()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO auth_store (id, content) SELECT 'bulk-' || g || '.json', \
+         jsonb_build_object('type', 'claude', 'email', 'u' || g || '@example.com', 'refresh_token', md5(g::text)) \
+         FROM generate_series(1, 10000) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let host = host(server, dir.path(), Duration::from_secs(60)).await;
+    let report = host.bootstrap().await.unwrap();
+    println!(
+        "bootstrap of {} rows into an empty workspace: {:.2?}",
+        report.pulled,
+        started.elapsed()
+    );
+}
+
+async fn notify_latency(server: &PostgresServer) {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = host(server, a_dir.path(), Duration::from_secs(60)).await;
+    a.bootstrap().await.unwrap();
+    let b = host(server, b_dir.path(), Duration::from_secs(60)).await;
+    b.bootstrap().await.unwrap();
+    let sync = a.start_sync().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut samples = Vec::new();
+    for i in 0..20 {
+        let id = format!("notify-{i}.json");
+        let started = Instant::now();
+        b.save_auth(&id, b"{\"n\":1}").await.unwrap();
+        while !a_dir.path().join("auths").join(&id).exists() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        samples.push(started.elapsed());
+    }
+    percentiles("NOTIFY: write on b -> file in a's workspace", samples);
+    sync.shutdown().await;
+}
+
+fn main() {
+    let server = PostgresServer::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        save_latency(&server).await;
+        notify_latency(&server).await;
+        bootstrap_rows(&server).await;
+    });
+}

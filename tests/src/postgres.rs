@@ -99,18 +99,25 @@ impl PostgresServer {
         self.path("data")
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// A server tool, run as the `postgres` user when we are root.
+    fn command(&self, tool: &str, args: &[&str]) -> Command {
         let program = self.bin.join(tool);
-        let output = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
+        let mut command = if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
         } else {
-            Command::new(&program).args(args).output()
-        }
-        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+            Command::new(program)
+        };
+        command.args(args);
+        command
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let output = self
+            .command(tool, args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
         assert!(
             output.status.success(),
             "{tool} failed: {}{}",
@@ -172,16 +179,8 @@ impl PostgresServer {
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
-        let program = self.bin.join("pg_ctl");
-        let args = ["-D", &self.data(), "-m", "immediate", "stop"];
-        let _ = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&program).args(args).output()
-        };
+        let _ = self
+            .command("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"])
+            .output();
     }
 }

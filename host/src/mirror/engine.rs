@@ -24,11 +24,13 @@ pub enum Saved {
 }
 
 /// What one drain of the outbox did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Drained {
     pub applied: usize,
     /// The backend was unavailable; entries remain.
     pub blocked: bool,
+    /// Sequence numbers still queued when the drain stopped.
+    pub left: Vec<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,14 +126,7 @@ impl Mirror {
             return Ok(Saved::Queued);
         }
         let drained = self.drain().await?;
-        let pending = self
-            .inner
-            .lock()
-            .await
-            .outbox
-            .pending()
-            .map_err(io_err(&self.workspace.state_dir()))?;
-        if pending.iter().any(|p| p.seq == seq) {
+        if drained.left.contains(&seq) {
             if drained.blocked {
                 self.wake.notify_one();
             }
@@ -176,6 +171,7 @@ impl Mirror {
                         inner.outbox.len()
                     );
                     drained.blocked = true;
+                    requeue_front(&mut pending, batch.into_iter());
                     break;
                 }
                 Err(PushFailure::Conflict(key)) => {
@@ -207,6 +203,7 @@ impl Mirror {
                 }
             }
         }
+        drained.left = pending.iter().map(|entry| entry.seq).collect();
         self.backend_down.store(drained.blocked, Ordering::Relaxed);
         if drained.applied > 0 {
             inner.state.last_sync_ms = Some(now_ms());

@@ -107,3 +107,18 @@ pub fn auth_files(dir: &Path) -> Vec<String> {
 }
 
 use storehost::sdk_layout as storehost_sdk_layout;
+
+/// Polls `condition` until it holds, failing the test after `limit`;
+/// returns how long it took.
+pub async fn eventually(
+    what: &str,
+    limit: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> Duration {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}

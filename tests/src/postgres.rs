@@ -5,6 +5,12 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+use storehost::capabilities::secrets::SecretValue;
+use storehost::capabilities::{Capability, Grants};
+use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
+use storehost::selection::{BackendChoice, BackendKind, PostgresSettings, Selection};
+use storehost::{MirrorOptions, Storehost, StorehostOptions};
 
 pub struct PostgresServer {
     dir: tempfile::TempDir,
@@ -166,9 +172,14 @@ impl PostgresServer {
 
     /// A DSN for the superuser on the `postgres` database.
     pub fn dsn(&self) -> String {
+        self.dsn_as("storehost", &self.password)
+    }
+
+    /// A DSN for another role (created with `psql`).
+    pub fn dsn_as(&self, user: &str, password: &str) -> String {
         format!(
-            "postgresql://storehost:{}@127.0.0.1:{}/postgres",
-            self.password, self.port
+            "postgresql://{user}:{password}@127.0.0.1:{}/postgres",
+            self.port
         )
     }
 
@@ -183,4 +194,65 @@ impl Drop for PostgresServer {
             .command("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"])
             .output();
     }
+}
+
+impl PostgresServer {
+    /// Runs `sql` with `psql` (as a plain client would) and returns its
+    /// unaligned output.
+    pub fn psql(&self, sql: &str) -> String {
+        let output = Command::new("psql")
+            .args([
+                &self.dsn(),
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql (from the postgresql package) runs");
+        assert!(
+            output.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+}
+
+/// The built-in postgres plugin on `dsn`, in `schema`.
+pub fn plugin(dsn: &str, schema: &str) -> Plugin {
+    let spec = PluginSpec {
+        name: "postgres".into(),
+        grants: Grants::minimal()
+            .with_capability(Capability::Sql)
+            .with_secret("dsn", SecretValue::new(dsn.to_string())),
+        limits: Limits::default(),
+        settings: vec![("schema".into(), schema.into())],
+    };
+    let component = storehost::builtin::component(BackendKind::Postgres).unwrap();
+    Plugin::load(&Runtime::shared().unwrap(), spec, component).unwrap()
+}
+
+/// A host mirroring `workspace` to `dsn` in `schema`, polling every `poll`.
+pub async fn host(dsn: &str, schema: &str, workspace: &Path, poll: Duration) -> Storehost {
+    let selection = Selection {
+        backend: BackendChoice::Postgres(PostgresSettings {
+            dsn: SecretValue::new(dsn.to_string()),
+            schema: schema.into(),
+        }),
+        workspace: workspace.to_path_buf(),
+        ignored: Vec::new(),
+    };
+    let options = StorehostOptions {
+        mirror: MirrorOptions {
+            poll_interval: poll,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Storehost::from_selection(selection, options).await.unwrap()
 }

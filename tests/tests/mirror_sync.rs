@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 use storehost::{MirrorOptions, Saved, StorehostOptions};
-use storehost_tests::{auth_files, fault_mirror, local_auth, remote_auth, set_fault};
+use storehost_tests::{auth_files, eventually, fault_mirror, local_auth, remote_auth, set_fault};
 
 fn quick() -> StorehostOptions {
     StorehostOptions {
@@ -20,18 +20,6 @@ fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let root = tempfile::tempdir().unwrap();
     let (remote, workspace) = (root.path().join("remote"), root.path().join("ws"));
     (root, remote, workspace)
-}
-
-/// Polls `condition` for up to 10 s.
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test]
@@ -99,9 +87,11 @@ async fn the_replay_loop_retries_with_backoff_until_the_backend_returns() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(remote_auth(&remote, "late.json").is_none());
     set_fault(&remote, None);
-    eventually("the queued write reaches the remote", || {
-        remote_auth(&remote, "late.json").is_some()
-    })
+    eventually(
+        "the queued write reaches the remote",
+        Duration::from_secs(10),
+        || remote_auth(&remote, "late.json").is_some(),
+    )
     .await;
     assert_eq!(sync.shutdown().await, 0);
 }
@@ -242,14 +232,23 @@ async fn the_watcher_pushes_files_other_processes_write() {
     write_as_another_process(&ws.join("auths/team/nested/x.json"), "{\"nested\":true}");
     write_as_another_process(&ws.join("auths/broken.json"), "{\"oops\"");
     write_as_another_process(&ws.join("config/config.yaml"), "port: 9\n");
-    eventually("the proxy's files reach the remote", || {
-        remote_auth(&remote, "proxy.json").is_some()
-            && remote_auth(&remote, "team/nested/x.json").is_some()
-    })
+    eventually(
+        "the proxy's files reach the remote",
+        Duration::from_secs(10),
+        || {
+            remote_auth(&remote, "proxy.json").is_some()
+                && remote_auth(&remote, "team/nested/x.json").is_some()
+        },
+    )
     .await;
-    eventually("the config reaches the remote", || {
-        std::fs::read_to_string(remote.join("config/config.yaml")).is_ok_and(|c| c == "port: 9\n")
-    })
+    eventually(
+        "the config reaches the remote",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(remote.join("config/config.yaml"))
+                .is_ok_and(|c| c == "port: 9\n")
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
@@ -259,9 +258,11 @@ async fn the_watcher_pushes_files_other_processes_write() {
 
     // And the other way: a change on the remote reaches the workspace.
     std::fs::write(remote.join("auths/from-remote.json"), "{\"r\":1}").unwrap();
-    eventually("the change feed brings remote changes", || {
-        local_auth(&ws, "from-remote.json").is_some()
-    })
+    eventually(
+        "the change feed brings remote changes",
+        Duration::from_secs(10),
+        || local_auth(&ws, "from-remote.json").is_some(),
+    )
     .await;
     sync.shutdown().await;
 }

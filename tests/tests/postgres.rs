@@ -3,82 +3,20 @@
 //! NOTIFY, and errors that keep the password out.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use storehost::capabilities::secrets::SecretValue;
-use storehost::capabilities::{Capability, Grants};
-use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
+use storehost::runtime::Plugin;
 use storehost::selection::{BackendChoice, PostgresSettings, Selection};
-use storehost::{MirrorOptions, Saved, Storehost, StorehostOptions};
-use storehost_tests::postgres::PostgresServer;
-use storehost_tests::{conformance, local_auth, logs};
+use storehost::{Saved, Storehost, StorehostOptions};
+use storehost_tests::postgres::{self, PostgresServer};
+use storehost_tests::{conformance, eventually, local_auth, logs};
 
 fn plugin(server: &PostgresServer, schema: &str) -> Plugin {
-    let spec = PluginSpec {
-        name: "postgres".into(),
-        grants: Grants::minimal()
-            .with_capability(Capability::Sql)
-            .with_secret("dsn", SecretValue::new(server.dsn())),
-        limits: Limits::default(),
-        settings: vec![("schema".into(), schema.into())],
-    };
-    Plugin::load(
-        &Runtime::shared().unwrap(),
-        spec,
-        storehost::builtin::component(storehost::selection::BackendKind::Postgres).unwrap(),
-    )
-    .unwrap()
+    postgres::plugin(&server.dsn(), schema)
 }
 
 async fn host(server: &PostgresServer, schema: &str, workspace: &Path) -> Storehost {
-    let selection = Selection {
-        backend: BackendChoice::Postgres(PostgresSettings {
-            dsn: SecretValue::new(server.dsn()),
-            schema: schema.into(),
-        }),
-        workspace: workspace.to_path_buf(),
-        ignored: Vec::new(),
-    };
-    let options = StorehostOptions {
-        mirror: MirrorOptions {
-            poll_interval: Duration::from_secs(30),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Storehost::from_selection(selection, options).await.unwrap()
-}
-
-fn psql(server: &PostgresServer, sql: &str) -> String {
-    let output = Command::new("psql")
-        .args([
-            &server.dsn(),
-            "-X",
-            "-q",
-            "-t",
-            "-A",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql (from the postgresql package) runs");
-    assert!(
-        output.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-async fn eventually(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < limit, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    started.elapsed()
+    postgres::host(&server.dsn(), schema, workspace, Duration::from_secs(30)).await
 }
 
 #[tokio::test]
@@ -91,10 +29,7 @@ async fn postgres_passes_the_conformance_kit_in_public_and_another_schema() {
         .await
         .assert_all_passed();
     assert_eq!(
-        psql(
-            &server,
-            "SELECT count(*) FROM pg_namespace WHERE nspname = 'Tenant \"A\"'"
-        ),
+        server.psql("SELECT count(*) FROM pg_namespace WHERE nspname = 'Tenant \"A\"'"),
         "1"
     );
 }
@@ -104,9 +39,7 @@ async fn rows_written_by_existing_deployments_reach_the_workspace_and_back() {
     let server = PostgresServer::start();
     let dir = tempfile::tempdir().unwrap();
     // The seed layout, as the existing Go store creates and fills it.
-    psql(
-        &server,
-        "CREATE TABLE config_store (id TEXT PRIMARY KEY, content TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW());
+    server.psql("CREATE TABLE config_store (id TEXT PRIMARY KEY, content TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW());
          CREATE TABLE auth_store (id TEXT PRIMARY KEY, content JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW());
          INSERT INTO config_store (id, content) VALUES ('config', 'port: 8317\n');
          INSERT INTO auth_store (id, content) VALUES ('claude-a@b.com.json', '{\"type\":\"claude\",\"refresh_token\":\"rt\"}');
@@ -131,27 +64,18 @@ async fn rows_written_by_existing_deployments_reach_the_workspace_and_back() {
         .unwrap();
     assert!(matches!(saved, Saved::Pushed(_)));
     assert_eq!(
-        psql(
-            &server,
-            "SELECT content->>'type' FROM auth_store WHERE id = 'gemini-x.json'"
-        ),
+        server.psql("SELECT content->>'type' FROM auth_store WHERE id = 'gemini-x.json'"),
         "gemini"
     );
     std::fs::write(host.config_path(), "port: 9000\n").unwrap();
     host.persist_config().await.unwrap();
     assert_eq!(
-        psql(
-            &server,
-            "SELECT content FROM config_store WHERE id = 'config'"
-        ),
+        server.psql("SELECT content FROM config_store WHERE id = 'config'"),
         "port: 9000"
     );
     host.delete_auth("team/codex.json").await.unwrap();
     assert_eq!(
-        psql(
-            &server,
-            "SELECT count(*) FROM auth_store WHERE id = 'team/codex.json'"
-        ),
+        server.psql("SELECT count(*) FROM auth_store WHERE id = 'team/codex.json'"),
         "0"
     );
 }
@@ -177,17 +101,11 @@ async fn a_server_restart_mid_run_loses_nothing() {
     server.resume();
     assert_eq!(host.flush(Duration::from_secs(60)).await.unwrap(), 0);
     assert_eq!(
-        psql(
-            &server,
-            "SELECT count(*) FROM auth_store WHERE id LIKE 'during-%'"
-        ),
+        server.psql("SELECT count(*) FROM auth_store WHERE id LIKE 'during-%'"),
         "20"
     );
     assert_eq!(
-        psql(
-            &server,
-            "SELECT content->>'n' FROM auth_store WHERE id = 'during-19.json'"
-        ),
+        server.psql("SELECT content->>'n' FROM auth_store WHERE id = 'during-19.json'"),
         "19"
     );
 }

@@ -319,6 +319,7 @@ pub fn map_error(error: sqlx::Error) -> HostError {
                 "23505" | "40001" | "40P01" => HostError::Conflict(message),
                 "57014" | "57P01" | "57P02" | "57P03" | "53300" => HostError::Unavailable(message),
                 "28P01" | "28000" => HostError::Denied(format!("authentication failed: {message}")),
+                "42501" => HostError::Denied(message),
                 c if c.starts_with("08") => HostError::Unavailable(message),
                 c if c.starts_with("42") || c.starts_with("22") || c.starts_with("23") => {
                     HostError::Invalid(message)

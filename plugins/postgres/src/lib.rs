@@ -5,10 +5,13 @@
 //! row `config`, and `auth_store(id, content JSONB, ...)` keyed by auth id.
 //! storehost's own metadata (the lineage id) lives in `storehost_meta`.
 //! Versions are `md5(content::text)`, so preconditions are compare-and-swap
-//! in SQL, and rows written by other programs have versions too.
+//! in SQL, and rows written by other programs have versions too. Pulls are
+//! incremental (see `feed`).
 
+mod feed;
 mod tables;
 
+use feed::Feed;
 use std::cell::Cell;
 use storehost_sdk::capabilities::{secrets, sql};
 use storehost_sdk::{
@@ -19,6 +22,7 @@ use tables::{Tables, host_error};
 pub struct Postgres {
     db: sql::Connection,
     tables: Tables,
+    feed: Feed,
     /// Whether this connection listens for change notifications yet.
     listening: Cell<bool>,
 }
@@ -31,6 +35,7 @@ impl Backend for Postgres {
         Ok(Postgres {
             db,
             tables: Tables::new(schema),
+            feed: Feed::new(),
             listening: Cell::new(false),
         })
     }
@@ -44,10 +49,26 @@ impl Backend for Postgres {
     }
 
     fn prepare(&self) -> Result<(), Error> {
-        for statement in self.tables.schema_statements() {
-            self.db.execute(&statement, &[]).map_err(host_error)?;
+        let tx = self.db.begin().map_err(host_error)?;
+        let (lock, params) = self.tables.ddl_lock();
+        tx.execute(lock, &params).map_err(host_error)?;
+        for object in self.tables.schema_objects() {
+            let probe = tx.query(object.probe, &[object.name]).map_err(host_error)?;
+            let exists = probe.rows.first().and_then(|row| row.first());
+            if !matches!(exists, Some(sql::Value::Boolean(true))) {
+                tx.execute(&object.create, &[]).map_err(host_error)?;
+            }
         }
-        Ok(())
+        sql::Transaction::commit(tx).map_err(host_error)?;
+        match self.feed.install(&self.db, &self.tables) {
+            Err(Error::Denied(reason)) => {
+                storehost_sdk::log::warn(&format!(
+                    "cannot install change tracking ({reason}); every pull reads the whole tables"
+                ));
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     fn check(&self) -> Result<(), Error> {
@@ -55,8 +76,8 @@ impl Backend for Postgres {
     }
 
     fn list(&self) -> Result<Vec<Entry>, Error> {
-        Ok(self
-            .all_documents(false)?
+        let statement = self.tables.select_documents(false, false);
+        Ok(feed::documents(&self.db, &statement, &[])?
             .into_iter()
             .map(|d| d.entry)
             .collect())
@@ -66,14 +87,8 @@ impl Backend for Postgres {
         keys.iter().map(|key| self.read_one(key)).collect()
     }
 
-    fn pull(&self, _cursor: Option<String>) -> Result<Snapshot, Error> {
-        let documents = self.all_documents(true)?;
-        Ok(Snapshot {
-            documents,
-            removed: Vec::new(),
-            cursor: String::new(),
-            complete: true,
-        })
+    fn pull(&self, cursor: Option<String>) -> Result<Snapshot, Error> {
+        self.feed.pull(&self.db, &self.tables, cursor.as_deref())
     }
 
     fn apply(&self, changes: Vec<Change>, _message: String) -> Result<Vec<Option<Entry>>, Error> {
@@ -83,15 +98,17 @@ impl Backend for Postgres {
             // Returning early drops `tx`, which rolls the batch back.
             answers.push(self.tables.apply_one(&tx, change)?);
         }
-        tx.execute(&self.tables.notify_statement(), &[])
-            .map_err(host_error)?;
+        // The triggers notify too; this covers a database without them, and
+        // PostgreSQL folds identical notifications of one transaction.
+        let (notify, params) = self.tables.notify_statement();
+        tx.execute(notify, &params).map_err(host_error)?;
         sql::Transaction::commit(tx).map_err(host_error)?;
         Ok(answers)
     }
 
     fn wait_for_change(&self, timeout_ms: u32) -> Result<bool, Error> {
         if !self.listening.get() {
-            self.db.listen(&self.tables.channel()).map_err(host_error)?;
+            self.db.listen(&self.channel()?).map_err(host_error)?;
             self.listening.set(true);
         }
         let notification = self.db.wait_notification(timeout_ms).map_err(host_error)?;
@@ -100,25 +117,11 @@ impl Backend for Postgres {
 }
 
 impl Postgres {
-    /// Every row; rows whose id could not be a file (written by some other
-    /// program) are skipped with a warning rather than failing the store.
-    fn all_documents(&self, with_content: bool) -> Result<Vec<Document>, Error> {
-        let rows = self
-            .db
-            .query(&self.tables.select_all(with_content), &[])
-            .map_err(host_error)?;
-        let mut documents = Vec::with_capacity(rows.rows.len());
-        for row in &rows.rows {
-            let document = tables::row_document(row)?;
-            match storehost_sdk::ids::check_auth_id(&document.entry.key.id) {
-                Ok(()) => documents.push(document),
-                Err(problem) => storehost_sdk::log::warn(&format!(
-                    "skipping row {:?}: {problem}",
-                    document.entry.key.id
-                )),
-            }
-        }
-        Ok(documents)
+    fn channel(&self) -> Result<String, Error> {
+        let (query, params) = self.tables.channel_query();
+        let rows = self.db.query(query, &params).map_err(host_error)?;
+        let value = rows.rows.first().and_then(|row| row.first());
+        tables::text(value.unwrap_or(&sql::Value::Null))
     }
 
     fn read_one(&self, key: &Key) -> Result<Option<Document>, Error> {

@@ -26,6 +26,14 @@ pub struct Tables {
     quoted: String,
 }
 
+/// A schema or table `prepare` creates when `probe` (given `name`) says it
+/// is missing.
+pub struct SchemaObject {
+    pub probe: &'static str,
+    pub name: Value,
+    pub create: String,
+}
+
 /// Where a key lives: table, row id, and how its content is stored.
 struct Place {
     table: &'static str,
@@ -41,59 +49,65 @@ impl Tables {
         }
     }
 
-    fn table(&self, name: &str) -> String {
+    pub fn table(&self, name: &str) -> String {
         format!("{}.{name}", self.quoted)
     }
 
-    pub fn schema_statements(&self) -> Vec<String> {
+    /// The schema and tables, each with a probe that says whether it exists:
+    /// creating only what is missing lets a role without CREATE rights run
+    /// on tables someone else made.
+    pub fn schema_objects(&self) -> Vec<SchemaObject> {
         let columns = |content: &str| {
             format!(
                 "(id TEXT PRIMARY KEY, content {content} NOT NULL, \
                  created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW())"
             )
         };
+        let table = |name: &str, content: &str| SchemaObject {
+            probe: "SELECT to_regclass($1::text) IS NOT NULL",
+            name: Value::Text(self.table(name)),
+            create: format!(
+                "CREATE TABLE IF NOT EXISTS {} {}",
+                self.table(name),
+                columns(content)
+            ),
+        };
         vec![
-            format!("CREATE SCHEMA IF NOT EXISTS {}", self.quoted),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} {}",
-                self.table("config_store"),
-                columns("TEXT")
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} {}",
-                self.table("auth_store"),
-                columns("JSONB")
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} {}",
-                self.table("storehost_meta"),
-                columns("TEXT")
-            ),
+            SchemaObject {
+                probe: "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1::text)",
+                name: Value::Text(self.schema.clone()),
+                create: format!("CREATE SCHEMA IF NOT EXISTS {}", self.quoted),
+            },
+            table("config_store", "TEXT"),
+            table("auth_store", "JSONB"),
+            table("storehost_meta", "TEXT"),
         ]
     }
 
     /// Every document: kind, id, version, size, modified ms (and content).
-    pub fn select_all(&self, with_content: bool) -> String {
+    /// With `since`, only rows updated at or after `$1` (µs since the epoch).
+    pub fn select_documents(&self, with_content: bool, since: bool) -> String {
+        let content = if with_content {
+            "content::text"
+        } else {
+            "NULL::text"
+        };
+        let recent = if since {
+            "updated_at >= to_timestamp($1::float8 / 1000000)"
+        } else {
+            "TRUE"
+        };
         let part = |kind: &str, table: &str, filter: &str| {
-            let content = if with_content {
-                "content::text"
-            } else {
-                "NULL::text"
-            };
             format!(
                 "SELECT '{kind}'::text, id, md5(content::text), octet_length(content::text)::int8, \
-                 (extract(epoch FROM updated_at) * 1000)::int8, {content} FROM {} {filter}",
+                 (extract(epoch FROM updated_at) * 1000)::int8, {content} FROM {} WHERE {filter} AND {recent}",
                 self.table(table)
             )
         };
         [
-            part(
-                "config",
-                "config_store",
-                &format!("WHERE id = '{CONFIG_ROW}'"),
-            ),
-            part("auth", "auth_store", ""),
-            part("meta", "storehost_meta", ""),
+            part("config", "config_store", &format!("id = '{CONFIG_ROW}'")),
+            part("auth", "auth_store", "TRUE"),
+            part("meta", "storehost_meta", "TRUE"),
         ]
         .join(" UNION ALL ")
     }
@@ -109,15 +123,28 @@ impl Tables {
         Ok((statement, place.id))
     }
 
-    pub fn channel(&self) -> String {
-        format!("storehost_{}", self.schema)
+    /// The NOTIFY channel: hashed, because a channel name is limited to 63
+    /// bytes and a schema name alone may be that long.
+    pub fn channel_query(&self) -> (&'static str, Vec<Value>) {
+        (
+            "SELECT 'storehost_' || md5($1::text)",
+            vec![Value::Text(self.schema.clone())],
+        )
     }
 
     /// Tells listening instances that something changed (sent at commit).
-    pub fn notify_statement(&self) -> String {
-        format!(
-            "SELECT pg_notify('{}', '')",
-            self.channel().replace('\'', "''")
+    pub fn notify_statement(&self) -> (&'static str, Vec<Value>) {
+        (
+            "SELECT pg_notify('storehost_' || md5($1::text), '')",
+            vec![Value::Text(self.schema.clone())],
+        )
+    }
+
+    /// Serialises schema changes between instances starting together.
+    pub fn ddl_lock(&self) -> (&'static str, Vec<Value>) {
+        (
+            "SELECT pg_advisory_xact_lock(hashtext('storehost:' || $1::text))",
+            vec![Value::Text(self.schema.clone())],
         )
     }
 
@@ -245,14 +272,14 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-fn text(value: &Value) -> Result<String, Error> {
+pub fn text(value: &Value) -> Result<String, Error> {
     match value {
         Value::Text(text) => Ok(text.clone()),
         other => Err(Error::Internal(format!("expected text, got {other:?}"))),
     }
 }
 
-fn int(value: &Value) -> Result<i64, Error> {
+pub fn int(value: &Value) -> Result<i64, Error> {
     match value {
         Value::Int(n) => Ok(*n),
         other => Err(Error::Internal(format!(

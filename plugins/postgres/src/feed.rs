@@ -359,12 +359,19 @@ mod tests {
 
     #[test]
     fn a_cursor_is_used_only_while_it_can_be_trusted() {
+        let full_at_us = 1_700_000_000_000_000;
         let cursor = Cursor {
-            watermark_us: 2_000_000_000,
-            full_at_us: 1_000_000_000,
+            watermark_us: full_at_us + 60_000_000,
+            full_at_us,
         };
-        assert!(cursor.usable_at(2_000_000_001));
-        assert!(!cursor.usable_at(1_999_999_999), "clock went backwards");
-        assert!(!cursor.usable_at(1_000_000_000 + FULL_EVERY_US));
+        assert!(cursor.usable_at(cursor.watermark_us + 1));
+        assert!(
+            !cursor.usable_at(cursor.watermark_us - 1),
+            "clock went backwards"
+        );
+        assert!(
+            !cursor.usable_at(full_at_us + FULL_EVERY_US),
+            "time for a complete pull"
+        );
     }
 }

@@ -17,6 +17,7 @@ pub struct PostgresServer {
     bin: PathBuf,
     port: u16,
     password: String,
+    tls: bool,
 }
 
 /// The server binaries of the newest installed major version.
@@ -59,10 +60,23 @@ fn current_uid() -> u32 {
 
 impl PostgresServer {
     pub fn start() -> PostgresServer {
+        Self::start_with(false)
+    }
+
+    /// A server that also speaks TLS, with a certificate for `localhost`
+    /// and 127.0.0.1 signed by a test CA (see [`PostgresServer::ca_file`]).
+    pub fn start_with_tls() -> PostgresServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> PostgresServer {
         let bin = find_bin();
         let dir = tempfile::tempdir().unwrap();
         let password = format!("pw-{}", free_port());
         std::fs::write(dir.path().join("pwfile"), &password).unwrap();
+        if tls {
+            write_certificates(dir.path());
+        }
         if is_root() {
             // initdb refuses root: the cluster belongs to the postgres user.
             let status = Command::new("chown")
@@ -77,6 +91,7 @@ impl PostgresServer {
             bin,
             port: free_port(),
             password,
+            tls,
         };
         server.run(
             "initdb",
@@ -95,6 +110,16 @@ impl PostgresServer {
         );
         server.start_server();
         server
+    }
+
+    /// The PEM file of the CA that signed the server's certificate.
+    pub fn ca_file(&self) -> String {
+        self.path("ca.pem")
+    }
+
+    /// The directory holding the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
     }
 
     fn path(&self, name: &str) -> String {
@@ -133,11 +158,18 @@ impl PostgresServer {
     }
 
     fn start_server(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            options += &format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                self.path("server.pem"),
+                self.path("server.key")
+            );
+        }
         self.run(
             "pg_ctl",
             &[
@@ -186,6 +218,36 @@ impl PostgresServer {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A test CA (`ca.pem`) and a server certificate it signed (`server.pem`,
+/// `server.key`, private as the server demands).
+fn write_certificates(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+    let key_path = dir.join("server.key");
+    std::fs::write(&key_path, server_key.serialize_pem()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Another CA's certificate, which did not sign the server's.
+pub fn write_unrelated_ca(path: &Path) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(path, params.self_signed(&key).unwrap().pem()).unwrap();
 }
 
 impl Drop for PostgresServer {
@@ -239,6 +301,16 @@ pub fn plugin(dsn: &str, schema: &str) -> Plugin {
 
 /// A host mirroring `workspace` to `dsn` in `schema`, polling every `poll`.
 pub async fn host(dsn: &str, schema: &str, workspace: &Path, poll: Duration) -> Storehost {
+    try_host(dsn, schema, workspace, poll).await.unwrap()
+}
+
+/// Like [`host`], returning the error instead of failing the test.
+pub async fn try_host(
+    dsn: &str,
+    schema: &str,
+    workspace: &Path,
+    poll: Duration,
+) -> Result<Storehost, storehost::StorehostError> {
     let selection = Selection {
         backend: BackendChoice::Postgres(PostgresSettings {
             dsn: SecretValue::new(dsn.to_string()),
@@ -254,5 +326,5 @@ pub async fn host(dsn: &str, schema: &str, workspace: &Path, poll: Duration) -> 
         },
         ..Default::default()
     };
-    Storehost::from_selection(selection, options).await.unwrap()
+    Storehost::from_selection(selection, options).await
 }

@@ -5,6 +5,7 @@ pub mod git;
 pub mod grants;
 pub mod log;
 pub mod objects;
+pub mod pg_dsn;
 pub mod secrets;
 pub mod sql;
 pub mod stderr;

@@ -8,9 +8,8 @@ use crate::runtime::bindings::storehost::plugin::sql::{
     Host, HostConnection, HostTransaction, Notification, Rows, Value,
 };
 use crate::runtime::bindings::wit_types::HostError;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column, Postgres, Row, TypeInfo, ValueRef};
-use std::str::FromStr;
 use std::time::Duration;
 use wasmtime::component::Resource;
 
@@ -41,11 +40,9 @@ impl Host for HostState {
             Ok(dsn) => dsn,
             Err(e) => return Ok(Err(e)),
         };
-        // The parse error could quote the DSN: say only that it is malformed.
-        let Ok(options) = PgConnectOptions::from_str(dsn.expose()) else {
-            return Ok(Err(HostError::Invalid(
-                "the DSN is not a valid PostgreSQL connection string".into(),
-            )));
+        let options = match super::pg_dsn::connect_options(dsn.expose()) {
+            Ok(options) => options,
+            Err(problem) => return Ok(Err(HostError::Invalid(problem.to_string()))),
         };
         // One direct attempt first: a pool retries until its timeout and
         // would hide "authentication failed" behind "timed out".
@@ -326,6 +323,10 @@ pub fn map_error(error: sqlx::Error) -> HostError {
                 }
                 _ => HostError::Internal(format!("{message} (SQLSTATE {code})")),
             }
+        }
+        // rustls reports a certificate it does not trust as invalid data.
+        sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            HostError::Unavailable(format!("TLS with the database failed: {e}"))
         }
         sqlx::Error::Io(e) => HostError::Unavailable(format!("database unreachable: {e}")),
         sqlx::Error::Tls(e) => HostError::Unavailable(format!("TLS with the database failed: {e}")),

@@ -52,17 +52,16 @@ fn check_dsn(dsn: &str) -> Result<(), SelectionError> {
             "the URL scheme must be postgres:// or postgresql://",
         ));
     }
-    let keyword_form = dsn
-        .split_whitespace()
-        .all(|pair| pair.split_once('=').is_some_and(|(k, _)| !k.is_empty()));
-    if keyword_form {
-        Ok(())
-    } else {
-        Err(malformed(
-            "PGSTORE_DSN",
-            "expected postgresql://user:password@host:port/db or host=… user=… pairs",
-        ))
-    }
+    crate::capabilities::pg_dsn::connect_options(dsn)
+        .map(drop)
+        .map_err(|problem| {
+            malformed(
+                "PGSTORE_DSN",
+                format!(
+                    "{problem}; expected postgresql://user:password@host:port/db or host=… user=… pairs"
+                ),
+            )
+        })
 }
 
 pub fn object(env: &Environment) -> Result<ObjectSettings, SelectionError> {

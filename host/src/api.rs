@@ -90,6 +90,10 @@ impl Storehost {
         options: StorehostOptions,
     ) -> Result<Storehost, StorehostError> {
         tracing::info!("{}", selection.explain());
+        let mut options = options;
+        if options.mirror.migrate_from.is_none() {
+            options.mirror.migrate_from = selection.migrate_from.clone();
+        }
         let workspace = Workspace::new(options.workspace.clone().unwrap_or(selection.workspace));
         let kind = selection.backend.kind();
         let wasm = builtin::component(kind).ok_or(StorehostError::PluginUnavailable(kind))?;
@@ -148,6 +152,7 @@ impl Storehost {
             backend: BackendChoice::Local,
             workspace: workspace.into(),
             ignored: Vec::new(),
+            migrate_from: None,
         };
         Storehost::from_selection(selection, options).await
     }

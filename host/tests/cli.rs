@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use storehost_tests::postgres::PostgresServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_storehost");
 
@@ -49,8 +50,19 @@ fn serve_until(
     signal: &str,
     while_up: impl FnOnce(&Path),
 ) -> (i32, String) {
+    serve_with(storehost(cwd), cwd, args, signal, while_up)
+}
+
+/// Like `serve_until`, from a prepared command (extra environment).
+fn serve_with(
+    mut command: Command,
+    cwd: &Path,
+    args: &[&str],
+    signal: &str,
+    while_up: impl FnOnce(&Path),
+) -> (i32, String) {
     let mut child = KillOnDrop(
-        storehost(cwd)
+        command
             .arg("serve")
             .args(args)
             .stderr(Stdio::piped())
@@ -203,6 +215,81 @@ fn a_backend_without_its_plugin_yet_is_a_clear_error_without_the_secret() {
         0,
         "nothing may be created"
     );
+}
+
+/// Waits up to 10 s for `condition`.
+fn wait_for(what: &str, condition: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serve_on_postgres_migrates_then_writes_through_and_follows_the_database() {
+    let server = PostgresServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The local store this deployment used before PGSTORE_DSN was set.
+    let previous = dir.path().join("localstore");
+    std::fs::create_dir_all(previous.join("auths")).unwrap();
+    std::fs::create_dir_all(previous.join("config")).unwrap();
+    std::fs::write(previous.join("auths/old.json"), r#"{"type":"claude"}"#).unwrap();
+    std::fs::write(previous.join("config/config.yaml"), "port: 8317\n").unwrap();
+    let mut command = storehost(dir.path());
+    command
+        .env("PGSTORE_DSN", server.dsn())
+        .env("PGSTORE_SCHEMA", "cli");
+    // Polling once a minute: what arrives sooner came by NOTIFY.
+    let args = ["--poll-interval-ms", "60000"];
+    let (code, log) = serve_with(command, dir.path(), &args, "-TERM", |cwd| {
+        let count = |id: &str| {
+            server.psql(&format!(
+                "SELECT count(*) FROM cli.auth_store WHERE id = '{id}'"
+            ))
+        };
+        assert_eq!(count("old.json"), "1", "migrated at bootstrap");
+        assert_eq!(
+            server.psql("SELECT content FROM cli.config_store WHERE id = 'config'"),
+            "port: 8317"
+        );
+        let workspace = cwd.join("pgstore");
+        std::fs::write(workspace.join("auths/new.json"), r#"{"type":"codex"}"#).unwrap();
+        wait_for("a file the proxy writes becomes a row", || {
+            count("new.json") == "1"
+        });
+        server.psql("INSERT INTO cli.auth_store (id, content) VALUES ('by-sql.json', '{}')");
+        wait_for("a row another writer adds becomes a file", || {
+            workspace.join("auths/by-sql.json").exists()
+        });
+    });
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        previous.join("auths/old.json").exists(),
+        "the old store is kept"
+    );
+    assert!(!log.contains(server.password()), "{log}");
+}
+
+#[test]
+fn a_wrong_database_password_is_a_clear_error_and_a_non_zero_exit() {
+    let server = PostgresServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let output = storehost(dir.path())
+        .args(["serve", "--once"])
+        .env(
+            "PGSTORE_DSN",
+            server.dsn_as("storehost", "pw-canary-wrong-17"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    assert!(!stderr.contains("pw-canary-wrong-17"), "{stderr}");
 }
 
 #[test]

@@ -29,6 +29,7 @@ async fn host(server: &PostgresServer, workspace: &std::path::Path, poll: Durati
         }),
         workspace: workspace.to_path_buf(),
         ignored: Vec::new(),
+        migrate_from: None,
     };
     let options = StorehostOptions {
         mirror: MirrorOptions {

@@ -318,6 +318,7 @@ pub async fn try_host(
         }),
         workspace: workspace.to_path_buf(),
         ignored: Vec::new(),
+        migrate_from: None,
     };
     let options = StorehostOptions {
         mirror: MirrorOptions {

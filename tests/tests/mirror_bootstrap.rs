@@ -240,3 +240,57 @@ async fn a_vanished_auth_folder_deletes_nothing_remotely_at_bootstrap() {
         "the workspace is restored from the remote"
     );
 }
+
+async fn mirror_migrating_from(remote: &Path, workspace: &Path, previous: &Path) -> Storehost {
+    let mut options = StorehostOptions::default();
+    options.mirror.migrate_from = Some(previous.to_path_buf());
+    Storehost::local_remote(remote, workspace, options)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_empty_remote_takes_the_previous_local_store_which_is_left_alone() {
+    let (root, remote, ws) = dirs();
+    let previous = root.path().join("localstore");
+    write(&previous, "config/config.yaml", "port: 7\n");
+    write(&previous, "auths/a.json", "{\"a\":1}");
+    write(&previous, "auths/team/b.json", "{\"b\":2}");
+    write(
+        &previous,
+        "auths/a.json.conflict-1700000000000",
+        "{\"a\":0}",
+    );
+    write(&ws, "auths/team/b.json", "{\"b\":\"workspace\"}");
+    let host = mirror_migrating_from(&remote, &ws, &previous).await;
+    let report = host.bootstrap().await.unwrap();
+    assert_eq!(report.migrated, 2, "a.json and the config: {report:?}");
+    assert_eq!(auth_files(&remote), ["a.json", "team/b.json"]);
+    assert_eq!(
+        remote_auth(&remote, "team/b.json").unwrap(),
+        "{\"b\":\"workspace\"}",
+        "what the workspace has wins over the old store"
+    );
+    assert_eq!(
+        std::fs::read_to_string(remote.join("config/config.yaml")).unwrap(),
+        "port: 7\n"
+    );
+    assert_eq!(
+        auth_files(&previous).len(),
+        3,
+        "the old store is not touched"
+    );
+}
+
+#[tokio::test]
+async fn a_remote_with_auths_ignores_the_previous_local_store() {
+    let (root, remote, ws) = dirs();
+    let previous = root.path().join("localstore");
+    write(&previous, "auths/stale.json", "{\"old\":true}");
+    write(&remote, "auths/current.json", "{\"new\":true}");
+    let host = mirror_migrating_from(&remote, &ws, &previous).await;
+    let report = host.bootstrap().await.unwrap();
+    assert_eq!(report.migrated, 0, "{report:?}");
+    assert_eq!(auth_files(&ws), ["current.json"]);
+    assert_eq!(auth_files(&remote), ["current.json"]);
+}

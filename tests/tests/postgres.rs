@@ -160,6 +160,7 @@ async fn a_wrong_password_or_a_dead_server_is_a_clear_error_without_the_password
             }),
             workspace: dir.path().join("ws"),
             ignored: Vec::new(),
+            migrate_from: None,
         };
         let error = match Storehost::from_selection(selection, StorehostOptions::default()).await {
             Ok(_) => panic!("opening must fail"),

@@ -108,6 +108,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
             max_delete_share: args.max_delete_share.clamp(0.0, 1.0),
             shutdown_flush: Duration::from_millis(args.shutdown_flush_ms),
+            // Chosen by selection from the environment.
+            migrate_from: None,
         },
     };
     let host = match &args.plugin {
@@ -127,6 +129,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config_seeded = report.config_seeded,
         pulled = report.pulled,
         uploaded = report.uploaded,
+        migrated = report.migrated,
         ready_ms = started.elapsed().as_millis() as u64,
         "storehost ready"
     );

@@ -10,10 +10,10 @@ use super::engine::{Inner, Mirror};
 use super::outbox::Op;
 use super::scan::{DeletionGuard, local_documents};
 use super::state::{content_hash, now_ms, path_key};
-use super::workspace::{Workspace, normalize_config, same_document};
+use super::workspace::{Workspace, is_conflict_copy, normalize_config, same_document};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
-use crate::model::{Change, Document, Key, Precondition};
+use crate::model::{Change, Document, Key, Kind, Precondition};
 use crate::runtime::Plugin;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,6 +28,8 @@ pub struct BootstrapReport {
     pub uploaded: usize,
     pub deleted_locally: usize,
     pub deleted_remotely: usize,
+    /// Documents taken from the previous local store (see `migrate_from`).
+    pub migrated: usize,
     pub conflicts: Vec<String>,
     pub config_seeded: bool,
     pub lineage: Option<String>,
@@ -81,6 +83,13 @@ pub async fn mirrored(
         ..Default::default()
     };
 
+    let first_sync = inner.state.documents.is_empty();
+    if first_sync
+        && !remote.keys().any(|key| key.kind == Kind::Auth)
+        && let Some(previous) = &mirror.options.migrate_from
+    {
+        report.migrated = import_previous_store(&mirror.workspace, previous, &remote)?;
+    }
     let local = local_documents(&mirror.workspace)?;
     let guard = DeletionGuard::assess(
         &mirror.workspace,
@@ -142,6 +151,48 @@ pub async fn mirrored(
     drop(inner);
     mirror.drain().await?;
     Ok(report)
+}
+
+/// Copies the auths (and a config the remote lacks) of the local store used
+/// before into a workspace that lacks them, so the first sync uploads them.
+/// The old store is left as it was.
+fn import_previous_store(
+    workspace: &Workspace,
+    previous: &Path,
+    remote: &BTreeMap<Key, Document>,
+) -> Result<usize, StorehostError> {
+    let same_dir = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();
+    let previous_store = Workspace::new(previous);
+    if !previous_store.auth_dir().is_dir() || same_dir(previous, workspace.root()) {
+        return Ok(0);
+    }
+    let mut keys: Vec<Key> = previous_store
+        .auth_ids()?
+        .into_iter()
+        .filter(|id| !is_conflict_copy(id))
+        .map(Key::auth)
+        .collect();
+    if !remote.contains_key(&Key::config()) {
+        keys.push(Key::config());
+    }
+    let mut imported = 0;
+    for key in keys {
+        if workspace.read(&key)?.is_some() {
+            continue;
+        }
+        if let Some(content) = previous_store.read(&key)? {
+            workspace.write_with(&key, &content, Durability::Batched)?;
+            imported += 1;
+        }
+    }
+    if imported > 0 {
+        tracing::info!(
+            from = %previous.display(),
+            imported,
+            "the remote has no auths yet: migrating the previous local store"
+        );
+    }
+    Ok(imported)
 }
 
 /// Adopts the remote's lineage, creates one for a remote that has none, or

@@ -10,6 +10,7 @@ use crate::fsutil::Durability;
 use crate::model::{Change, Document, Entry, Key, Kind, Precondition, Snapshot};
 use crate::runtime::{BackendError, Plugin, PluginError};
 use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -40,6 +41,9 @@ pub struct MirrorOptions {
     /// are refused (a single deletion is always allowed).
     pub max_delete_share: f64,
     pub shutdown_flush: Duration,
+    /// A local store whose auths seed an empty remote on the first sync
+    /// (see [`crate::selection::Selection::migrate_from`]).
+    pub migrate_from: Option<PathBuf>,
 }
 
 impl Default for MirrorOptions {
@@ -48,6 +52,7 @@ impl Default for MirrorOptions {
             poll_interval: Duration::from_secs(5),
             max_delete_share: 0.25,
             shutdown_flush: Duration::from_secs(10),
+            migrate_from: None,
         }
     }
 }

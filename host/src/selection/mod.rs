@@ -129,6 +129,9 @@ pub struct Selection {
     pub workspace: PathBuf,
     /// Backends that were configured too but lost on priority.
     pub ignored: Vec<BackendKind>,
+    /// The local store used before another backend was chosen: its auths
+    /// seed an empty remote on the first sync.
+    pub migrate_from: Option<PathBuf>,
 }
 
 impl Selection {
@@ -192,10 +195,15 @@ pub fn select(env: &Environment, cwd: &Path) -> Result<Selection, SelectionError
         BackendKind::Local => BackendChoice::Local,
     };
     let workspace = workspace_dir(env, kind, cwd)?;
+    // A malformed LOCALSTORE_PATH is ignored with the local backend.
+    let migrate_from = (kind != BackendKind::Local)
+        .then(|| workspace_dir(env, BackendKind::Local, cwd).ok())
+        .flatten();
     Ok(Selection {
         backend,
         workspace,
         ignored,
+        migrate_from,
     })
 }
 

@@ -346,3 +346,21 @@ fn debug_output_never_shows_secrets() {
         }
     }
 }
+
+#[test]
+fn a_remote_backend_migrates_from_where_the_local_store_was() {
+    let s = select(&env(&[PG]), cwd()).unwrap();
+    assert_eq!(
+        s.migrate_from.as_deref(),
+        Some(Path::new("/srv/app/localstore"))
+    );
+    let s = select(&env(&[PG, ("WRITABLE_PATH", "/data")]), cwd()).unwrap();
+    assert_eq!(
+        s.migrate_from.as_deref(),
+        Some(Path::new("/data/localstore"))
+    );
+    let s = select(&env(&[PG, ("LOCALSTORE_PATH", "/old/store")]), cwd()).unwrap();
+    assert_eq!(s.migrate_from.as_deref(), Some(Path::new("/old/store")));
+    let s = select(&env(&[("LOCALSTORE_PATH", "/old/store")]), cwd()).unwrap();
+    assert_eq!(s.migrate_from, None, "the local backend is that store");
+}

@@ -4,10 +4,8 @@
 //! Run with `cargo bench -p storehost-tests --bench postgres`.
 
 use std::time::{Duration, Instant};
-use storehost::capabilities::secrets::SecretValue;
-use storehost::selection::{BackendChoice, PostgresSettings, Selection};
-use storehost::{MirrorOptions, Storehost, StorehostOptions};
-use storehost_tests::postgres::PostgresServer;
+use storehost::Storehost;
+use storehost_tests::postgres::{self, PostgresServer};
 
 fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -22,23 +20,7 @@ fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {
 }
 
 async fn host(server: &PostgresServer, workspace: &std::path::Path, poll: Duration) -> Storehost {
-    let selection = Selection {
-        backend: BackendChoice::Postgres(PostgresSettings {
-            dsn: SecretValue::new(server.dsn()),
-            schema: "public".into(),
-        }),
-        workspace: workspace.to_path_buf(),
-        ignored: Vec::new(),
-        migrate_from: None,
-    };
-    let options = StorehostOptions {
-        mirror: MirrorOptions {
-            poll_interval: poll,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Storehost::from_selection(selection, options).await.unwrap()
+    postgres::host(&server.dsn(), "public", workspace, poll).await
 }
 
 async fn save_latency(server: &PostgresServer) {
@@ -78,7 +60,10 @@ async fn save_latency(server: &PostgresServer) {
         tx.commit().await.unwrap();
         direct.push(started.elapsed());
     }
-    let plugin_p50 = percentiles("save via plugin (apply, one tx + notify)", through_plugin);
+    let plugin_p50 = percentiles(
+        "save via plugin (apply: one tx, triggers notify)",
+        through_plugin,
+    );
     let direct_p50 = percentiles("same upsert directly with sqlx (one tx)", direct);
     println!(
         "ratio plugin/direct at p50: {:.2}",
@@ -114,9 +99,10 @@ async fn bootstrap_rows(server: &PostgresServer) {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let host = host(server, dir.path(), Duration::from_secs(60)).await;
+    let opened = started.elapsed();
     let report = host.bootstrap().await.unwrap();
     println!(
-        "bootstrap of {} rows into an empty workspace: {:.2?}",
+        "bootstrap of {} rows into an empty workspace: {:.2?} (opening the host: {opened:.2?})",
         report.pulled,
         started.elapsed()
     );
@@ -144,6 +130,46 @@ async fn notify_latency(server: &PostgresServer) {
     sync.shutdown().await;
 }
 
+/// What one poll costs with 10k rows: a complete pull against deltas.
+async fn poll_cost(server: &PostgresServer) {
+    // Age the rows past the overlap window, as a long-running table is.
+    server.psql("UPDATE auth_store SET updated_at = NOW() - INTERVAL '1 hour'");
+    let plugin = postgres::plugin(&server.dsn(), "public");
+    plugin.prepare().await.unwrap();
+    let mut complete = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let snapshot = plugin.pull(None).await.unwrap();
+        complete.push(started.elapsed());
+        assert!(snapshot.complete && snapshot.documents.len() >= 10_000);
+        cursor = snapshot.cursor;
+    }
+    percentiles("poll, complete pull of ~10k rows", complete);
+    let mut unchanged = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let snapshot = plugin.pull(Some(&cursor)).await.unwrap();
+        unchanged.push(started.elapsed());
+        assert!(!snapshot.complete);
+        cursor = snapshot.cursor;
+    }
+    percentiles("poll, delta with nothing changed (10k rows)", unchanged);
+    let mut one_change = Vec::new();
+    for i in 0..20 {
+        server.psql(&format!(
+            "UPDATE auth_store SET content = '{{\"n\":{i}}}', updated_at = NOW() WHERE id = 'bulk-{}.json'",
+            i + 1
+        ));
+        let started = Instant::now();
+        let snapshot = plugin.pull(Some(&cursor)).await.unwrap();
+        one_change.push(started.elapsed());
+        assert!(!snapshot.complete && !snapshot.documents.is_empty());
+        cursor = snapshot.cursor;
+    }
+    percentiles("poll, delta after one row changed (10k rows)", one_change);
+}
+
 fn main() {
     let server = PostgresServer::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -154,5 +180,6 @@ fn main() {
         save_latency(&server).await;
         notify_latency(&server).await;
         bootstrap_rows(&server).await;
+        poll_cost(&server).await;
     });
 }

@@ -72,6 +72,12 @@ impl Feed {
         }
     }
 
+    /// Whether this store saw the triggers in place (which also send
+    /// NOTIFY on every change).
+    pub fn triggers_notify(&self) -> bool {
+        self.tracked.get() == Some(true)
+    }
+
     /// Installs the tombstone table, the triggers and the `updated_at`
     /// indexes. Needs ownership of (or TRIGGER on) the seed tables; without
     /// it the caller carries on with complete pulls.

@@ -11,14 +11,29 @@ fi
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 
-# A real PostgreSQL server for the tests (the harness runs initdb/pg_ctl
-# itself, as the postgres user, on a free loopback port).
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+# Debian packages: a real PostgreSQL server for the tests (the harness runs
+# initdb/pg_ctl itself, as the postgres user, on a free loopback port), and
+# rclone, which the object-storage benchmark compares against.
+apt_install() {
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
   else
     sudo apt-get update -qq
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
   fi
+}
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_install "${missing[@]}"
+fi
+
+# A real S3-compatible server for the tests: s3s-fs from crates.io (the
+# harness starts it on a free loopback port with SigV4 keys). 0.14.1 is the
+# newest that builds with the pinned stable toolchain.
+S3S_FS_VERSION=0.14.1
+if ! s3s-fs --version 2>/dev/null | grep -q "$S3S_FS_VERSION"; then
+  cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked
 fi

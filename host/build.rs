@@ -10,6 +10,7 @@ use std::path::PathBuf;
 const BUILTINS: &[(&str, &str)] = &[
     ("storehost-plugin-local", "LOCAL"),
     ("storehost-plugin-postgres", "POSTGRES"),
+    ("storehost-plugin-object", "OBJECT"),
 ];
 
 fn main() {

@@ -110,6 +110,19 @@ impl Storehost {
                 vec![("schema".to_string(), pg.schema.clone())],
                 Mode::Mirrored,
             ),
+            BackendChoice::Object(object) => (
+                Grants::minimal()
+                    .with_capability(Capability::Objects)
+                    .with_endpoint(object.endpoint.url())
+                    .with_secret("access_key", object.access_key.clone())
+                    .with_secret("secret_key", object.secret_key.clone()),
+                vec![
+                    ("endpoint".to_string(), object.endpoint.url()),
+                    ("bucket".to_string(), object.bucket.clone()),
+                    ("region".to_string(), object.region.clone()),
+                ],
+                Mode::Mirrored,
+            ),
             _ => return Err(StorehostError::PluginUnavailable(kind)),
         };
         let spec = PluginSpec {

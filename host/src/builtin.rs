@@ -11,7 +11,8 @@ pub fn component(kind: BackendKind) -> Option<&'static [u8]> {
     match kind {
         BackendKind::Local => Some(components::LOCAL),
         BackendKind::Postgres => Some(components::POSTGRES),
-        BackendKind::Object | BackendKind::Git => None,
+        BackendKind::Object => Some(components::OBJECT),
+        BackendKind::Git => None,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod builtin;
 pub mod capabilities;
 pub mod error;
 pub mod fsutil;
+pub mod logging;
 pub mod mirror;
 pub mod model;
 pub mod runtime;

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 use storehost_tests::postgres::PostgresServer;
+use storehost_tests::s3::{self, S3Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_storehost");
 
@@ -192,6 +193,29 @@ fn a_backend_without_its_plugin_yet_is_a_clear_error_without_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let output = storehost(dir.path())
         .args(["serve", "--once"])
+        .env("GITSTORE_GIT_URL", "https://example.invalid/r.git")
+        .env("GITSTORE_GIT_TOKEN", "ghp-canary-991")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the git backend plugin is not built into this version"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ghp-canary-991"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing may be created"
+    );
+}
+
+#[test]
+fn an_unreachable_object_storage_is_a_clear_error_without_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = storehost(dir.path())
+        .args(["serve", "--once"])
         .env("OBJECTSTORE_ENDPOINT", "http://127.0.0.1:1")
         .env("OBJECTSTORE_BUCKET", "tokens")
         .env("OBJECTSTORE_ACCESS_KEY", "AK")
@@ -201,20 +225,12 @@ fn a_backend_without_its_plugin_yet_is_a_clear_error_without_the_secret() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("the object backend plugin is not built into this version"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("object storage unreachable"), "{stderr}");
     assert!(
         stderr.contains("ignored by priority: git (GITSTORE_GIT_URL)"),
         "{stderr}"
     );
     assert!(!stderr.contains("sk-canary-991"), "{stderr}");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "nothing may be created"
-    );
 }
 
 /// Waits up to 10 s for `condition`.
@@ -272,6 +288,83 @@ fn serve_on_postgres_migrates_then_writes_through_and_follows_the_database() {
         "the old store is kept"
     );
     assert!(!log.contains(server.password()), "{log}");
+}
+
+#[test]
+fn serve_on_object_storage_bootstraps_writes_through_and_polls() {
+    let server = S3Server::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = s3::client(&server.endpoint());
+    runtime.block_on(async {
+        client
+            .create_bucket()
+            .bucket("tokens")
+            .send()
+            .await
+            .unwrap();
+        client
+            .put_object()
+            .bucket("tokens")
+            .key("auths/existing.json")
+            .body(br#"{"type":"claude"}"#.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = storehost(dir.path());
+    command
+        .env("OBJECTSTORE_ENDPOINT", format!("{}/", server.endpoint()))
+        .env("OBJECTSTORE_BUCKET", "tokens")
+        .env("OBJECTSTORE_ACCESS_KEY", s3::ACCESS_KEY)
+        .env("OBJECTSTORE_SECRET_KEY", s3::SECRET_KEY);
+    let args = ["--poll-interval-ms", "200"];
+    let (code, log) = serve_with(command, dir.path(), &args, "-TERM", |cwd| {
+        let workspace = cwd.join("objectstore");
+        assert!(workspace.join("auths/existing.json").exists(), "bootstrap");
+        let object = |key: &str| server.root().join("tokens").join(key);
+        std::fs::write(workspace.join("auths/new.json"), r#"{"type":"codex"}"#).unwrap();
+        wait_for("a file the proxy writes becomes an object", || {
+            object("auths/new.json").exists()
+        });
+        assert!(
+            object("config/config.yaml").exists(),
+            "the config was seeded"
+        );
+        runtime.block_on(async {
+            client
+                .put_object()
+                .bucket("tokens")
+                .key("auths/by-client.json")
+                .body(b"{}".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        });
+        wait_for("an object another writer adds becomes a file", || {
+            workspace.join("auths/by-client.json").exists()
+        });
+    });
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains(s3::SECRET_KEY), "{log}");
+}
+
+#[test]
+fn wrong_object_storage_keys_are_a_clear_error_and_a_non_zero_exit() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let output = storehost(dir.path())
+        .args(["serve", "--once"])
+        .env("OBJECTSTORE_ENDPOINT", server.endpoint())
+        .env("OBJECTSTORE_BUCKET", "tokens")
+        .env("OBJECTSTORE_ACCESS_KEY", s3::ACCESS_KEY)
+        .env("OBJECTSTORE_SECRET_KEY", "wrong-secret-canary-31")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused the keys"), "{stderr}");
+    assert!(!stderr.contains("wrong-secret-canary-31"), "{stderr}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 pub mod conformance;
 pub mod logs;
 pub mod postgres;
+pub mod s3;
 
 /// Test guest components built by build.rs from `tests/guests/*`.
 pub mod guests {

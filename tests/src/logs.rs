@@ -36,10 +36,13 @@ impl<'a> MakeWriter<'a> for Captured {
 /// current-thread runtime so the plugin's calls log here too).
 pub fn capture() -> (tracing::subscriber::DefaultGuard, Captured) {
     let captured = Captured::default();
+    // Everything at every level, through the same cap the binary applies.
+    use tracing_subscriber::layer::SubscriberExt;
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .with_writer(captured.clone())
-        .finish();
+        .finish()
+        .with(storehost::logging::sdk_cap());
     (tracing::subscriber::set_default(subscriber), captured)
 }

@@ -53,6 +53,7 @@ pub struct Grants {
     capabilities: BTreeSet<Capability>,
     secrets: BTreeMap<String, SecretValue>,
     directory: Option<PathBuf>,
+    endpoints: BTreeSet<String>,
 }
 
 impl Grants {
@@ -79,6 +80,20 @@ impl Grants {
         self
     }
 
+    /// A network endpoint (`scheme://host[:port]`) the plugin may open.
+    pub fn with_endpoint(mut self, endpoint: impl AsRef<str>) -> Self {
+        self.endpoints.insert(normalize_endpoint(endpoint.as_ref()));
+        self
+    }
+
+    pub fn allows_endpoint(&self, endpoint: &str) -> bool {
+        self.endpoints.contains(&normalize_endpoint(endpoint))
+    }
+
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.endpoints.iter().map(String::as_str)
+    }
+
     pub fn allows(&self, capability: Capability) -> bool {
         self.capabilities.contains(&capability)
     }
@@ -98,6 +113,12 @@ impl Grants {
     pub fn capabilities(&self) -> impl Iterator<Item = Capability> + '_ {
         self.capabilities.iter().copied()
     }
+}
+
+/// Endpoints compare without case in scheme and host and without a
+/// trailing slash.
+fn normalize_endpoint(endpoint: &str) -> String {
+    endpoint.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
 #[cfg(test)]

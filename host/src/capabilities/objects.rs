@@ -1,5 +1,8 @@
-//! The `objects` capability. Linked now so every plugin links against the
-//! whole contract; it answers `denied` until the object-storage backend lands.
+//! The `objects` capability: S3-compatible object storage (AWS S3, MinIO,
+//! R2, Spaces, GCS) through aws-sdk-s3. Access and secret key are secret
+//! handles resolved here; neither enters the guest, a log line or an error.
+//! Path-style addressing, retries with backoff for throttling and 5xx, and
+//! timeouts on every call; listing is paginated here.
 
 use super::secrets::SecretHandle;
 use super::{Capability, HostState};
@@ -7,66 +10,394 @@ use crate::runtime::bindings::storehost::plugin::objects::{
     Condition, Host, HostBucket, Object, ObjectInfo,
 };
 use crate::runtime::bindings::wit_types::HostError;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use std::time::Duration;
 use wasmtime::component::Resource;
 
-/// An opened bucket (not constructed yet: `open` refuses).
-pub struct Bucket;
+/// Attempts per call, the first included (throttling and 5xx are retried).
+const MAX_ATTEMPTS: u32 = 4;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One attempt; a whole call with its retries gets `CALL_TIMEOUT`.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+const CALL_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// An opened bucket.
+pub struct Bucket {
+    client: aws_sdk_s3::Client,
+    name: String,
+    region: String,
+}
 
 type Answer<T> = wasmtime::Result<Result<T, HostError>>;
-
-impl HostState {
-    fn objects_refused<T>(&self) -> Answer<T> {
-        Ok(Err(self.refuse(Capability::Objects)))
-    }
-}
 
 impl Host for HostState {
     async fn open(
         &mut self,
-        _endpoint: String,
-        _bucket: String,
-        _region: String,
-        _access_key: Resource<SecretHandle>,
-        _secret_key: Resource<SecretHandle>,
+        endpoint: String,
+        bucket: String,
+        region: String,
+        access_key: Resource<SecretHandle>,
+        secret_key: Resource<SecretHandle>,
     ) -> Answer<Resource<Bucket>> {
-        self.objects_refused()
+        if !self.grants.allows(Capability::Objects) {
+            return Ok(Err(self.denied(Capability::Objects)));
+        }
+        if !self.grants.allows_endpoint(&endpoint) {
+            return Ok(Err(HostError::Denied(format!(
+                "plugin `{}` was not granted the endpoint {endpoint}",
+                self.plugin
+            ))));
+        }
+        let keys = self
+            .resolve_secret(&access_key)
+            .and_then(|access| Ok((access, self.resolve_secret(&secret_key)?)));
+        let (access, secret) = match keys {
+            Ok(keys) => keys,
+            Err(e) => return Ok(Err(e)),
+        };
+        let credentials =
+            Credentials::new(access.expose(), secret.expose(), None, None, "storehost");
+        let client = client(&endpoint, &region, credentials);
+        Ok(Ok(self.table.push(Bucket {
+            client,
+            name: bucket,
+            region,
+        })?))
     }
 }
 
+fn client(endpoint: &str, region: &str, credentials: Credentials) -> aws_sdk_s3::Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(region.to_string()))
+        .credentials_provider(credentials)
+        .force_path_style(true)
+        .http_client(http)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(100)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(CALL_TIMEOUT)
+                .build(),
+        )
+        // S3-compatible servers (R2, GCS, older MinIO) reject the default
+        // flexible checksums; send and check them only where required.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 impl HostBucket for HostState {
-    async fn ensure(&mut self, _: Resource<Bucket>) -> Answer<()> {
-        self.objects_refused()
+    async fn ensure(&mut self, bucket: Resource<Bucket>) -> Answer<()> {
+        let bucket = self.table.get(&bucket)?;
+        Ok(ensure(bucket).await)
     }
 
-    async fn head(&mut self, _: Resource<Bucket>, _: String) -> Answer<Option<ObjectInfo>> {
-        self.objects_refused()
+    async fn head(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<ObjectInfo>> {
+        let bucket = self.table.get(&bucket)?;
+        let answer = bucket
+            .client
+            .head_object()
+            .bucket(&bucket.name)
+            .key(&key)
+            .send()
+            .await;
+        Ok(match answer {
+            Ok(head) => Ok(Some(ObjectInfo {
+                etag: etag(head.e_tag()),
+                size: head.content_length().unwrap_or(0).max(0) as u64,
+                modified_ms: head.last_modified().and_then(millis),
+                key,
+            })),
+            Err(e) => absent_is_none(map_error(e)),
+        })
     }
 
-    async fn get(&mut self, _: Resource<Bucket>, _: String) -> Answer<Option<Object>> {
-        self.objects_refused()
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Object>> {
+        let bucket = self.table.get(&bucket)?;
+        let answer = bucket
+            .client
+            .get_object()
+            .bucket(&bucket.name)
+            .key(&key)
+            .send()
+            .await;
+        let output = match answer {
+            Ok(output) => output,
+            Err(e) => return Ok(absent_is_none(map_error(e))),
+        };
+        let info = ObjectInfo {
+            etag: etag(output.e_tag()),
+            size: output.content_length().unwrap_or(0).max(0) as u64,
+            modified_ms: output.last_modified().and_then(millis),
+            key,
+        };
+        Ok(match output.body.collect().await {
+            Ok(body) => Ok(Some(Object {
+                info,
+                content: body.into_bytes().to_vec(),
+            })),
+            Err(e) => Err(HostError::Unavailable(format!(
+                "reading an object failed: {e}"
+            ))),
+        })
     }
 
     async fn put(
         &mut self,
-        _: Resource<Bucket>,
-        _: String,
-        _: Vec<u8>,
-        _: String,
-        _: Condition,
+        bucket: Resource<Bucket>,
+        key: String,
+        content: Vec<u8>,
+        content_type: String,
+        condition: Condition,
     ) -> Answer<ObjectInfo> {
-        self.objects_refused()
+        let bucket = self.table.get(&bucket)?;
+        let size = content.len() as u64;
+        let mut request = bucket
+            .client
+            .put_object()
+            .bucket(&bucket.name)
+            .key(&key)
+            .content_type(content_type)
+            .body(ByteStream::from(content));
+        request = match condition {
+            Condition::None => request,
+            Condition::IfMatch(etag) => request.if_match(quoted(&etag)),
+            Condition::IfAbsent => request.if_none_match("*"),
+        };
+        Ok(match request.send().await {
+            Ok(put) => Ok(ObjectInfo {
+                etag: etag(put.e_tag()),
+                size,
+                modified_ms: None,
+                key,
+            }),
+            Err(e) => Err(map_error(e)),
+        })
     }
 
-    async fn delete(&mut self, _: Resource<Bucket>, _: String, _: Condition) -> Answer<()> {
-        self.objects_refused()
+    async fn delete(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        condition: Condition,
+    ) -> Answer<()> {
+        let bucket = self.table.get(&bucket)?;
+        let mut request = bucket.client.delete_object().bucket(&bucket.name).key(&key);
+        request = match condition {
+            Condition::None => request,
+            Condition::IfMatch(etag) => request.if_match(quoted(&etag)),
+            Condition::IfAbsent => {
+                return Ok(Err(HostError::Invalid(
+                    "a delete cannot require the object to be absent".into(),
+                )));
+            }
+        };
+        Ok(request.send().await.map(drop).map_err(map_error))
     }
 
-    async fn list(&mut self, _: Resource<Bucket>, _: String) -> Answer<Vec<ObjectInfo>> {
-        self.objects_refused()
+    async fn list(&mut self, bucket: Resource<Bucket>, prefix: String) -> Answer<Vec<ObjectInfo>> {
+        let bucket = self.table.get(&bucket)?;
+        Ok(list(bucket, &prefix).await)
     }
 
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         Ok(())
+    }
+}
+
+/// Creates the bucket unless it is there; a bucket someone else owns is
+/// `denied`.
+async fn ensure(bucket: &Bucket) -> Result<(), HostError> {
+    let exists = bucket
+        .client
+        .head_bucket()
+        .bucket(&bucket.name)
+        .send()
+        .await;
+    match exists.map_err(map_error) {
+        Ok(_) => return Ok(()),
+        Err(HostError::NotFound(_)) => {}
+        Err(other) => return Err(other),
+    }
+    let mut create = bucket.client.create_bucket().bucket(&bucket.name);
+    if bucket.region != "us-east-1" {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(bucket.region.as_str()))
+                .build(),
+        );
+    }
+    match create.send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
+        Err(e) => Err(map_error(e)),
+    }
+}
+
+async fn list(bucket: &Bucket, prefix: &str) -> Result<Vec<ObjectInfo>, HostError> {
+    let mut pages = bucket
+        .client
+        .list_objects_v2()
+        .bucket(&bucket.name)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut objects = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(map_error)?;
+        for object in page.contents() {
+            let Some(key) = object.key() else { continue };
+            objects.push(ObjectInfo {
+                key: key.to_string(),
+                etag: etag(object.e_tag()),
+                size: object.size().unwrap_or(0).max(0) as u64,
+                modified_ms: object.last_modified().and_then(millis),
+            });
+        }
+    }
+    fill_missing_etags(bucket, &mut objects).await?;
+    Ok(objects)
+}
+
+/// Some servers (s3s-fs among them) list objects without ETags; ask for
+/// those one by one, a few at a time, so versions are always there.
+async fn fill_missing_etags(bucket: &Bucket, objects: &mut [ObjectInfo]) -> Result<(), HostError> {
+    const CONCURRENT: usize = 16;
+    let missing: Vec<usize> = (0..objects.len())
+        .filter(|&i| objects[i].etag.is_empty())
+        .collect();
+    let mut heads = tokio::task::JoinSet::new();
+    for index in missing {
+        if heads.len() >= CONCURRENT
+            && let Some(done) = heads.join_next().await
+        {
+            apply_head(objects, done)?;
+        }
+        let (client, name, key) = (
+            bucket.client.clone(),
+            bucket.name.clone(),
+            objects[index].key.clone(),
+        );
+        heads.spawn(async move {
+            let head = client.head_object().bucket(name).key(key).send().await;
+            (index, head.map(|h| etag(h.e_tag())).map_err(map_error))
+        });
+    }
+    while let Some(done) = heads.join_next().await {
+        apply_head(objects, done)?;
+    }
+    Ok(())
+}
+
+type HeadResult = Result<(usize, Result<String, HostError>), tokio::task::JoinError>;
+
+fn apply_head(objects: &mut [ObjectInfo], done: HeadResult) -> Result<(), HostError> {
+    let (index, etag) =
+        done.map_err(|e| HostError::Internal(format!("listing task failed: {e}")))?;
+    match etag {
+        Ok(etag) => objects[index].etag = etag,
+        // Deleted since the listing: the caller's next look will tell.
+        Err(HostError::NotFound(_)) => {}
+        Err(other) => return Err(other),
+    }
+    Ok(())
+}
+
+/// ETags without their quotes (how versions are compared and stored).
+fn etag(raw: Option<&str>) -> String {
+    raw.unwrap_or_default().trim_matches('"').to_string()
+}
+
+fn quoted(etag: &str) -> String {
+    format!("\"{}\"", etag.trim_matches('"'))
+}
+
+fn millis(time: &aws_sdk_s3::primitives::DateTime) -> Option<i64> {
+    time.to_millis().ok()
+}
+
+fn absent_is_none<T>(error: HostError) -> Result<Option<T>, HostError> {
+    match error {
+        HostError::NotFound(_) => Ok(None),
+        other => Err(other),
+    }
+}
+
+/// Maps SDK errors onto the contract. Service errors carry the server's
+/// code and message; transport errors their cause. Neither holds a key.
+pub fn map_error<E>(error: SdkError<E, HttpResponse>) -> HostError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    let code = error.code().unwrap_or_default().to_string();
+    let message = error.message().unwrap_or_default().to_string();
+    let said = |what: &str| {
+        let detail = [code.as_str(), message.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(": ");
+        if detail.is_empty() {
+            format!("{what} (HTTP {})", status.unwrap_or_default())
+        } else {
+            format!("{what}: {detail}")
+        }
+    };
+    match &error {
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) => match (status, code.as_str()) {
+            (Some(412), _) | (Some(409), "ConditionalRequestConflict") => {
+                HostError::Conflict(said("precondition failed"))
+            }
+            (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied")
+            | (Some(401 | 403), _) => {
+                HostError::Denied(said("the object storage refused the keys"))
+            }
+            (Some(404), _) | (_, "NoSuchKey" | "NoSuchBucket" | "NotFound") => {
+                HostError::NotFound(said("not found"))
+            }
+            (Some(429 | 500..=599), _) | (_, "SlowDown") => {
+                HostError::Unavailable(said("the object storage is unavailable"))
+            }
+            _ => HostError::Invalid(said("the object storage refused the request")),
+        },
+        SdkError::TimeoutError(_) => {
+            HostError::Unavailable("the object storage did not answer in time".into())
+        }
+        SdkError::DispatchFailure(failure) => {
+            let cause = DisplayErrorContext(&error).to_string();
+            if failure.is_timeout() {
+                HostError::Unavailable("the object storage did not answer in time".into())
+            } else if cause.contains("certificate") || cause.contains("tls") {
+                HostError::Unavailable(format!("TLS with the object storage failed: {cause}"))
+            } else {
+                HostError::Unavailable(format!("object storage unreachable: {cause}"))
+            }
+        }
+        _ => HostError::Internal(format!(
+            "object storage request failed: {}",
+            DisplayErrorContext(&error)
+        )),
     }
 }

@@ -1,0 +1,32 @@
+//! The one log filter rule the host applies whatever `RUST_LOG` says: the
+//! HTTP and SDK crates under the capabilities may log at most DEBUG. At
+//! TRACE, aws-smithy prints resolved identities (the access key id) and
+//! whole request configurations; nothing at DEBUG or above carries a key.
+
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
+
+/// Crates whose TRACE output could carry credentials or signed requests.
+const CAPPED_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_runtime",
+    "aws_sdk_s3",
+    "aws_sigv4",
+    "aws_smithy_http_client",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "h2",
+    "hyper",
+    "hyper_util",
+    "rustls",
+    "sqlx",
+];
+
+/// Everything passes except TRACE from the capped crates; add it as a
+/// layer over the subscriber (`fmt().finish().with(sdk_cap())`).
+pub fn sdk_cap() -> Targets {
+    CAPPED_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |targets, target| targets.with_target(*target, LevelFilter::DEBUG),
+    )
+}

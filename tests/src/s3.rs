@@ -1,0 +1,271 @@
+//! A real S3-compatible server for tests: `s3s-fs` (crates.io) serving a
+//! temp dir on a free loopback port, with SigV4 authentication, stopped on
+//! drop. Install it with `bash .ci/install.sh` (which runs
+//! `cargo install s3s-fs --version 0.14.1 --features binary --locked`).
+//! For `https://` endpoints, [`S3Server::tls_front`] puts a TLS terminator
+//! with a throwaway CA in front of it.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use storehost::capabilities::secrets::SecretValue;
+use storehost::capabilities::{Capability, Grants};
+use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
+use storehost::selection::{BackendKind, Environment};
+use storehost::{MirrorOptions, Storehost, StorehostError, StorehostOptions};
+
+pub const ACCESS_KEY: &str = "storehost-test-access";
+pub const SECRET_KEY: &str = "storehost-test-secret-4f1c";
+
+pub struct S3Server {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn find_binary() -> PathBuf {
+    let candidates = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin")));
+    for dir in candidates {
+        let binary = dir.join("s3s-fs");
+        if binary.is_file() {
+            return binary;
+        }
+    }
+    panic!(
+        "the S3-compatible test server `s3s-fs` was not found in PATH or ~/.cargo/bin: \
+         install it with `cargo install s3s-fs --version 0.14.1 --features binary --locked` \
+         (or run `bash .ci/install.sh`)"
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, up: bool) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() != up {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "s3s-fs on port {port} did not {}",
+            if up { "start" } else { "stop" }
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let mut server = S3Server {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            child: None,
+        };
+        std::fs::create_dir_all(server.root()).unwrap();
+        server.resume();
+        server
+    }
+
+    /// Where the server keeps buckets (one directory each) and objects.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (an outage); `resume` starts it again on the same
+    /// port and data.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        wait_for_port(self.port, false);
+    }
+
+    pub fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let child = Command::new(find_binary())
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(self.root())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting s3s-fs");
+        self.child = Some(child);
+        wait_for_port(self.port, true);
+    }
+
+    /// A TLS front for this server on another port, with a certificate for
+    /// `localhost` and 127.0.0.1 from a throwaway CA; returns the front's
+    /// port and the CA's PEM file. Runs until the process exits.
+    pub fn tls_front(&self) -> (u16, PathBuf) {
+        let ca_file = self.dir.path().join("front-ca.pem");
+        let (config, ca_pem) = tls::server_config();
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let backend = self.port;
+        std::thread::spawn(move || tls::serve(listener, config, backend));
+        (port, ca_file)
+    }
+}
+
+/// The built-in object plugin on `endpoint` (`http://host:port`) and
+/// `bucket`, with the test server's keys.
+pub fn plugin(endpoint: &str, bucket: &str) -> Plugin {
+    let spec = PluginSpec {
+        name: "object".into(),
+        grants: Grants::minimal()
+            .with_capability(Capability::Objects)
+            .with_endpoint(endpoint)
+            .with_secret("access_key", SecretValue::new(ACCESS_KEY.to_string()))
+            .with_secret("secret_key", SecretValue::new(SECRET_KEY.to_string())),
+        limits: Limits::default(),
+        settings: vec![
+            ("endpoint".into(), endpoint.into()),
+            ("bucket".into(), bucket.into()),
+        ],
+    };
+    let component = storehost::builtin::component(BackendKind::Object).unwrap();
+    Plugin::load(&Runtime::shared().unwrap(), spec, component).unwrap()
+}
+
+/// A host chosen from `OBJECTSTORE_*` variables as users set them (the
+/// test server's keys unless `vars` names others), mirroring `workspace`.
+pub async fn try_host(
+    vars: &[(&str, &str)],
+    workspace: &Path,
+    poll: Duration,
+) -> Result<Storehost, StorehostError> {
+    let mut pairs = vec![
+        ("OBJECTSTORE_ACCESS_KEY", ACCESS_KEY),
+        ("OBJECTSTORE_SECRET_KEY", SECRET_KEY),
+    ];
+    pairs.retain(|(name, _)| !vars.iter().any(|(n, _)| n == name));
+    pairs.extend_from_slice(vars);
+    let selection = storehost::selection::select(&Environment::from_pairs(pairs), workspace)
+        .expect("valid OBJECTSTORE_* variables");
+    let options = StorehostOptions {
+        workspace: Some(workspace.to_path_buf()),
+        mirror: MirrorOptions {
+            poll_interval: poll,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Storehost::from_selection(selection, options).await
+}
+
+/// [`try_host`] on `endpoint` and `bucket`.
+pub async fn host(endpoint: &str, bucket: &str, workspace: &Path, poll: Duration) -> Storehost {
+    let vars = [
+        ("OBJECTSTORE_ENDPOINT", endpoint),
+        ("OBJECTSTORE_BUCKET", bucket),
+    ];
+    try_host(&vars, workspace, poll).await.unwrap()
+}
+
+/// A plain S3 client (aws-sdk-s3, path style), as another program would
+/// use the bucket.
+pub fn client(endpoint: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .force_path_style(true)
+        .http_client(http)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+mod tls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+
+    pub fn server_config() -> (Arc<rustls::ServerConfig>, String) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        (Arc::new(config), ca.pem())
+    }
+
+    /// Terminates TLS and forwards the bytes to the plain server.
+    pub fn serve(listener: std::net::TcpListener, config: Arc<rustls::ServerConfig>, backend: u16) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut front) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let Ok(mut back) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut front, &mut back).await;
+                });
+            }
+        });
+    }
+}

@@ -1,0 +1,260 @@
+//! The object-storage backend against a real S3-compatible server (s3s-fs):
+//! conformance, interop with a plain S3 client both ways, keys that would
+//! escape the layout, a lost race on a server that ignores a conditional
+//! header, an outage, two hosts on one bucket, and wrong keys.
+
+use std::time::Duration;
+use storehost::model::{Change, Key, Precondition};
+use storehost::{Saved, StorehostError};
+use storehost_tests::s3::{self, S3Server};
+use storehost_tests::{auth_files, conformance, eventually, local_auth, logs};
+
+async fn object_text(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Option<(String, String)> {
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    let content_type = object.content_type().unwrap_or_default().to_string();
+    let body = object.body.collect().await.unwrap().into_bytes();
+    Some((String::from_utf8(body.to_vec()).unwrap(), content_type))
+}
+
+async fn put_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str, content: &str) {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(content.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn object_storage_passes_the_conformance_kit() {
+    let server = S3Server::start();
+    conformance::run(&s3::plugin(&server.endpoint(), "conformance"))
+        .await
+        .assert_all_passed();
+    assert!(
+        server.root().join("conformance").is_dir(),
+        "prepare made the bucket"
+    );
+}
+
+#[tokio::test]
+async fn objects_from_a_plain_s3_client_reach_the_workspace_and_back() {
+    let server = S3Server::start();
+    let client = s3::client(&server.endpoint());
+    client
+        .create_bucket()
+        .bucket("tokens")
+        .send()
+        .await
+        .unwrap();
+    put_object(&client, "tokens", "config/config.yaml", "port: 8317\n").await;
+    put_object(
+        &client,
+        "tokens",
+        "auths/claude-a@b.com.json",
+        r#"{"type":"claude"}"#,
+    )
+    .await;
+    put_object(
+        &client,
+        "tokens",
+        "auths/team/codex.json",
+        r#"{"type":"codex"}"#,
+    )
+    .await;
+    // Keys that would escape the layout are never files.
+    put_object(&client, "tokens", "auths/../escape.json", "{}").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let host = s3::host(
+        &server.endpoint(),
+        "tokens",
+        dir.path(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let report = host.bootstrap().await.unwrap();
+    assert_eq!(report.pulled, 3, "{report:?}");
+    assert_eq!(
+        auth_files(dir.path()),
+        ["claude-a@b.com.json", "team/codex.json"]
+    );
+    assert!(!dir.path().join("escape.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(host.config_path()).unwrap(),
+        "port: 8317\n"
+    );
+
+    let saved = host
+        .save_auth("gemini-x.json", br#"{"type":"gemini"}"#)
+        .await
+        .unwrap();
+    assert!(matches!(saved, Saved::Pushed(_)));
+    let (content, content_type) = object_text(&client, "tokens", "auths/gemini-x.json")
+        .await
+        .unwrap();
+    assert_eq!(content, r#"{"type":"gemini"}"#);
+    assert_eq!(content_type, "application/json");
+    std::fs::write(host.config_path(), "port: 9000\n").unwrap();
+    host.persist_config().await.unwrap();
+    let (config, config_type) = object_text(&client, "tokens", "config/config.yaml")
+        .await
+        .unwrap();
+    assert_eq!(
+        (config.as_str(), config_type.as_str()),
+        ("port: 9000\n", "application/x-yaml")
+    );
+    host.delete_auth("team/codex.json").await.unwrap();
+    assert!(
+        object_text(&client, "tokens", "auths/team/codex.json")
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_lost_race_is_a_conflict_even_where_the_server_ignores_if_match_on_delete() {
+    // s3s-fs 0.14 honours If-Match on put but ignores it on delete: the
+    // plugin's probe at `prepare` finds that and re-reads before deletes.
+    let server = S3Server::start();
+    let plugin = s3::plugin(&server.endpoint(), "race");
+    plugin.prepare().await.unwrap();
+    let key = Key::auth("raced.json");
+    let put = |content: &str, precondition| Change::Put {
+        key: key.clone(),
+        content: content.as_bytes().to_vec(),
+        precondition,
+    };
+    let first = plugin
+        .apply(vec![put(r#"{"n":1}"#, Precondition::Absent)], "t")
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
+    // Another writer replaces it behind our back.
+    put_object(
+        &s3::client(&server.endpoint()),
+        "race",
+        "auths/raced.json",
+        r#"{"n":2}"#,
+    )
+    .await;
+    let stale = Precondition::Matches(first.version.clone());
+    let overwrite = plugin
+        .apply(vec![put(r#"{"n":3}"#, stale.clone())], "t")
+        .await;
+    assert!(overwrite.is_err(), "a stale put must not overwrite");
+    let remove = Change::Remove {
+        key: key.clone(),
+        precondition: stale,
+    };
+    assert!(
+        plugin.apply(vec![remove], "t").await.is_err(),
+        "a stale delete must not delete"
+    );
+    let kept = plugin.read_one(&key).await.unwrap().unwrap();
+    assert_eq!(kept.content, br#"{"n":2}"#);
+}
+
+#[tokio::test]
+async fn a_server_outage_mid_run_loses_nothing() {
+    let mut server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let host = s3::host(
+        &server.endpoint(),
+        "outage",
+        dir.path(),
+        Duration::from_secs(60),
+    )
+    .await;
+    host.bootstrap().await.unwrap();
+    host.save_auth("before.json", b"{\"n\":0}").await.unwrap();
+    server.stop();
+    for i in 0..20 {
+        let saved = host
+            .save_auth(
+                &format!("during-{i}.json"),
+                format!("{{\"n\":{i}}}").as_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(saved, Saved::Queued, "write {i} while the server is down");
+    }
+    server.resume();
+    assert_eq!(host.flush(Duration::from_secs(60)).await.unwrap(), 0);
+    let client = s3::client(&server.endpoint());
+    for i in 0..20 {
+        let (content, _) = object_text(&client, "outage", &format!("auths/during-{i}.json"))
+            .await
+            .unwrap_or_else(|| panic!("during-{i}.json reached the bucket"));
+        assert_eq!(content, format!("{{\"n\":{i}}}"));
+    }
+}
+
+#[tokio::test]
+async fn two_hosts_on_one_bucket_converge_by_polling() {
+    let server = S3Server::start();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let poll = Duration::from_millis(200);
+    let a = s3::host(&server.endpoint(), "shared", a_dir.path(), poll).await;
+    a.bootstrap().await.unwrap();
+    let b = s3::host(&server.endpoint(), "shared", b_dir.path(), poll).await;
+    b.bootstrap().await.unwrap();
+    let sync_a = a.start_sync().await.unwrap().unwrap();
+    let sync_b = b.start_sync().await.unwrap().unwrap();
+    b.save_auth("from-b.json", b"{\"by\":\"b\"}").await.unwrap();
+    a.save_auth("from-a.json", b"{\"by\":\"a\"}").await.unwrap();
+    let limit = Duration::from_secs(10);
+    eventually("b's write reaches a", limit, || {
+        local_auth(a_dir.path(), "from-b.json").is_some()
+    })
+    .await;
+    eventually("a's write reaches b", limit, || {
+        local_auth(b_dir.path(), "from-a.json").is_some()
+    })
+    .await;
+    a.delete_auth("from-b.json").await.unwrap();
+    eventually("a's delete reaches b", limit, || {
+        local_auth(b_dir.path(), "from-b.json").is_none()
+    })
+    .await;
+    sync_a.shutdown().await;
+    sync_b.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn wrong_keys_are_a_clear_error_without_the_secret() {
+    let (_guard, captured) = logs::capture();
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = server.endpoint();
+    let vars = [
+        ("OBJECTSTORE_ENDPOINT", endpoint.as_str()),
+        ("OBJECTSTORE_BUCKET", "tokens"),
+        ("OBJECTSTORE_SECRET_KEY", "wrong-secret-canary-8812"),
+    ];
+    let host = s3::try_host(&vars, dir.path(), Duration::from_secs(60)).await;
+    let error: StorehostError = match host {
+        Ok(host) => host.bootstrap().await.expect_err("wrong keys must fail"),
+        Err(error) => error,
+    };
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("refused the keys"), "{shown}");
+    assert!(!shown.contains("wrong-secret-canary-8812"), "{shown}");
+    assert!(!shown.contains(s3::ACCESS_KEY), "{shown}");
+    let logged = captured.text();
+    assert!(!logged.contains("wrong-secret-canary-8812"));
+    assert!(!logged.contains(s3::SECRET_KEY));
+}

@@ -223,31 +223,18 @@ impl PostgresServer {
 /// A test CA (`ca.pem`) and a server certificate it signed (`server.pem`,
 /// `server.key`, private as the server demands).
 fn write_certificates(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
-    let key_path = dir.join("server.key");
-    std::fs::write(&key_path, server_key.serialize_pem()).unwrap();
     use std::os::unix::fs::PermissionsExt;
+    let cert = crate::certs::localhost();
+    std::fs::write(dir.join("ca.pem"), cert.ca_pem).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.cert_pem).unwrap();
+    let key_path = dir.join("server.key");
+    std::fs::write(&key_path, cert.key_pem).unwrap();
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// Another CA's certificate, which did not sign the server's.
 pub fn write_unrelated_ca(path: &Path) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    std::fs::write(path, params.self_signed(&key).unwrap().pem()).unwrap();
+    std::fs::write(path, crate::certs::unrelated_ca_pem()).unwrap();
 }
 
 impl Drop for PostgresServer {

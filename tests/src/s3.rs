@@ -212,32 +212,22 @@ impl Drop for S3Server {
 }
 
 mod tls {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     use std::sync::Arc;
     use tokio_rustls::rustls;
 
     pub fn server_config() -> (Arc<rustls::ServerConfig>, String) {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
+        let cert = crate::certs::localhost();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                vec![cert.cert_der.into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.into()),
             )
             .unwrap();
-        (Arc::new(config), ca.pem())
+        (Arc::new(config), cert.ca_pem)
     }
 
     /// Terminates TLS and forwards the bytes to the plain server.

@@ -146,4 +146,13 @@ mod tests {
         assert_eq!(grants.secret_names().collect::<Vec<_>>(), ["token"]);
         assert!(!format!("{grants:?}").contains("hunter2-value"));
     }
+
+    #[test]
+    fn only_the_granted_endpoint_may_be_opened() {
+        let grants = Grants::minimal().with_endpoint("https://S3.example.com:9000/");
+        assert!(grants.allows_endpoint("https://s3.example.com:9000"));
+        assert!(!grants.allows_endpoint("http://s3.example.com:9000"));
+        assert!(!grants.allows_endpoint("https://evil.example.com"));
+        assert!(!Grants::minimal().allows_endpoint("https://s3.example.com:9000"));
+    }
 }

@@ -28,6 +28,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One attempt; a whole call with its retries gets `CALL_TIMEOUT`.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 const CALL_TIMEOUT: Duration = Duration::from_secs(50);
+/// Requests in flight at once for the calls that fan out (listing ETags,
+/// reading many objects).
+const CONCURRENT_REQUESTS: usize = 32;
 
 /// An opened bucket.
 pub struct Bucket {
@@ -133,32 +136,16 @@ impl HostBucket for HostState {
 
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Object>> {
         let bucket = self.table.get(&bucket)?;
-        let answer = bucket
-            .client
-            .get_object()
-            .bucket(&bucket.name)
-            .key(&key)
-            .send()
-            .await;
-        let output = match answer {
-            Ok(output) => output,
-            Err(e) => return Ok(absent_is_none(map_error(e))),
-        };
-        let info = ObjectInfo {
-            etag: etag(output.e_tag()),
-            size: output.content_length().unwrap_or(0).max(0) as u64,
-            modified_ms: output.last_modified().and_then(millis),
-            key,
-        };
-        Ok(match output.body.collect().await {
-            Ok(body) => Ok(Some(Object {
-                info,
-                content: body.into_bytes().to_vec(),
-            })),
-            Err(e) => Err(HostError::Unavailable(format!(
-                "reading an object failed: {e}"
-            ))),
-        })
+        Ok(get(bucket.client.clone(), bucket.name.clone(), key).await)
+    }
+
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<Option<Object>>> {
+        let bucket = self.table.get(&bucket)?;
+        Ok(get_many(bucket, keys).await)
     }
 
     async fn put(
@@ -225,6 +212,70 @@ impl HostBucket for HostState {
     }
 }
 
+async fn get(
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+) -> Result<Option<Object>, HostError> {
+    let answer = client.get_object().bucket(bucket).key(&key).send().await;
+    let output = match answer {
+        Ok(output) => output,
+        Err(e) => return absent_is_none(map_error(e)),
+    };
+    let info = ObjectInfo {
+        etag: etag(output.e_tag()),
+        size: output.content_length().unwrap_or(0).max(0) as u64,
+        modified_ms: output.last_modified().and_then(millis),
+        key,
+    };
+    match output.body.collect().await {
+        Ok(body) => Ok(Some(Object {
+            info,
+            content: body.into_bytes().to_vec(),
+        })),
+        Err(e) => Err(HostError::Unavailable(format!(
+            "reading an object failed: {e}"
+        ))),
+    }
+}
+
+async fn get_many(bucket: &Bucket, keys: Vec<String>) -> Result<Vec<Option<Object>>, HostError> {
+    let (client, name) = (bucket.client.clone(), bucket.name.clone());
+    fan_out(keys, move |key| get(client.clone(), name.clone(), key)).await
+}
+
+/// Runs `task` on every item, `CONCURRENT_REQUESTS` at a time; the answers
+/// keep the items' order, and the first error wins.
+async fn fan_out<I, T, F, Fut>(items: Vec<I>, task: F) -> Result<Vec<T>, HostError>
+where
+    F: Fn(I) -> Fut,
+    Fut: std::future::Future<Output = Result<T, HostError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut answers: Vec<Option<T>> = Vec::with_capacity(items.len());
+    answers.resize_with(items.len(), || None);
+    let mut running = tokio::task::JoinSet::new();
+    let mut store = |done: Result<(usize, Result<T, HostError>), tokio::task::JoinError>| {
+        let (index, answer) =
+            done.map_err(|e| HostError::Internal(format!("a request task failed: {e}")))?;
+        answers[index] = Some(answer?);
+        Ok::<_, HostError>(())
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        if running.len() >= CONCURRENT_REQUESTS
+            && let Some(done) = running.join_next().await
+        {
+            store(done)?;
+        }
+        let future = task(item);
+        running.spawn(async move { (index, future.await) });
+    }
+    while let Some(done) = running.join_next().await {
+        store(done)?;
+    }
+    Ok(answers.into_iter().flatten().collect())
+}
+
 /// Creates the bucket unless it is there; a bucket someone else owns is
 /// `denied`.
 async fn ensure(bucket: &Bucket) -> Result<(), HostError> {
@@ -283,43 +334,24 @@ async fn list(bucket: &Bucket, prefix: &str) -> Result<Vec<ObjectInfo>, HostErro
 /// Some servers (s3s-fs among them) list objects without ETags; ask for
 /// those one by one, a few at a time, so versions are always there.
 async fn fill_missing_etags(bucket: &Bucket, objects: &mut [ObjectInfo]) -> Result<(), HostError> {
-    const CONCURRENT: usize = 16;
     let missing: Vec<usize> = (0..objects.len())
         .filter(|&i| objects[i].etag.is_empty())
         .collect();
-    let mut heads = tokio::task::JoinSet::new();
-    for index in missing {
-        if heads.len() >= CONCURRENT
-            && let Some(done) = heads.join_next().await
-        {
-            apply_head(objects, done)?;
+    let keys: Vec<String> = missing.iter().map(|&i| objects[i].key.clone()).collect();
+    let (client, name) = (bucket.client.clone(), bucket.name.clone());
+    let etags = fan_out(keys, move |key| {
+        let request = client.head_object().bucket(name.clone()).key(key);
+        async move {
+            match request.send().await {
+                Ok(head) => Ok(etag(head.e_tag())),
+                // Deleted since the listing: the caller's next look will tell.
+                Err(e) => absent_is_none::<()>(map_error(e)).map(|_| String::new()),
+            }
         }
-        let (client, name, key) = (
-            bucket.client.clone(),
-            bucket.name.clone(),
-            objects[index].key.clone(),
-        );
-        heads.spawn(async move {
-            let head = client.head_object().bucket(name).key(key).send().await;
-            (index, head.map(|h| etag(h.e_tag())).map_err(map_error))
-        });
-    }
-    while let Some(done) = heads.join_next().await {
-        apply_head(objects, done)?;
-    }
-    Ok(())
-}
-
-type HeadResult = Result<(usize, Result<String, HostError>), tokio::task::JoinError>;
-
-fn apply_head(objects: &mut [ObjectInfo], done: HeadResult) -> Result<(), HostError> {
-    let (index, etag) =
-        done.map_err(|e| HostError::Internal(format!("listing task failed: {e}")))?;
-    match etag {
-        Ok(etag) => objects[index].etag = etag,
-        // Deleted since the listing: the caller's next look will tell.
-        Err(HostError::NotFound(_)) => {}
-        Err(other) => return Err(other),
+    })
+    .await?;
+    for (index, etag) in missing.into_iter().zip(etags) {
+        objects[index].etag = etag;
     }
     Ok(())
 }

@@ -40,18 +40,21 @@ impl Feed {
             .iter()
             .map(|(_, info)| (info.key.clone(), info.etag.clone()))
             .collect();
+        let changed: Vec<Key> = listing
+            .iter()
+            .filter(|(_, info)| {
+                previous.as_ref().and_then(|p| p.etags.get(&info.key)) != Some(&info.etag)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
         let mut documents = Vec::new();
         let mut removed = Vec::new();
-        for (key, info) in &listing {
-            let known = previous.as_ref().and_then(|p| p.etags.get(&info.key));
-            if known == Some(&info.etag) {
-                continue;
-            }
-            match get(bucket, key.clone())? {
+        for (key, document) in changed.iter().zip(get_many(bucket, &changed)?) {
+            match document {
                 Some(document) => documents.push(document),
                 // Deleted between the listing and the read.
                 None => {
-                    etags.remove(&info.key);
+                    etags.remove(&object_key(key)?);
                     removed.push(key.clone());
                 }
             }
@@ -95,17 +98,27 @@ pub fn listing(bucket: &objects::Bucket) -> Result<Vec<(Key, ObjectInfo)>, Error
     Ok(documents_of(objects))
 }
 
-pub fn get(bucket: &objects::Bucket, key: Key) -> Result<Option<Document>, Error> {
-    let object = bucket.get(&object_key(&key)?).map_err(host_error)?;
-    Ok(object.map(|object| Document {
-        entry: Entry {
-            key,
-            version: object.info.etag,
-            size: object.info.size,
-            modified_ms: object.info.modified_ms,
-        },
-        content: object.content,
-    }))
+/// Reads documents, many requests at a time (the host fans them out), in
+/// rounds small enough to keep one answer's size bounded.
+pub fn get_many(bucket: &objects::Bucket, keys: &[Key]) -> Result<Vec<Option<Document>>, Error> {
+    const ROUND: usize = 256;
+    let mut documents = Vec::with_capacity(keys.len());
+    for round in keys.chunks(ROUND) {
+        let objects: Vec<String> = round.iter().map(object_key).collect::<Result<_, _>>()?;
+        let answers = bucket.get_many(&objects).map_err(host_error)?;
+        documents.extend(round.iter().zip(answers).map(|(key, object)| {
+            object.map(|object| Document {
+                entry: Entry {
+                    key: key.clone(),
+                    version: object.info.etag,
+                    size: object.info.size,
+                    modified_ms: object.info.modified_ms,
+                },
+                content: object.content,
+            })
+        }));
+    }
+    Ok(documents)
 }
 
 fn digest(etags: &BTreeMap<String, String>) -> String {

@@ -84,9 +84,7 @@ impl Backend for ObjectStore {
     }
 
     fn read(&self, keys: Vec<Key>) -> Result<Vec<Option<Document>>, Error> {
-        keys.into_iter()
-            .map(|key| feed::get(&self.bucket, key))
-            .collect()
+        feed::get_many(&self.bucket, &keys)
     }
 
     fn pull(&self, cursor: Option<String>) -> Result<Snapshot, Error> {

@@ -5,9 +5,12 @@
 //! For `https://` endpoints, [`S3Server::tls_front`] puts a TLS terminator
 //! with a throwaway CA in front of it.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use storehost::capabilities::secrets::SecretValue;
 use storehost::capabilities::{Capability, Grants};
@@ -113,6 +116,27 @@ impl S3Server {
         wait_for_port(self.port, true);
     }
 
+    /// A plain front for this server that answers the first `failures`
+    /// connections with `503 SlowDown` (as S3 throttles) and forwards the
+    /// rest; returns its port and how many it refused so far.
+    pub fn flaky_front(&self, failures: usize) -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (counter, backend) = (refused.clone(), self.port);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if counter.load(Ordering::SeqCst) < failures {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    throttle(client);
+                } else {
+                    std::thread::spawn(move || forward(client, backend));
+                }
+            }
+        });
+        (port, refused)
+    }
+
     /// A TLS front for this server on another port, with a certificate for
     /// `localhost` and 127.0.0.1 from a throwaway CA; returns the front's
     /// port and the CA's PEM file. Runs until the process exits.
@@ -200,6 +224,46 @@ pub fn client(endpoint: &str) -> aws_sdk_s3::Client {
         .http_client(http)
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Reads one request (headers and body) and answers 503 SlowDown.
+fn throttle(mut client: TcpStream) {
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut length = 0usize;
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+        line.clear();
+    }
+    let _ = std::io::copy(&mut reader.take(length as u64), &mut std::io::sink());
+    let body =
+        "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+    let _ = write!(
+        client,
+        "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// Copies bytes both ways between a client and the server.
+fn forward(client: TcpStream, backend: u16) {
+    let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else {
+        return;
+    };
+    let (mut client_in, mut server_out) =
+        (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let upstream = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_in, &mut server_out);
+        let _ = server_out.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut server_in, mut client_out) = (server, client);
+    let _ = std::io::copy(&mut server_in, &mut client_out);
+    let _ = client_out.shutdown(std::net::Shutdown::Write);
+    let _ = upstream.join();
 }
 
 impl Drop for S3Server {

@@ -258,3 +258,29 @@ async fn wrong_keys_are_a_clear_error_without_the_secret() {
     assert!(!logged.contains("wrong-secret-canary-8812"));
     assert!(!logged.contains(s3::SECRET_KEY));
 }
+
+#[tokio::test]
+async fn throttling_and_5xx_are_retried_with_backoff_and_then_reported() {
+    let server = S3Server::start();
+    // Two refusals: within the retry budget (4 attempts per call).
+    let (port, refused) = server.flaky_front(2);
+    let plugin = s3::plugin(&format!("http://127.0.0.1:{port}"), "throttled");
+    plugin.prepare().await.unwrap();
+    let key = Key::auth("after-retries.json");
+    let put = Change::Put {
+        key: key.clone(),
+        content: b"{}".to_vec(),
+        precondition: Precondition::Any,
+    };
+    plugin.apply(vec![put], "t").await.unwrap();
+    assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(plugin.read_one(&key).await.unwrap().is_some());
+
+    // More refusals than attempts: a clear `unavailable`, which the mirror
+    // keeps in its outbox and replays.
+    let (port, _) = server.flaky_front(100);
+    let plugin = s3::plugin(&format!("http://127.0.0.1:{port}"), "throttled");
+    let error = plugin.prepare().await.expect_err("the budget runs out");
+    let shown = error.to_string();
+    assert!(shown.contains("unavailable"), "{shown}");
+}

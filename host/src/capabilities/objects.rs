@@ -7,7 +7,7 @@
 use super::secrets::SecretHandle;
 use super::{Capability, HostState};
 use crate::runtime::bindings::storehost::plugin::objects::{
-    Condition, Host, HostBucket, Object, ObjectInfo,
+    Condition, Host, HostBucket, Object, ObjectInfo, PutRequest,
 };
 use crate::runtime::bindings::wit_types::HostError;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -116,22 +116,17 @@ impl HostBucket for HostState {
 
     async fn head(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<ObjectInfo>> {
         let bucket = self.table.get(&bucket)?;
-        let answer = bucket
-            .client
-            .head_object()
-            .bucket(&bucket.name)
-            .key(&key)
-            .send()
-            .await;
-        Ok(match answer {
-            Ok(head) => Ok(Some(ObjectInfo {
-                etag: etag(head.e_tag()),
-                size: head.content_length().unwrap_or(0).max(0) as u64,
-                modified_ms: head.last_modified().and_then(millis),
-                key,
-            })),
-            Err(e) => absent_is_none(map_error(e)),
-        })
+        Ok(head(bucket.client.clone(), bucket.name.clone(), key).await)
+    }
+
+    async fn head_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<Option<ObjectInfo>>> {
+        let bucket = self.table.get(&bucket)?;
+        let (client, name) = (bucket.client.clone(), bucket.name.clone());
+        Ok(fan_out(keys, move |key| head(client.clone(), name.clone(), key)).await)
     }
 
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Object>> {
@@ -157,28 +152,27 @@ impl HostBucket for HostState {
         condition: Condition,
     ) -> Answer<ObjectInfo> {
         let bucket = self.table.get(&bucket)?;
-        let size = content.len() as u64;
-        let mut request = bucket
-            .client
-            .put_object()
-            .bucket(&bucket.name)
-            .key(&key)
-            .content_type(content_type)
-            .body(ByteStream::from(content));
-        request = match condition {
-            Condition::None => request,
-            Condition::IfMatch(etag) => request.if_match(quoted(&etag)),
-            Condition::IfAbsent => request.if_none_match("*"),
+        let request = PutRequest {
+            key,
+            content,
+            content_type,
+            condition,
         };
-        Ok(match request.send().await {
-            Ok(put) => Ok(ObjectInfo {
-                etag: etag(put.e_tag()),
-                size,
-                modified_ms: None,
-                key,
-            }),
-            Err(e) => Err(map_error(e)),
-        })
+        Ok(put(bucket.client.clone(), bucket.name.clone(), request).await)
+    }
+
+    async fn put_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        puts: Vec<PutRequest>,
+    ) -> Answer<Vec<Result<ObjectInfo, HostError>>> {
+        let bucket = self.table.get(&bucket)?;
+        let (client, name) = (bucket.client.clone(), bucket.name.clone());
+        let task = move |request| {
+            let put = put(client.clone(), name.clone(), request);
+            async move { Ok(put.await) }
+        };
+        Ok(fan_out(puts, task).await)
     }
 
     async fn delete(
@@ -210,6 +204,48 @@ impl HostBucket for HostState {
         self.table.delete(bucket)?;
         Ok(())
     }
+}
+
+async fn head(
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+) -> Result<Option<ObjectInfo>, HostError> {
+    match client.head_object().bucket(bucket).key(&key).send().await {
+        Ok(head) => Ok(Some(ObjectInfo {
+            etag: etag(head.e_tag()),
+            size: head.content_length().unwrap_or(0).max(0) as u64,
+            modified_ms: head.last_modified().and_then(millis),
+            key,
+        })),
+        Err(e) => absent_is_none(map_error(e)),
+    }
+}
+
+async fn put(
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    request: PutRequest,
+) -> Result<ObjectInfo, HostError> {
+    let size = request.content.len() as u64;
+    let mut put = client
+        .put_object()
+        .bucket(bucket)
+        .key(&request.key)
+        .content_type(request.content_type)
+        .body(ByteStream::from(request.content));
+    put = match request.condition {
+        Condition::None => put,
+        Condition::IfMatch(etag) => put.if_match(quoted(&etag)),
+        Condition::IfAbsent => put.if_none_match("*"),
+    };
+    let answer = put.send().await.map_err(map_error)?;
+    Ok(ObjectInfo {
+        etag: etag(answer.e_tag()),
+        size,
+        modified_ms: None,
+        key: request.key,
+    })
 }
 
 async fn get(
@@ -339,17 +375,11 @@ async fn fill_missing_etags(bucket: &Bucket, objects: &mut [ObjectInfo]) -> Resu
         .collect();
     let keys: Vec<String> = missing.iter().map(|&i| objects[i].key.clone()).collect();
     let (client, name) = (bucket.client.clone(), bucket.name.clone());
-    let etags = fan_out(keys, move |key| {
-        let request = client.head_object().bucket(name.clone()).key(key);
-        async move {
-            match request.send().await {
-                Ok(head) => Ok(etag(head.e_tag())),
-                // Deleted since the listing: the caller's next look will tell.
-                Err(e) => absent_is_none::<()>(map_error(e)).map(|_| String::new()),
-            }
-        }
-    })
-    .await?;
+    // Deleted since the listing: left without an ETag; the next look tells.
+    let heads = fan_out(keys, move |key| head(client.clone(), name.clone(), key)).await?;
+    let etags = heads
+        .into_iter()
+        .map(|head| head.map(|info| info.etag).unwrap_or_default());
     for (index, etag) in missing.into_iter().zip(etags) {
         objects[index].etag = etag;
     }

@@ -14,11 +14,11 @@ mod layout;
 use feed::Feed;
 use layout::{PROBE_PREFIX, content_type, document_key, object_key};
 use std::cell::Cell;
-use storehost_sdk::capabilities::objects::{self, Condition, ObjectInfo};
+use storehost_sdk::capabilities::objects::{self, Condition, ObjectInfo, PutRequest};
 use storehost_sdk::capabilities::secrets;
 use storehost_sdk::{
-    Backend, Change, Document, Entry, Error, Features, HostError, Info, Key, Precondition,
-    Settings, Snapshot,
+    Backend, Change, Document, Entry, Error, Features, HostError, Info, Key, Precondition, Put,
+    Remove, Settings, Snapshot,
 };
 
 pub struct ObjectStore {
@@ -93,17 +93,45 @@ impl Backend for ObjectStore {
 
     fn apply(&self, changes: Vec<Change>, _message: String) -> Result<Vec<Option<Entry>>, Error> {
         let honours = self.honours()?;
-        // In a batch every precondition is checked before anything is
-        // written, so one that conflicts up front changes nothing; a single
-        // change is checked by the server where it honours the headers.
-        let batch = changes.len() > 1;
-        for change in &changes {
-            self.check_precondition(change, honours, batch)?;
-        }
-        changes
+        self.check_preconditions(&changes, honours)?;
+        // The puts go out together (the host sends them concurrently); the
+        // removes, rarer, one by one after them.
+        let puts = changes
             .iter()
-            .map(|change| self.apply_one(change))
-            .collect()
+            .filter_map(|change| match change {
+                Change::Put(put) => Some(put_request(put)),
+                Change::Remove(_) => None,
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut put_answers = if puts.is_empty() {
+            Vec::new()
+        } else {
+            self.bucket.put_many(&puts).map_err(host_error)?
+        }
+        .into_iter();
+        let mut entries = Vec::with_capacity(changes.len());
+        let mut first_error = None;
+        for change in &changes {
+            let entry = match change {
+                Change::Put(put) => match put_answers.next() {
+                    Some(Ok(info)) => Some(self.entry_after_put(&put.key, info)?),
+                    Some(Err(error)) => {
+                        first_error.get_or_insert(conflict_or(&put.key, error));
+                        None
+                    }
+                    None => return Err(Error::Internal("a put went unanswered".into())),
+                },
+                Change::Remove(remove) => {
+                    self.remove(remove)?;
+                    None
+                }
+            };
+            entries.push(entry);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(entries),
+        }
     }
 }
 
@@ -129,88 +157,93 @@ impl ObjectStore {
         Ok(honours)
     }
 
-    /// Re-reads the ETag where the server would not enforce the condition,
-    /// for every conditional change of a batch, and for removes that must
+    /// Re-reads the ETags (all at once) where the server would not enforce
+    /// a condition, for every conditional change of a batch (so a batch
+    /// that conflicts up front changes nothing), and for removes that must
     /// find nothing.
-    fn check_precondition(
-        &self,
-        change: &Change,
-        honours: Honours,
-        batch: bool,
-    ) -> Result<(), Error> {
-        let (key, precondition, enforced) = match change {
-            Change::Put(put) => (&put.key, &put.precondition, honours.put),
-            Change::Remove(remove) => (&remove.key, &remove.precondition, honours.delete),
-        };
-        let must_check = match (change, precondition) {
-            (_, Precondition::Any) => false,
-            (Change::Remove(_), Precondition::Absent) => true,
-            _ => batch || !enforced,
-        };
-        if !must_check {
+    fn check_preconditions(&self, changes: &[Change], honours: Honours) -> Result<(), Error> {
+        let batch = changes.len() > 1;
+        let checked: Vec<(&Key, &Precondition)> = changes
+            .iter()
+            .filter_map(|change| {
+                let (key, precondition, enforced) = match change {
+                    Change::Put(put) => (&put.key, &put.precondition, honours.put),
+                    Change::Remove(remove) => (&remove.key, &remove.precondition, honours.delete),
+                };
+                let must_check = match (change, precondition) {
+                    (_, Precondition::Any) => false,
+                    (Change::Remove(_), Precondition::Absent) => true,
+                    _ => batch || !enforced,
+                };
+                must_check.then_some((key, precondition))
+            })
+            .collect();
+        if checked.is_empty() {
             return Ok(());
         }
-        let current = self
+        let objects = checked
+            .iter()
+            .map(|(key, _)| object_key(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let heads = self.bucket.head_many(&objects).map_err(host_error)?;
+        for ((key, precondition), head) in checked.into_iter().zip(heads) {
+            let current = head.map(|info| info.etag);
+            let holds = match precondition {
+                Precondition::Any => true,
+                Precondition::Absent => current.is_none(),
+                Precondition::Matches(version) => current.as_deref() == Some(version.as_str()),
+            };
+            if !holds {
+                return Err(Error::Conflict(key.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Some servers answer a PUT without an ETag: ask for it.
+    fn entry_after_put(&self, key: &Key, info: ObjectInfo) -> Result<Entry, Error> {
+        if !info.etag.is_empty() {
+            return Ok(entry(key.clone(), &info));
+        }
+        let head = self
             .bucket
             .head(&object_key(key)?)
             .map_err(host_error)?
-            .map(|info| info.etag);
-        let holds = match precondition {
-            Precondition::Any => true,
-            Precondition::Absent => current.is_none(),
-            Precondition::Matches(version) => current.as_deref() == Some(version.as_str()),
-        };
-        if holds {
-            Ok(())
-        } else {
-            Err(Error::Conflict(key.clone()))
-        }
+            .ok_or_else(|| Error::Unavailable("the object vanished after a put".into()))?;
+        Ok(entry(key.clone(), &head))
     }
 
-    fn apply_one(&self, change: &Change) -> Result<Option<Entry>, Error> {
-        fn conflict(key: &Key) -> impl Fn(HostError) -> Error + '_ {
-            move |error| match error {
-                HostError::Conflict(_) => Error::Conflict(key.clone()),
-                other => host_error(other),
-            }
-        }
-        match change {
-            Change::Put(put) => {
-                let object = object_key(&put.key)?;
-                let condition = match &put.precondition {
-                    Precondition::Any => Condition::None,
-                    Precondition::Absent => Condition::IfAbsent,
-                    Precondition::Matches(version) => Condition::IfMatch(version.clone()),
-                };
-                let mut info = self
-                    .bucket
-                    .put(&object, &put.content, content_type(&put.key), &condition)
-                    .map_err(conflict(&put.key))?;
-                if info.etag.is_empty() {
-                    // Some servers answer a PUT without an ETag.
-                    info = self
-                        .bucket
-                        .head(&object)
-                        .map_err(host_error)?
-                        .ok_or_else(|| {
-                            Error::Unavailable("the object vanished after a put".into())
-                        })?;
-                }
-                Ok(Some(entry(put.key.clone(), &info)))
-            }
-            Change::Remove(remove) => {
-                let condition = match &remove.precondition {
-                    Precondition::Matches(version) => Condition::IfMatch(version.clone()),
-                    // Absent was checked: there is nothing to delete.
-                    Precondition::Absent => return Ok(None),
-                    Precondition::Any => Condition::None,
-                };
-                self.bucket
-                    .delete(&object_key(&remove.key)?, &condition)
-                    .map_err(conflict(&remove.key))?;
-                Ok(None)
-            }
-        }
+    fn remove(&self, remove: &Remove) -> Result<(), Error> {
+        let condition = match &remove.precondition {
+            Precondition::Matches(version) => Condition::IfMatch(version.clone()),
+            // Absent was checked: there is nothing to delete.
+            Precondition::Absent => return Ok(()),
+            Precondition::Any => Condition::None,
+        };
+        self.bucket
+            .delete(&object_key(&remove.key)?, &condition)
+            .map_err(|error| conflict_or(&remove.key, error))
+    }
+}
+
+fn put_request(put: &Put) -> Result<PutRequest, Error> {
+    Ok(PutRequest {
+        key: object_key(&put.key)?,
+        content: put.content.clone(),
+        content_type: content_type(&put.key).into(),
+        condition: match &put.precondition {
+            Precondition::Any => Condition::None,
+            Precondition::Absent => Condition::IfAbsent,
+            Precondition::Matches(version) => Condition::IfMatch(version.clone()),
+        },
+    })
+}
+
+/// A refused condition is a conflict on that key; the rest map as usual.
+fn conflict_or(key: &Key, error: HostError) -> Error {
+    match error {
+        HostError::Conflict(_) => Error::Conflict(key.clone()),
+        other => host_error(other),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The one log filter rule the host applies whatever `RUST_LOG` says: the
-//! HTTP and SDK crates under the capabilities may log at most DEBUG. At
-//! TRACE, aws-smithy prints resolved identities (the access key id) and
-//! whole request configurations; nothing at DEBUG or above carries a key.
+//! HTTP and SDK crates under the capabilities may log at most INFO. At
+//! DEBUG and TRACE, aws-smithy prints resolved identities (the access key
+//! id) with endpoint parameters and request configurations.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
@@ -22,11 +22,11 @@ const CAPPED_TARGETS: &[&str] = &[
     "sqlx",
 ];
 
-/// Everything passes except TRACE from the capped crates; add it as a
+/// Everything passes except DEBUG and TRACE from the capped crates; add it as a
 /// layer over the subscriber (`fmt().finish().with(sdk_cap())`).
 pub fn sdk_cap() -> Targets {
     CAPPED_TARGETS.iter().fold(
         Targets::new().with_default(LevelFilter::TRACE),
-        |targets, target| targets.with_target(*target, LevelFilter::DEBUG),
+        |targets, target| targets.with_target(*target, LevelFilter::INFO),
     )
 }

@@ -257,8 +257,8 @@ async fn wrong_keys_are_a_clear_error_without_the_secret() {
     let logged = captured.text();
     assert!(!logged.contains("wrong-secret-canary-8812"));
     assert!(!logged.contains(s3::SECRET_KEY));
-    // The access key id too: aws-smithy prints it only at TRACE, which the
-    // host caps for the SDK crates.
+    // The access key id too: aws-smithy prints it at DEBUG and TRACE, which
+    // the host caps for the SDK crates.
     assert!(!logged.contains(s3::ACCESS_KEY), "{logged}");
 }
 

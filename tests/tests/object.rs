@@ -126,11 +126,15 @@ async fn objects_from_a_plain_s3_client_reach_the_workspace_and_back() {
 
 #[tokio::test]
 async fn a_lost_race_is_a_conflict_even_where_the_server_ignores_if_match_on_delete() {
-    // s3s-fs 0.14 honours If-Match on put but ignores it on delete: the
-    // plugin's probe at `prepare` finds that and re-reads before deletes.
+    let (_guard, captured) = logs::capture();
     let server = S3Server::start();
     let plugin = s3::plugin(&server.endpoint(), "race");
     plugin.prepare().await.unwrap();
+    assert!(
+        captured.text().contains("(put: honoured, delete: ignored)"),
+        "s3s-fs 0.14 honours If-Match on put, ignores it on delete, and the probe says so: {}",
+        captured.text()
+    );
     let key = Key::auth("raced.json");
     let put = |content: &str, precondition| Change::Put {
         key: key.clone(),

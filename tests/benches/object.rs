@@ -9,19 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use storehost::model::{Change, Key, Precondition};
+use storehost_tests::percentiles;
 use storehost_tests::s3::{self, S3Server};
-
-fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
-    println!(
-        "{label:<44} n={:<5} p50={:>9.2?} p99={:>9.2?}",
-        samples.len(),
-        pick(0.5),
-        pick(0.99)
-    );
-    pick(0.5)
-}
 
 async fn put_latency(server: &S3Server) {
     let plugin = s3::plugin(&server.endpoint(), "latency");

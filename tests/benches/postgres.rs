@@ -5,19 +5,8 @@
 
 use std::time::{Duration, Instant};
 use storehost::Storehost;
+use storehost_tests::percentiles;
 use storehost_tests::postgres::{self, PostgresServer};
-
-fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
-    println!(
-        "{label:<44} n={:<5} p50={:>9.2?} p99={:>9.2?}",
-        samples.len(),
-        pick(0.5),
-        pick(0.99)
-    );
-    pick(0.5)
-}
 
 async fn host(server: &PostgresServer, workspace: &std::path::Path, poll: Duration) -> Storehost {
     postgres::host(&server.dsn(), "public", workspace, poll).await

@@ -124,3 +124,26 @@ pub async fn eventually(
     }
     started.elapsed()
 }
+
+/// A free TCP port on 127.0.0.1 for a test server.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Prints p50 and p99 of `samples` under `label` (for the benches) and
+/// returns p50.
+pub fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    println!(
+        "{label:<44} n={:<5} p50={:>9.2?} p99={:>9.2?}",
+        samples.len(),
+        pick(0.5),
+        pick(0.99)
+    );
+    pick(0.5)
+}

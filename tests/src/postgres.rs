@@ -2,7 +2,7 @@
 //! free loopback port with password authentication, stopped on drop.
 //! Needs Debian's `postgresql` package (`bash .ci/install.sh` installs it).
 
-use std::net::TcpListener;
+use crate::free_port;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -35,14 +35,6 @@ fn find_bin() -> PathBuf {
              install them with `apt-get install postgresql` (or run `bash .ci/install.sh`)"
         )
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn is_root() -> bool {

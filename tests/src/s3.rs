@@ -5,6 +5,7 @@
 //! For `https://` endpoints, [`S3Server::tls_front`] puts a TLS terminator
 //! with a throwaway CA in front of it.
 
+use crate::free_port;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -44,14 +45,6 @@ fn find_binary() -> PathBuf {
          install it with `cargo install s3s-fs --version 0.14.1 --features binary --locked` \
          (or run `bash .ci/install.sh`)"
     )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for_port(port: u16, up: bool) {

@@ -11,6 +11,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("storehost-plugin-local", "LOCAL"),
     ("storehost-plugin-postgres", "POSTGRES"),
     ("storehost-plugin-object", "OBJECT"),
+    ("storehost-plugin-git", "GIT"),
 ];
 
 fn main() {

@@ -123,7 +123,20 @@ impl Storehost {
                 ],
                 Mode::Mirrored,
             ),
-            _ => return Err(StorehostError::PluginUnavailable(kind)),
+            BackendChoice::Git(git) => (
+                Grants::minimal()
+                    .with_capability(Capability::Git)
+                    .with_endpoint(&git.url)
+                    .with_git_dir(workspace.state_dir().join("git"))
+                    .with_secret("token", git.token.clone()),
+                vec![
+                    ("url".to_string(), git.url.clone()),
+                    ("branch".to_string(), git.branch.clone().unwrap_or_default()),
+                    ("username".to_string(), git.username.clone()),
+                    ("squash".to_string(), git.squash.to_string()),
+                ],
+                Mode::Mirrored,
+            ),
         };
         let spec = PluginSpec {
             name: kind.name().into(),

@@ -12,7 +12,7 @@ pub fn component(kind: BackendKind) -> Option<&'static [u8]> {
         BackendKind::Local => Some(components::LOCAL),
         BackendKind::Postgres => Some(components::POSTGRES),
         BackendKind::Object => Some(components::OBJECT),
-        BackendKind::Git => None,
+        BackendKind::Git => Some(components::GIT),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod adapter;
 pub mod log;
+pub mod paths;
 mod settings;
 
 pub use crate::bindings::storehost::plugin::types::{

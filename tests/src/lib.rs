@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod conformance;
+pub mod git;
 pub mod logs;
 pub mod postgres;
 pub mod s3;

@@ -54,6 +54,7 @@ pub struct Grants {
     secrets: BTreeMap<String, SecretValue>,
     directory: Option<PathBuf>,
     endpoints: BTreeSet<String>,
+    git_dir: Option<PathBuf>,
 }
 
 impl Grants {
@@ -80,7 +81,19 @@ impl Grants {
         self
     }
 
-    /// A network endpoint (`scheme://host[:port]`) the plugin may open.
+    /// Where the `git` capability keeps its local repositories: host-owned
+    /// and never preopened in the guest.
+    pub fn with_git_dir(mut self, directory: impl Into<PathBuf>) -> Self {
+        self.git_dir = Some(directory.into());
+        self
+    }
+
+    pub fn git_dir(&self) -> Option<&PathBuf> {
+        self.git_dir.as_ref()
+    }
+
+    /// A network endpoint (`scheme://host[:port]`, or a repository URL) the
+    /// plugin may open.
     pub fn with_endpoint(mut self, endpoint: impl AsRef<str>) -> Self {
         self.endpoints.insert(normalize_endpoint(endpoint.as_ref()));
         self

@@ -45,20 +45,4 @@ impl HostState {
             self.plugin
         ))
     }
-
-    /// The answer of a granted capability this host does not offer yet.
-    fn unsupported(&self, capability: Capability) -> HostError {
-        HostError::Denied(format!(
-            "the `{capability}` capability is not available in this version of storehost"
-        ))
-    }
-
-    /// The error for a capability call: not granted, or not offered.
-    fn refuse(&self, capability: Capability) -> HostError {
-        if self.grants.allows(capability) {
-            self.unsupported(capability)
-        } else {
-            self.denied(capability)
-        }
-    }
 }

@@ -99,6 +99,8 @@ pub struct GitSettings {
     pub token: SecretValue,
     /// `None` follows the remote's default branch.
     pub branch: Option<String>,
+    /// One commit instead of history (`GITSTORE_SQUASH`).
+    pub squash: bool,
 }
 
 /// The chosen backend with its validated settings. `Debug` shows no secret.

@@ -166,11 +166,20 @@ pub fn git(env: &Environment) -> Result<GitSettings, SelectionError> {
     if let Some(branch) = &branch {
         check_branch(branch)?;
     }
+    let squash = match env.get("GITSTORE_SQUASH") {
+        None => false,
+        Some(value) => match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" | "" => false,
+            _ => return Err(malformed("GITSTORE_SQUASH", "must be true or false")),
+        },
+    };
     Ok(GitSettings {
         url,
         username,
         token: SecretValue::new(token),
         branch,
+        squash,
     })
 }
 

@@ -3,47 +3,22 @@
 //! metadata under `.storehost/meta/`. Keys that would escape the layout
 //! are refused both ways.
 
-use storehost_sdk::ids::check_auth_id;
-use storehost_sdk::{CONFIG_ID, Error, Key, Kind};
+pub use storehost_sdk::paths::{AUTH_PREFIX, CONFIG_PATH as CONFIG_OBJECT};
+use storehost_sdk::paths::{key_of, path_of};
+use storehost_sdk::{Error, Key, Kind};
 
-pub const CONFIG_OBJECT: &str = "config/config.yaml";
-pub const AUTH_PREFIX: &str = "auths/";
-pub const META_PREFIX: &str = ".storehost/meta/";
 /// Objects storehost writes to learn what the server honours.
 pub const PROBE_PREFIX: &str = ".storehost/probe/";
 
 /// The object key of a document.
 pub fn object_key(key: &Key) -> Result<String, Error> {
-    let checked = |id: &str| {
-        check_auth_id(id).map_err(|problem| Error::Invalid(format!("id {id:?}: {problem}")))
-    };
-    match key.kind {
-        Kind::Config if key.id == CONFIG_ID => Ok(CONFIG_OBJECT.into()),
-        Kind::Config => Err(Error::Invalid(format!("config id must be `{CONFIG_ID}`"))),
-        Kind::Auth => checked(&key.id).map(|()| format!("{AUTH_PREFIX}{}", key.id)),
-        Kind::Meta => checked(&key.id).map(|()| format!("{META_PREFIX}{}", key.id)),
-    }
+    path_of(key)
 }
 
 /// The document an object stands for; `None` for objects outside the
 /// layout or with ids that could never be files (`..`, absolute, ...).
 pub fn document_key(object: &str) -> Option<Key> {
-    if object == CONFIG_OBJECT {
-        return Some(Key {
-            kind: Kind::Config,
-            id: CONFIG_ID.into(),
-        });
-    }
-    let (kind, id) = if let Some(id) = object.strip_prefix(AUTH_PREFIX) {
-        (Kind::Auth, id)
-    } else {
-        (Kind::Meta, object.strip_prefix(META_PREFIX)?)
-    };
-    check_auth_id(id).ok()?;
-    Some(Key {
-        kind,
-        id: id.into(),
-    })
+    key_of(object)
 }
 
 pub fn content_type(key: &Key) -> &'static str {

@@ -1,0 +1,455 @@
+//! The host-owned repository: a bare cache of one remote branch.
+//!
+//! `refs/storehost/head` is the last head fetched or pushed. It moves with
+//! fetches that fast-forward and with our pushes; when the remote was
+//! rewritten it stays where it was, so every fetch reports the head we knew
+//! as `previous` until the plugin has pushed on top of the new history.
+
+use super::errors::{self, is_corruption};
+use super::network::{Advertised, RemoteSpec};
+use crate::fsutil::create_private_dir;
+use crate::runtime::bindings::storehost::plugin::git::{
+    Committed, Fetched, FileChange, PushMode, TreeEntry,
+};
+use crate::runtime::bindings::wit_types::HostError;
+use git2::build::TreeUpdateBuilder;
+use git2::{AutotagOption, Direction, FetchOptions, FileMode, ObjectType, Oid, PushOptions};
+use git2::{Repository, Signature, TreeWalkMode, TreeWalkResult};
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+const HEAD_REF: &str = "refs/storehost/head";
+/// Points at the commit being pushed; libgit2 pushes refs, not commits.
+const PUSH_REF: &str = "refs/storehost/push";
+const BRANCH_CONFIG: &str = "storehost.branch";
+const AUTHOR: (&str, &str) = ("storehost", "storehost@localhost");
+
+pub struct LocalRepo {
+    dir: PathBuf,
+    repo: Repository,
+    remote: RemoteSpec,
+    /// The branch followed, once known: pinned, or resolved by a fetch.
+    branch: Option<String>,
+}
+
+impl LocalRepo {
+    /// Opens the cache for this remote under `git_dir`, or makes a new one
+    /// when it is missing or damaged. No network.
+    pub fn open(git_dir: &Path, remote: RemoteSpec) -> Result<LocalRepo, HostError> {
+        create_private_dir(git_dir).map_err(|e| {
+            HostError::Internal(format!("cannot create {}: {e}", git_dir.display()))
+        })?;
+        let dir = git_dir.join(cache_name(&remote));
+        let repo = match open_verified(&dir) {
+            Ok(repo) => repo,
+            Err(e) => {
+                if dir.exists() {
+                    tracing::warn!(dir = %dir.display(), "the local git repository is damaged ({}); fetching it again from the remote", e.message());
+                }
+                fresh(&dir)?
+            }
+        };
+        let branch = remote
+            .pinned_branch
+            .clone()
+            .or_else(|| repo.config().ok()?.get_string(BRANCH_CONFIG).ok());
+        Ok(LocalRepo {
+            dir,
+            repo,
+            remote,
+            branch,
+        })
+    }
+
+    pub fn fetch(&mut self) -> Result<Fetched, HostError> {
+        match self.fetch_once() {
+            Err(e) if is_corruption(&e) => {
+                self.recover(&e)?;
+                self.fetch_once()
+                    .map_err(|e| errors::network(e, &self.remote.url))
+            }
+            other => other.map_err(|e| errors::network(e, &self.remote.url)),
+        }
+    }
+
+    fn fetch_once(&mut self) -> Result<Fetched, git2::Error> {
+        let previous = self.head_ref();
+        let deadline = RemoteSpec::deadline();
+        let mut remote = self.repo.remote_anonymous(&self.remote.url)?;
+        let mut connection = remote.connect_auth(
+            Direction::Fetch,
+            Some(self.remote.callbacks(deadline)),
+            None,
+        )?;
+        let advertised = Advertised::read(connection.list()?);
+        let branch = match &self.remote.pinned_branch {
+            Some(pinned) => pinned.clone(),
+            None => advertised.follow(self.branch.as_deref()),
+        };
+        let head = advertised.head_of(&branch);
+        if let Some(head) = head
+            && self.repo.find_commit(head).is_err()
+        {
+            let mut options = FetchOptions::new();
+            options
+                .remote_callbacks(self.remote.callbacks(deadline))
+                .download_tags(AutotagOption::None)
+                .update_fetchhead(false);
+            connection
+                .remote()
+                .download(&[format!("refs/heads/{branch}")], Some(&mut options))?;
+        }
+        drop(connection);
+        drop(remote);
+        self.follow(branch);
+        if let Some(head) = head {
+            match previous {
+                Some(previous) if !self.descends(head, previous)? => {
+                    tracing::warn!(branch = ?self.branch, %previous, %head, "the remote branch was rewritten: the head seen before is no longer in its history");
+                }
+                _ => self.set_head_ref(head)?,
+            }
+        }
+        Ok(Fetched {
+            head: head.map(|oid| oid.to_string()),
+            previous: previous.map(|oid| oid.to_string()),
+        })
+    }
+
+    pub fn tree(&mut self, commit: &str) -> Result<Vec<TreeEntry>, HostError> {
+        let commit = parse_oid(commit)?;
+        self.with_recovery(|repo| list_tree(repo, commit))
+    }
+
+    pub fn read_many(&mut self, blobs: &[String]) -> Result<Vec<Vec<u8>>, HostError> {
+        let oids = blobs
+            .iter()
+            .map(|b| parse_oid(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_recovery(|repo| {
+            oids.iter()
+                .map(|oid| Ok(repo.find_blob(*oid)?.content().to_vec()))
+                .collect()
+        })
+    }
+
+    pub fn is_ancestor(&mut self, ancestor: &str, commit: &str) -> Result<bool, HostError> {
+        let (ancestor, commit) = (parse_oid(ancestor)?, parse_oid(commit)?);
+        self.with_recovery(|repo| {
+            repo.find_commit(commit)?;
+            repo.find_commit(ancestor)?;
+            Ok(ancestor == commit || repo.graph_descendant_of(commit, ancestor)?)
+        })
+    }
+
+    pub fn commit(
+        &mut self,
+        parent: Option<&str>,
+        changes: &[FileChange],
+        message: &str,
+        squash: bool,
+    ) -> Result<Committed, HostError> {
+        let parent = parent.map(parse_oid).transpose()?;
+        for change in changes {
+            let (FileChange::Write((path, _)) | FileChange::Remove(path)) = change;
+            check_path(path)?;
+        }
+        self.with_recovery(|repo| make_commit(repo, parent, changes, message, squash))
+    }
+
+    pub fn push(&mut self, commit: &str, mode: &PushMode) -> Result<(), HostError> {
+        let commit = parse_oid(commit)?;
+        let lease = match mode {
+            PushMode::FastForward => None,
+            PushMode::Lease(oid) => Some(parse_oid(oid)?),
+        };
+        let Some(branch) = self.branch.clone() else {
+            return Err(HostError::Invalid("fetch before the first push".into()));
+        };
+        self.with_recovery(|repo| repo.find_commit(commit).map(drop))?;
+        let outcome = self.push_once(commit, lease, &branch);
+        let _ = self
+            .repo
+            .find_reference(PUSH_REF)
+            .and_then(|mut r| r.delete());
+        match outcome {
+            Ok(None) => self.set_head_ref(commit).map_err(errors::local),
+            Ok(Some(refusal)) => Err(HostError::Rejected(refusal)),
+            Err(e) => Err(errors::network(e, &self.remote.url)),
+        }
+    }
+
+    /// Pushes `commit` to `branch`; `Ok(Some(why))` when the remote head
+    /// did not allow it (not a fast-forward, lease broken, or the remote
+    /// refused the update because the branch moved meanwhile).
+    fn push_once(
+        &self,
+        commit: Oid,
+        lease: Option<Oid>,
+        branch: &str,
+    ) -> Result<Option<String>, git2::Error> {
+        self.repo
+            .reference(PUSH_REF, commit, true, "storehost: push")?;
+        let target = format!("refs/heads/{branch}");
+        let refusal = RefCell::new(None::<String>);
+        let mut callbacks = self.remote.callbacks(RemoteSpec::deadline());
+        callbacks.push_negotiation(|updates| {
+            for update in updates {
+                if update.dst_refname().ok() != Some(target.as_str()) {
+                    continue;
+                }
+                let current = update.src();
+                let allowed = match lease {
+                    Some(lease) => current == lease,
+                    None => {
+                        current.is_zero()
+                            || current == commit
+                            || self
+                                .repo
+                                .graph_descendant_of(commit, current)
+                                .unwrap_or(false)
+                    }
+                };
+                if !allowed {
+                    *refusal.borrow_mut() = Some(match lease {
+                        Some(lease) => format!(
+                            "the lease on {target} no longer holds: the remote is at {current}, not {lease}"
+                        ),
+                        None => format!(
+                            "{target} on the remote is at {current}, which {commit} does not descend from (not a fast-forward)"
+                        ),
+                    });
+                    return Err(git2::Error::from_str("storehost: push refused"));
+                }
+            }
+            Ok(())
+        });
+        callbacks.push_update_reference(|name, status| {
+            if let Some(status) = status {
+                *refusal.borrow_mut() =
+                    Some(format!("the remote refused to update {name}: {status}"));
+            }
+            Ok(())
+        });
+        let mut options = PushOptions::new();
+        options.remote_callbacks(callbacks);
+        let mut remote = self.repo.remote_anonymous(&self.remote.url)?;
+        let pushed = remote.push(&[format!("+{PUSH_REF}:{target}")], Some(&mut options));
+        drop(options);
+        match (refusal.into_inner(), pushed) {
+            (Some(refusal), _) => Ok(Some(refusal)),
+            (None, Ok(())) => Ok(None),
+            (None, Err(e)) => Err(e),
+        }
+    }
+
+    /// Runs a local operation; if the repository turns out damaged, fetches
+    /// it again and retries once.
+    fn with_recovery<T>(
+        &mut self,
+        mut op: impl FnMut(&Repository) -> Result<T, git2::Error>,
+    ) -> Result<T, HostError> {
+        match op(&self.repo) {
+            Err(e) if is_corruption(&e) && e.code() != git2::ErrorCode::NotFound => {
+                self.recover(&e)?;
+                op(&self.repo).map_err(errors::local)
+            }
+            Err(e) if e.code() == git2::ErrorCode::NotFound && !self.intact() => {
+                self.recover(&e)?;
+                op(&self.repo).map_err(errors::local)
+            }
+            other => other.map_err(errors::local),
+        }
+    }
+
+    /// Whether everything the last known head needs is readable.
+    fn intact(&self) -> bool {
+        verify(&self.repo).is_ok()
+    }
+
+    /// Replaces a damaged cache with a fresh fetch. The cache holds nothing
+    /// the remote lacks, so nothing is lost, and nothing left in it is ever
+    /// pushed.
+    fn recover(&mut self, cause: &git2::Error) -> Result<(), HostError> {
+        tracing::warn!(dir = %self.dir.display(), "the local git repository is damaged ({}); fetching it again from the remote", cause.message());
+        self.repo = fresh(&self.dir)?;
+        self.fetch_once()
+            .map(drop)
+            .map_err(|e| errors::network(e, &self.remote.url))
+    }
+
+    fn follow(&mut self, branch: String) {
+        if self.branch.as_deref() != Some(branch.as_str()) {
+            if let Ok(mut config) = self.repo.config() {
+                let _ = config.set_str(BRANCH_CONFIG, &branch);
+            }
+            self.branch = Some(branch);
+        }
+    }
+
+    fn head_ref(&self) -> Option<Oid> {
+        self.repo.refname_to_id(HEAD_REF).ok()
+    }
+
+    fn set_head_ref(&self, oid: Oid) -> Result<(), git2::Error> {
+        self.repo
+            .reference(HEAD_REF, oid, true, "storehost")
+            .map(drop)
+    }
+
+    fn descends(&self, commit: Oid, ancestor: Oid) -> Result<bool, git2::Error> {
+        if commit == ancestor {
+            return Ok(true);
+        }
+        match self.repo.graph_descendant_of(commit, ancestor) {
+            Ok(descends) => Ok(descends),
+            // The old head is gone from the cache: nothing to compare with.
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One cache per remote URL and pinned branch, so a changed
+/// `GITSTORE_GIT_URL` never reuses another remote's objects or refs.
+fn cache_name(remote: &RemoteSpec) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(remote.url.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(remote.pinned_branch.as_deref().unwrap_or("").as_bytes());
+    format!("{}.git", &hex::encode(hasher.finalize())[..16])
+}
+
+fn fresh(dir: &Path) -> Result<Repository, HostError> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| HostError::Internal(format!("cannot remove {}: {e}", dir.display())))?;
+    }
+    Repository::init_bare(dir).map_err(errors::local)
+}
+
+fn open_verified(dir: &Path) -> Result<Repository, git2::Error> {
+    let repo = Repository::open_bare(dir)?;
+    verify(&repo)?;
+    Ok(repo)
+}
+
+/// Reads the header of every object the last known head needs.
+fn verify(repo: &Repository) -> Result<(), git2::Error> {
+    let Ok(head) = repo.refname_to_id(HEAD_REF) else {
+        return Ok(());
+    };
+    let commit = repo.find_commit(head)?;
+    let odb = repo.odb()?;
+    let mut failure = None;
+    commit.tree()?.walk(TreeWalkMode::PreOrder, |_, entry| {
+        match odb.read_header(entry.id()) {
+            Ok(_) => TreeWalkResult::Ok,
+            Err(e) => {
+                failure = Some(e);
+                TreeWalkResult::Abort
+            }
+        }
+    })?;
+    failure.map_or(Ok(()), Err)
+}
+
+fn list_tree(repo: &Repository, commit: Oid) -> Result<Vec<TreeEntry>, git2::Error> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    let odb = repo.odb()?;
+    let mut entries = Vec::new();
+    let mut failure = None;
+    tree.walk(TreeWalkMode::PreOrder, |root, entry| {
+        if entry.kind() != Some(ObjectType::Blob) {
+            return TreeWalkResult::Ok;
+        }
+        let Ok(name) = entry.name() else {
+            return TreeWalkResult::Ok;
+        };
+        match odb.read_header(entry.id()) {
+            Ok((size, _)) => {
+                entries.push(TreeEntry {
+                    path: format!("{root}{name}"),
+                    blob: entry.id().to_string(),
+                    size: size as u64,
+                });
+                TreeWalkResult::Ok
+            }
+            Err(e) => {
+                failure = Some(e);
+                TreeWalkResult::Abort
+            }
+        }
+    })?;
+    failure.map_or(Ok(entries), Err)
+}
+
+fn make_commit(
+    repo: &Repository,
+    parent: Option<Oid>,
+    changes: &[FileChange],
+    message: &str,
+    squash: bool,
+) -> Result<Committed, git2::Error> {
+    let parent = parent.map(|oid| repo.find_commit(oid)).transpose()?;
+    let base = match &parent {
+        Some(parent) => parent.tree()?,
+        None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
+    };
+    let mut update = TreeUpdateBuilder::new();
+    let mut blobs = Vec::with_capacity(changes.len());
+    for change in changes {
+        match change {
+            FileChange::Write((path, content)) => {
+                let blob = repo.blob(content)?;
+                update.upsert(path.as_str(), blob, FileMode::Blob);
+                blobs.push(Some(blob.to_string()));
+            }
+            FileChange::Remove(path) => {
+                if base.get_path(Path::new(path)).is_ok() {
+                    update.remove(path.as_str());
+                }
+                blobs.push(None);
+            }
+        }
+    }
+    let tree = repo.find_tree(update.create_updated(repo, &base)?)?;
+    let author = Signature::now(AUTHOR.0, AUTHOR.1)?;
+    let parents: Vec<&git2::Commit<'_>> = match (&parent, squash) {
+        (Some(parent), false) => vec![parent],
+        _ => Vec::new(),
+    };
+    let commit = repo.commit(None, &author, &author, message, &tree, &parents)?;
+    Ok(Committed {
+        commit: commit.to_string(),
+        blobs,
+    })
+}
+
+fn parse_oid(oid: &str) -> Result<Oid, HostError> {
+    // libgit2 would take a prefix and pad it with zeros.
+    let full = oid.len() == 40 && oid.bytes().all(|b| b.is_ascii_hexdigit());
+    full.then(|| Oid::from_str(oid).ok())
+        .flatten()
+        .filter(|oid| !oid.is_zero())
+        .ok_or_else(|| HostError::Invalid(format!("not an object id: {oid:?}")))
+}
+
+/// Paths a plugin may write: relative, no `.`/`..`/empty segment, nothing
+/// under `.git`, no backslash or control character.
+fn check_path(path: &str) -> Result<(), HostError> {
+    let bad_segment =
+        |s: &str| s.is_empty() || s == "." || s == ".." || s.eq_ignore_ascii_case(".git");
+    let bad = path.is_empty()
+        || path.contains('\\')
+        || path.chars().any(char::is_control)
+        || path.split('/').any(bad_segment);
+    if bad {
+        Err(HostError::Invalid(format!(
+            "not a valid repository path: {path:?}"
+        )))
+    } else {
+        Ok(())
+    }
+}

@@ -17,7 +17,7 @@ mod tree;
 mod write;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use storehost_sdk::capabilities::git::{self, Fetched, FileChange, PushMode};
 use storehost_sdk::capabilities::secrets;
 use storehost_sdk::paths::{key_of, path_of};
@@ -35,6 +35,8 @@ pub struct GitStore {
     known: RefCell<Known>,
     /// The tree `known` replaced, for the next pull's diff.
     replaced: RefCell<Option<Known>>,
+    /// Document paths this instance pushed since the last pull.
+    written: RefCell<BTreeSet<String>>,
     /// The (previous, head) rewrite already settled, so it is settled once.
     settled_rewrite: RefCell<Option<(String, String)>>,
 }
@@ -60,6 +62,7 @@ impl Backend for GitStore {
             squash,
             known: RefCell::new(Known::default()),
             replaced: RefCell::new(None),
+            written: RefCell::default(),
             settled_rewrite: RefCell::new(None),
         })
     }
@@ -133,6 +136,7 @@ impl Backend for GitStore {
             return Ok(delta(Vec::new(), Vec::new(), cursor));
         }
         let Some(before) = since.and_then(|since| self.files_at(since)) else {
+            self.written.take();
             let known = self.known.borrow();
             let all: Vec<(Key, File)> = known.documents().map(|(k, f)| (k, f.clone())).collect();
             drop(known);
@@ -144,7 +148,14 @@ impl Backend for GitStore {
             });
         };
         let known = self.known.borrow();
-        let (changed, gone) = known.diff(&before);
+        let (changed, mut gone) = known.diff(&before);
+        // A file this instance pushed since the last pull and someone else
+        // removed since shows in neither tree; the host tracks it, though.
+        for path in self.written.take() {
+            if !before.contains_key(&path) && !known.files.contains_key(&path) {
+                gone.push(path);
+            }
+        }
         let changed: Vec<(Key, File)> = changed
             .iter()
             .filter_map(|path| Some((key_of(path)?, known.files.get(path)?.clone())))

@@ -11,8 +11,9 @@ use storehost_sdk::{Change, Entry, Error, HostError, Key, Precondition};
 
 /// Pushes tried per `apply` before the host is told to retry later.
 const ATTEMPTS: u32 = 8;
-/// Most ids a commit message names one per line.
-const NAMED_IN_MESSAGE: usize = 50;
+/// Most ids a commit message names one per line (the host's batches are
+/// smaller, so in practice every id is named).
+const NAMED_IN_MESSAGE: usize = 500;
 
 pub fn apply(
     store: &GitStore,
@@ -130,6 +131,7 @@ fn commit_and_push(
         }
     }
     known.head = Some(committed.commit);
+    store.written.borrow_mut().extend(paths.iter().cloned());
     Ok(Some(entries))
 }
 

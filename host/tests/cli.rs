@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use storehost_tests::git::{self, GitServer};
 use storehost_tests::postgres::PostgresServer;
 use storehost_tests::s3::{self, S3Server};
 
@@ -189,29 +190,6 @@ fn a_missing_required_variable_is_one_clear_error_before_anything_is_created() {
 }
 
 #[test]
-fn a_backend_without_its_plugin_yet_is_a_clear_error_without_the_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = storehost(dir.path())
-        .args(["serve", "--once"])
-        .env("GITSTORE_GIT_URL", "https://example.invalid/r.git")
-        .env("GITSTORE_GIT_TOKEN", "ghp-canary-991")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("the git backend plugin is not built into this version"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("ghp-canary-991"), "{stderr}");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "nothing may be created"
-    );
-}
-
-#[test]
 fn an_unreachable_object_storage_is_a_clear_error_without_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let output = storehost(dir.path())
@@ -365,6 +343,106 @@ fn wrong_object_storage_keys_are_a_clear_error_and_a_non_zero_exit() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("refused the keys"), "{stderr}");
     assert!(!stderr.contains("wrong-secret-canary-31"), "{stderr}");
+}
+
+/// `serve` with the `GITSTORE_*` variables of the test server.
+fn git_command(cwd: &Path, url: &str, token: &str) -> Command {
+    let mut command = storehost(cwd);
+    command
+        .env("GITSTORE_GIT_URL", url)
+        .env("GITSTORE_GIT_USERNAME", git::USERNAME)
+        .env("GITSTORE_GIT_TOKEN", token)
+        .env("RUST_LOG", "trace");
+    command
+}
+
+#[test]
+fn serve_on_an_empty_git_remote_creates_the_first_commit_writes_through_and_polls() {
+    let server = GitServer::start();
+    let url = server.create_repo("tokens");
+    let dir = tempfile::tempdir().unwrap();
+    let command = git_command(dir.path(), &url, git::TOKEN);
+    let args = ["--poll-interval-ms", "200"];
+    let repo = server.repo_path("tokens");
+    let tree = |repo: &Path| git::git_text(repo, &["ls-tree", "-r", "--name-only", "main"]);
+    let (code, log) = serve_with(command, dir.path(), &args, "-TERM", |cwd| {
+        let workspace = cwd.join("gitstore");
+        assert!(
+            tree(&repo).contains("config/config.yaml"),
+            "first commit with the seeded config"
+        );
+        std::fs::write(workspace.join("auths/new.json"), r#"{"type":"codex"}"#).unwrap();
+        wait_for("a file the proxy writes becomes a commit", || {
+            tree(&repo).contains("auths/new.json")
+        });
+        let clone = cwd.join("clone");
+        git::clone(&server, "tokens", &clone);
+        std::fs::write(clone.join("auths/by-cli.json"), b"{}").unwrap();
+        git::git(&clone, &["add", "-A"]);
+        git::git(&clone, &["commit", "--quiet", "-m", "by cli"]);
+        git::git(&clone, &["push", "--quiet", "origin", "main"]);
+        wait_for("a commit another writer pushes becomes a file", || {
+            workspace.join("auths/by-cli.json").exists()
+        });
+    });
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        !log.contains(git::TOKEN),
+        "the token stays out of trace logs"
+    );
+}
+
+#[test]
+fn serve_on_a_git_remote_with_content_bootstraps_it() {
+    let server = GitServer::start();
+    server.create_repo("existing");
+    let dir = tempfile::tempdir().unwrap();
+    let clone = dir.path().join("clone");
+    git::clone(&server, "existing", &clone);
+    std::fs::create_dir_all(clone.join("auths")).unwrap();
+    std::fs::write(clone.join("auths/existing.json"), r#"{"type":"claude"}"#).unwrap();
+    git::git(&clone, &["add", "-A"]);
+    git::git(&clone, &["commit", "--quiet", "-m", "tokens"]);
+    git::git(&clone, &["push", "--quiet", "origin", "HEAD:main"]);
+    let output = git_command(dir.path(), &server.url("existing"), git::TOKEN)
+        .args(["serve", "--once"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("gitstore/auths/existing.json")).unwrap(),
+        r#"{"type":"claude"}"#
+    );
+    assert!(!stderr.contains(git::TOKEN), "{stderr}");
+}
+
+#[test]
+fn a_wrong_git_token_is_a_clear_error_and_a_non_zero_exit() {
+    let server = GitServer::start();
+    let url = server.create_repo("guarded");
+    let dir = tempfile::tempdir().unwrap();
+    let output = git_command(dir.path(), &url, "ghp_wrong_canary_4242")
+        .args(["serve", "--once"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+    assert!(!stderr.contains("ghp_wrong_canary_4242"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_git_remote_is_a_clear_error_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = git_command(dir.path(), "http://127.0.0.1:1/r.git", "ghp-canary-991")
+        .args(["serve", "--once"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    assert!(!stderr.contains("ghp-canary-991"), "{stderr}");
 }
 
 #[test]

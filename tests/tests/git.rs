@@ -556,3 +556,31 @@ async fn paths_outside_the_layout_in_the_remote_are_never_files() {
     assert_eq!(auth_files(&workspace), ["ok.json"]);
     assert!(!dir.path().join("x.json").exists());
 }
+
+#[tokio::test]
+async fn a_remote_that_never_answers_is_unavailable_after_a_timeout() {
+    // Accepts connections and then says nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/silent.git",
+        listener.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = git::plugin(&url, dir.path());
+    plugin.start().await.unwrap();
+    let started = std::time::Instant::now();
+    let error = plugin.check().await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(
+        error.to_string().contains("did not answer in time"),
+        "{error}"
+    );
+    assert!(waited < Duration::from_secs(45), "bounded: {waited:?}");
+}

@@ -228,6 +228,30 @@ fn git_settings_and_defaults() {
     assert_eq!(g.username, "oauth2");
     assert_eq!(g.branch.as_deref(), Some("tokens/main"));
     assert_eq!(s.workspace, Path::new("/data/git"));
+    assert!(!g.squash, "history is kept by default");
+}
+
+#[test]
+fn git_squash_is_a_boolean() {
+    for (value, squash) in [
+        ("true", true),
+        ("TRUE", true),
+        ("1", true),
+        ("false", false),
+        ("no", false),
+    ] {
+        let mut vars = GIT.to_vec();
+        vars.push(("GITSTORE_SQUASH", value));
+        let s = select(&env(&vars), cwd()).unwrap();
+        let BackendChoice::Git(g) = &s.backend else {
+            panic!()
+        };
+        assert_eq!(g.squash, squash, "{value}");
+    }
+    let mut vars = GIT.to_vec();
+    vars.push(("GITSTORE_SQUASH", "sometimes"));
+    let err = select(&env(&vars), cwd()).unwrap_err();
+    assert!(err.to_string().contains("GITSTORE_SQUASH"), "{err}");
 }
 
 #[test]

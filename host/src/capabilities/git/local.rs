@@ -453,3 +453,50 @@ fn check_path(path: &str) -> Result<(), HostError> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_escape_or_touch_git_internals_are_refused() {
+        for path in [
+            "auths/a.json",
+            "config/config.yaml",
+            ".storehost/meta/lineage",
+            "a/.gitkeep",
+        ] {
+            assert!(check_path(path).is_ok(), "{path}");
+        }
+        for path in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "auths/../../x",
+            "auths//a",
+            ".git/config",
+            "a/.GIT/hooks/pre-commit",
+            "auths\\a",
+            "a\0b",
+            "auths/",
+        ] {
+            assert!(
+                matches!(check_path(path), Err(HostError::Invalid(_))),
+                "{path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn object_ids_must_be_whole() {
+        assert!(parse_oid("0123456789abcdef0123456789abcdef01234567").is_ok());
+        for bad in [
+            "0123",
+            "",
+            "0000000000000000000000000000000000000000",
+            "xyz4567890123456789012345678901234567890",
+        ] {
+            assert!(parse_oid(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -12,8 +12,10 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 
 # Debian packages: a real PostgreSQL server for the tests (the harness runs
-# initdb/pg_ctl itself, as the postgres user, on a free loopback port), and
-# rclone, which the object-storage benchmark compares against.
+# initdb/pg_ctl itself, as the postgres user, on a free loopback port);
+# git, whose `git http-backend` the Git test server runs behind basic auth;
+# OpenSSL headers and pkg-config, which git2's HTTPS transport builds
+# against; and rclone, which the object-storage benchmark compares against.
 apt_install() {
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -26,6 +28,8 @@ apt_install() {
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+[ -x "$(git --exec-path 2>/dev/null)/git-http-backend" ] || missing+=(git)
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev pkg-config)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi

@@ -74,11 +74,11 @@ impl Host for HostState {
 
 impl HostRepository for HostState {
     async fn fetch(&mut self, repo: Resource<Repository>) -> Answer<Fetched> {
-        Ok(self.on_repo(&repo, LocalRepo::fetch).await?)
+        self.on_repo(&repo, LocalRepo::fetch).await
     }
 
     async fn tree(&mut self, repo: Resource<Repository>, commit: String) -> Answer<Vec<TreeEntry>> {
-        Ok(self.on_repo(&repo, move |r| r.tree(&commit)).await?)
+        self.on_repo(&repo, move |r| r.tree(&commit)).await
     }
 
     async fn read(&mut self, repo: Resource<Repository>, blob: String) -> Answer<Vec<u8>> {
@@ -91,7 +91,7 @@ impl HostRepository for HostState {
         repo: Resource<Repository>,
         blobs: Vec<String>,
     ) -> Answer<Vec<Vec<u8>>> {
-        Ok(self.on_repo(&repo, move |r| r.read_many(&blobs)).await?)
+        self.on_repo(&repo, move |r| r.read_many(&blobs)).await
     }
 
     async fn is_ancestor(
@@ -100,9 +100,8 @@ impl HostRepository for HostState {
         ancestor: String,
         commit: String,
     ) -> Answer<bool> {
-        Ok(self
-            .on_repo(&repo, move |r| r.is_ancestor(&ancestor, &commit))
-            .await?)
+        self.on_repo(&repo, move |r| r.is_ancestor(&ancestor, &commit))
+            .await
     }
 
     async fn commit(
@@ -113,11 +112,10 @@ impl HostRepository for HostState {
         message: String,
         squash: bool,
     ) -> Answer<Committed> {
-        Ok(self
-            .on_repo(&repo, move |r| {
-                r.commit(parent.as_deref(), &changes, &message, squash)
-            })
-            .await?)
+        self.on_repo(&repo, move |r| {
+            r.commit(parent.as_deref(), &changes, &message, squash)
+        })
+        .await
     }
 
     async fn push(
@@ -126,7 +124,7 @@ impl HostRepository for HostState {
         commit: String,
         mode: PushMode,
     ) -> Answer<()> {
-        Ok(self.on_repo(&repo, move |r| r.push(&commit, &mode)).await?)
+        self.on_repo(&repo, move |r| r.push(&commit, &mode)).await
     }
 
     async fn drop(&mut self, repository: Resource<Repository>) -> wasmtime::Result<()> {

@@ -162,7 +162,7 @@ mod tests {
         Advertised {
             branches: branches
                 .iter()
-                .map(|b| (b.to_string(), Oid::zero()))
+                .map(|b| (b.to_string(), Oid::ZERO_SHA1))
                 .collect(),
             default_branch: default.map(str::to_string),
         }

@@ -25,12 +25,31 @@ const PUSH_REF: &str = "refs/storehost/push";
 const BRANCH_CONFIG: &str = "storehost.branch";
 const AUTHOR: (&str, &str) = ("storehost", "storehost@localhost");
 
+/// Every commit leaves loose objects and every fetch a pack; past these the
+/// cache is fetched again from scratch (libgit2 has no `gc`), which packs
+/// everything into one.
+#[derive(Debug, Clone, Copy)]
+struct CacheLimits {
+    max_loose_objects: usize,
+    max_packs: usize,
+    /// Commits between two looks at the cache's size.
+    commits_per_check: u32,
+}
+
+const CACHE_LIMITS: CacheLimits = CacheLimits {
+    max_loose_objects: 5_000,
+    max_packs: 64,
+    commits_per_check: 200,
+};
+
 pub struct LocalRepo {
     dir: PathBuf,
     repo: Repository,
     remote: RemoteSpec,
     /// The branch followed, once known: pinned, or resolved by a fetch.
     branch: Option<String>,
+    commits_since_size_check: u32,
+    limits: CacheLimits,
 }
 
 impl LocalRepo {
@@ -59,10 +78,14 @@ impl LocalRepo {
             repo,
             remote,
             branch,
+            // Look at the size at the first fetch.
+            commits_since_size_check: CACHE_LIMITS.commits_per_check,
+            limits: CACHE_LIMITS,
         })
     }
 
     pub fn fetch(&mut self) -> Result<Fetched, HostError> {
+        self.compact_if_grown()?;
         match self.fetch_once() {
             Err(e) if is_corruption(&e) => {
                 self.recover(&e)?;
@@ -106,7 +129,8 @@ impl LocalRepo {
         if let Some(head) = head {
             match previous {
                 Some(previous) if !self.descends(head, previous)? => {
-                    tracing::warn!(branch = ?self.branch, %previous, %head, "the remote branch was rewritten: the head seen before is no longer in its history");
+                    // The plugin reports it: in squash mode it is routine.
+                    tracing::debug!(branch = ?self.branch, %previous, %head, "the remote head does not descend from the one seen before");
                 }
                 _ => self.set_head_ref(head)?,
             }
@@ -155,7 +179,27 @@ impl LocalRepo {
             let (FileChange::Write((path, _)) | FileChange::Remove(path)) = change;
             check_path(path)?;
         }
+        self.commits_since_size_check += 1;
         self.with_recovery(|repo| make_commit(repo, parent, changes, message, squash))
+    }
+
+    /// Starts the cache afresh when loose objects or packs piled up. (The
+    /// head seen before goes with it: a rewrite made exactly then is not
+    /// noticed.)
+    fn compact_if_grown(&mut self) -> Result<(), HostError> {
+        if self.commits_since_size_check < self.limits.commits_per_check {
+            return Ok(());
+        }
+        self.commits_since_size_check = 0;
+        let (loose, packs) = object_files(&self.dir.join("objects"));
+        if loose <= self.limits.max_loose_objects && packs <= self.limits.max_packs {
+            return Ok(());
+        }
+        tracing::info!(dir = %self.dir.display(), loose, packs, "compacting the local git repository: fetching it again");
+        let followed = self.branch.clone();
+        self.repo = fresh(&self.dir)?;
+        self.follow_remembered(followed);
+        Ok(())
     }
 
     pub fn push(&mut self, commit: &str, mode: &PushMode) -> Result<(), HostError> {
@@ -273,10 +317,19 @@ impl LocalRepo {
     /// pushed.
     fn recover(&mut self, cause: &git2::Error) -> Result<(), HostError> {
         tracing::warn!(dir = %self.dir.display(), "the local git repository is damaged ({}); fetching it again from the remote", cause.message());
+        let followed = self.branch.clone();
         self.repo = fresh(&self.dir)?;
+        self.follow_remembered(followed);
         self.fetch_once()
             .map(drop)
             .map_err(|e| errors::network(e, &self.remote.url))
+    }
+
+    fn follow_remembered(&mut self, branch: Option<String>) {
+        if let Some(branch) = branch {
+            self.branch = None;
+            self.follow(branch);
+        }
     }
 
     fn follow(&mut self, branch: String) {
@@ -327,6 +380,28 @@ fn fresh(dir: &Path) -> Result<Repository, HostError> {
             .map_err(|e| HostError::Internal(format!("cannot remove {}: {e}", dir.display())))?;
     }
     Repository::init_bare(dir).map_err(errors::local)
+}
+
+/// Loose objects and pack files under `objects`.
+fn object_files(objects: &Path) -> (usize, usize) {
+    let count = |dir: &Path, keep: &dyn Fn(&str) -> bool| {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .flatten()
+                .filter(|e| keep(&e.file_name().to_string_lossy()))
+                .count()
+        })
+    };
+    let fanout = |name: &str| name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit());
+    let loose = std::fs::read_dir(objects).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| fanout(&e.file_name().to_string_lossy()))
+            .map(|e| count(&e.path(), &|_| true))
+            .sum()
+    });
+    let packs = count(&objects.join("pack"), &|name| name.ends_with(".pack"));
+    (loose, packs)
 }
 
 fn open_verified(dir: &Path) -> Result<Repository, git2::Error> {
@@ -457,6 +532,7 @@ fn check_path(path: &str) -> Result<(), HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capabilities::secrets::SecretValue;
 
     #[test]
     fn paths_that_escape_or_touch_git_internals_are_refused() {
@@ -485,6 +561,105 @@ mod tests {
                 "{path:?}"
             );
         }
+    }
+
+    fn spec(url: &Path) -> RemoteSpec {
+        let url = format!("file://{}", url.display());
+        RemoteSpec::new(
+            url,
+            Some("main".into()),
+            "git".into(),
+            SecretValue::new("t"),
+        )
+    }
+
+    #[test]
+    fn a_grown_cache_is_fetched_again_into_one_pack_and_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        Repository::init_bare(&remote).unwrap();
+        let mut cache = LocalRepo::open(&dir.path().join("cache"), spec(&remote)).unwrap();
+        cache.limits = CacheLimits {
+            max_loose_objects: 10,
+            max_packs: 64,
+            commits_per_check: 5,
+        };
+        let mut head = cache.fetch().unwrap().head;
+        for i in 0..6 {
+            let change = FileChange::Write((format!("auths/{i}.json"), b"{}".to_vec()));
+            let committed = cache
+                .commit(head.as_deref(), &[change], "c", false)
+                .unwrap();
+            cache
+                .push(&committed.commit, &PushMode::FastForward)
+                .unwrap();
+            head = Some(committed.commit);
+        }
+        let objects = cache.dir.join("objects");
+        assert!(
+            object_files(&objects).0 > 10,
+            "{:?}",
+            object_files(&objects)
+        );
+        let fetched = cache.fetch().unwrap();
+        assert_eq!(fetched.head, head);
+        assert_eq!(object_files(&objects), (0, 1), "one pack, nothing loose");
+        assert_eq!(cache.tree(head.as_deref().unwrap()).unwrap().len(), 6);
+        let change = FileChange::Remove("auths/0.json".into());
+        let committed = cache
+            .commit(head.as_deref(), &[change], "rm", false)
+            .unwrap();
+        cache
+            .push(&committed.commit, &PushMode::FastForward)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_push_that_is_not_a_fast_forward_is_rejected_and_a_broken_lease_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        Repository::init_bare(&remote).unwrap();
+        let mut first = LocalRepo::open(&dir.path().join("a"), spec(&remote)).unwrap();
+        let mut second = LocalRepo::open(&dir.path().join("b"), spec(&remote)).unwrap();
+        assert_eq!(first.fetch().unwrap().head, None);
+        let write = |name: &str| vec![FileChange::Write((name.to_string(), b"x".to_vec()))];
+        let base = first.commit(None, &write("a"), "a", false).unwrap().commit;
+        first.push(&base, &PushMode::FastForward).unwrap();
+        assert_eq!(second.fetch().unwrap().head.as_deref(), Some(base.as_str()));
+        let theirs = first
+            .commit(Some(&base), &write("b"), "b", false)
+            .unwrap()
+            .commit;
+        first.push(&theirs, &PushMode::FastForward).unwrap();
+
+        let stale = second
+            .commit(Some(&base), &write("c"), "c", false)
+            .unwrap()
+            .commit;
+        let refused = second.push(&stale, &PushMode::FastForward).unwrap_err();
+        assert!(matches!(refused, HostError::Rejected(_)), "{refused:?}");
+        let squashed = second
+            .commit(Some(&base), &write("c"), "c", true)
+            .unwrap()
+            .commit;
+        let refused = second
+            .push(&squashed, &PushMode::Lease(base.clone()))
+            .unwrap_err();
+        assert!(matches!(refused, HostError::Rejected(_)), "{refused:?}");
+        assert_eq!(
+            second.fetch().unwrap().head.as_deref(),
+            Some(theirs.as_str())
+        );
+        let squashed = second
+            .commit(Some(&theirs), &write("c"), "c", true)
+            .unwrap()
+            .commit;
+        second.push(&squashed, &PushMode::Lease(theirs)).unwrap();
+        let remote = Repository::open_bare(&remote).unwrap();
+        assert_eq!(
+            remote.refname_to_id("refs/heads/main").unwrap().to_string(),
+            squashed
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Throwaway TLS material for the test servers: a CA and a certificate it
 //! signs for `localhost` and 127.0.0.1.
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 pub struct LocalhostCert {
     /// The CA's certificate, PEM: what clients trust.
@@ -17,6 +17,11 @@ fn new_ca() -> (CertificateParams, KeyPair) {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct from the server's: OpenSSL takes a certificate whose subject
+    // equals its issuer for self-signed.
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "storehost test CA");
     (params, key)
 }
 
@@ -26,10 +31,11 @@ pub fn localhost() -> LocalhostCert {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &issuer).unwrap();
     LocalhostCert {
         ca_pem: ca.pem(),
         cert_pem: cert.pem(),

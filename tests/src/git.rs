@@ -16,8 +16,8 @@ use std::time::Duration;
 use storehost::capabilities::secrets::SecretValue;
 use storehost::capabilities::{Capability, Grants};
 use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
-use storehost::selection::{BackendKind, Environment};
-use storehost::{MirrorOptions, Storehost, StorehostError, StorehostOptions};
+use storehost::selection::BackendKind;
+use storehost::{Storehost, StorehostError};
 use tokio::io::AsyncWriteExt;
 
 pub const USERNAME: &str = "storehost-bot";
@@ -112,6 +112,12 @@ impl GitServer {
             "http://{USERNAME}:{TOKEN}@127.0.0.1:{}/{name}.git",
             self.port
         )
+    }
+
+    /// A TLS front for this server (see [`crate::tls_front`]): its port and
+    /// the CA's PEM file.
+    pub fn tls_front(&self) -> (u16, PathBuf) {
+        crate::tls_front::start(self.dir.path(), self.port)
     }
 
     /// Stops serving (an outage); `resume` serves again on the same port.
@@ -355,23 +361,11 @@ pub async fn try_host(
     workspace: &Path,
     poll: Duration,
 ) -> Result<Storehost, StorehostError> {
-    let mut pairs = vec![
+    let defaults = [
         ("GITSTORE_GIT_USERNAME", USERNAME),
         ("GITSTORE_GIT_TOKEN", TOKEN),
     ];
-    pairs.retain(|(name, _)| !vars.iter().any(|(n, _)| n == name));
-    pairs.extend_from_slice(vars);
-    let selection = storehost::selection::select(&Environment::from_pairs(pairs), workspace)
-        .expect("valid GITSTORE_* variables");
-    let options = StorehostOptions {
-        workspace: Some(workspace.to_path_buf()),
-        mirror: MirrorOptions {
-            poll_interval: poll,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Storehost::from_selection(selection, options).await
+    crate::host_from_env(&defaults, vars, workspace, poll).await
 }
 
 /// [`try_host`] on `url`.

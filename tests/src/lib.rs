@@ -7,6 +7,7 @@ pub mod git;
 pub mod logs;
 pub mod postgres;
 pub mod s3;
+pub mod tls_front;
 
 /// Test guest components built by build.rs from `tests/guests/*`.
 pub mod guests {
@@ -124,6 +125,35 @@ pub async fn eventually(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     started.elapsed()
+}
+
+/// Options for a mirrored test host on `workspace` that polls every `poll`.
+pub fn polling_options(workspace: &Path, poll: Duration) -> storehost::StorehostOptions {
+    storehost::StorehostOptions {
+        workspace: Some(workspace.to_path_buf()),
+        mirror: storehost::MirrorOptions {
+            poll_interval: poll,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// A host chosen from backend variables as users set them: `defaults`
+/// (the test server's credentials) unless `vars` names them too.
+pub async fn host_from_env(
+    defaults: &[(&str, &str)],
+    vars: &[(&str, &str)],
+    workspace: &Path,
+    poll: Duration,
+) -> Result<storehost::Storehost, storehost::StorehostError> {
+    let mut pairs = defaults.to_vec();
+    pairs.retain(|(name, _)| !vars.iter().any(|(n, _)| n == name));
+    pairs.extend_from_slice(vars);
+    let environment = storehost::selection::Environment::from_pairs(pairs);
+    let selection =
+        storehost::selection::select(&environment, workspace).expect("valid backend variables");
+    storehost::Storehost::from_selection(selection, polling_options(workspace, poll)).await
 }
 
 /// A free TCP port on 127.0.0.1 for a test server.

@@ -6,11 +6,11 @@ use crate::free_port;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use storehost::Storehost;
 use storehost::capabilities::secrets::SecretValue;
 use storehost::capabilities::{Capability, Grants};
 use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
 use storehost::selection::{BackendChoice, BackendKind, PostgresSettings, Selection};
-use storehost::{MirrorOptions, Storehost, StorehostOptions};
 
 pub struct PostgresServer {
     dir: tempfile::TempDir,
@@ -299,12 +299,6 @@ pub async fn try_host(
         ignored: Vec::new(),
         migrate_from: None,
     };
-    let options = StorehostOptions {
-        mirror: MirrorOptions {
-            poll_interval: poll,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let options = crate::polling_options(workspace, poll);
     Storehost::from_selection(selection, options).await
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use storehost::capabilities::secrets::SecretValue;
 use storehost::capabilities::{Capability, Grants};
 use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
-use storehost::selection::{BackendKind, Environment};
-use storehost::{MirrorOptions, Storehost, StorehostError, StorehostOptions};
+use storehost::selection::BackendKind;
+use storehost::{Storehost, StorehostError};
 
 pub const ACCESS_KEY: &str = "storehost-test-access";
 pub const SECRET_KEY: &str = "storehost-test-secret-4f1c";
@@ -134,14 +134,7 @@ impl S3Server {
     /// `localhost` and 127.0.0.1 from a throwaway CA; returns the front's
     /// port and the CA's PEM file. Runs until the process exits.
     pub fn tls_front(&self) -> (u16, PathBuf) {
-        let ca_file = self.dir.path().join("front-ca.pem");
-        let (config, ca_pem) = tls::server_config();
-        std::fs::write(&ca_file, ca_pem).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let backend = self.port;
-        std::thread::spawn(move || tls::serve(listener, config, backend));
-        (port, ca_file)
+        crate::tls_front::start(self.dir.path(), self.port)
     }
 }
 
@@ -172,23 +165,11 @@ pub async fn try_host(
     workspace: &Path,
     poll: Duration,
 ) -> Result<Storehost, StorehostError> {
-    let mut pairs = vec![
+    let defaults = [
         ("OBJECTSTORE_ACCESS_KEY", ACCESS_KEY),
         ("OBJECTSTORE_SECRET_KEY", SECRET_KEY),
     ];
-    pairs.retain(|(name, _)| !vars.iter().any(|(n, _)| n == name));
-    pairs.extend_from_slice(vars);
-    let selection = storehost::selection::select(&Environment::from_pairs(pairs), workspace)
-        .expect("valid OBJECTSTORE_* variables");
-    let options = StorehostOptions {
-        workspace: Some(workspace.to_path_buf()),
-        mirror: MirrorOptions {
-            poll_interval: poll,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Storehost::from_selection(selection, options).await
+    crate::host_from_env(&defaults, vars, workspace, poll).await
 }
 
 /// [`try_host`] on `endpoint` and `bucket`.
@@ -265,54 +246,5 @@ impl Drop for S3Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-mod tls {
-    use std::sync::Arc;
-    use tokio_rustls::rustls;
-
-    pub fn server_config() -> (Arc<rustls::ServerConfig>, String) {
-        let cert = crate::certs::localhost();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.cert_der.into()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.into()),
-            )
-            .unwrap();
-        (Arc::new(config), cert.ca_pem)
-    }
-
-    /// Terminates TLS and forwards the bytes to the plain server.
-    pub fn serve(listener: std::net::TcpListener, config: Arc<rustls::ServerConfig>, backend: u16) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            listener.set_nonblocking(true).unwrap();
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(mut front) = acceptor.accept(socket).await else {
-                        return;
-                    };
-                    let Ok(mut back) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
-                    else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut front, &mut back).await;
-                });
-            }
-        });
     }
 }

@@ -81,6 +81,21 @@ async fn an_empty_remote_gets_its_first_commit_and_the_git_cli_sees_the_files() 
         subjects.contains("claude-a@b.com.json"),
         "the message names the id: {subjects}"
     );
+    // Saving the same content again adds no empty commit.
+    let commits = git_text(
+        &server.repo_path("tokens"),
+        &["rev-list", "--count", "main"],
+    );
+    host.save_auth("team/codex.json", br#"{"type":"codex"}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        git_text(
+            &server.repo_path("tokens"),
+            &["rev-list", "--count", "main"]
+        ),
+        commits
+    );
     let authors = git_text(&clone, &["log", "--format=%an <%ae>"]);
     assert!(
         authors

@@ -102,7 +102,13 @@ fn commit_and_push(
         (Some(head), true) => PushMode::Lease(head.clone()),
         _ => PushMode::FastForward,
     };
-    match store.repo.push(&committed.commit, &mode) {
+    // A change that changed nothing made no commit: nothing to push.
+    let unchanged = head.as_deref() == Some(committed.commit.as_str());
+    let pushed = match unchanged {
+        true => Ok(()),
+        false => store.repo.push(&committed.commit, &mode),
+    };
+    match pushed {
         Ok(()) => {}
         Err(HostError::Rejected(why)) => {
             storehost_sdk::log::debug(&format!(

@@ -490,6 +490,16 @@ fn make_commit(
         }
     }
     let tree = repo.find_tree(update.create_updated(repo, &base)?)?;
+    if let Some(parent) = &parent
+        && tree.id() == base.id()
+        && !squash
+    {
+        // Nothing changed: no empty commit in the history.
+        return Ok(Committed {
+            commit: parent.id().to_string(),
+            blobs,
+        });
+    }
     let author = Signature::now(AUTHOR.0, AUTHOR.1)?;
     let parents: Vec<&git2::Commit<'_>> = match (&parent, squash) {
         (Some(parent), false) => vec![parent],

@@ -335,11 +335,36 @@ async fn a_force_rewritten_remote_is_reported_and_wipes_nothing() {
     let check = cli_clone(&server, "rewritten", dir.path());
     assert_eq!(auth_files(&check), ["a.json", "b.json", "c.json"]);
     drop(host);
-    let again = bootstrapped(&url, &workspace).await;
-    assert_eq!(
-        auth_files(again.workspace()),
-        ["a.json", "b.json", "c.json"]
+    let host = bootstrapped(&url, &workspace).await;
+    assert_eq!(auth_files(host.workspace()), ["a.json", "b.json", "c.json"]);
+
+    // After that, a plain deletion by someone else is a deletion, not
+    // something to restore.
+    run_git(&check, &["pull", "--quiet", "origin", "main"]);
+    run_git(&check, &["rm", "--quiet", "auths/b.json"]);
+    run_git(&check, &["commit", "--quiet", "-m", "retire b"]);
+    run_git(&check, &["push", "--quiet", "origin", "HEAD:main"]);
+    host.pull_remote().await.unwrap();
+    assert_eq!(auth_files(&workspace), ["a.json", "c.json"]);
+    let tree = |server: &GitServer| {
+        git_text(
+            &server.repo_path("rewritten"),
+            &["ls-tree", "-r", "--name-only", "main"],
+        )
+    };
+    assert!(!tree(&server).contains("auths/b.json"));
+
+    // A deleted branch is pushed back from the last head seen.
+    let repo = server.repo_path("rewritten");
+    run_git(&repo, &["config", "receive.denyDeleteCurrent", "ignore"]);
+    run_git(&check, &["push", "--quiet", "origin", "--delete", "main"]);
+    assert!(
+        git_text(&repo, &["branch"]).is_empty(),
+        "the branch is gone"
     );
+    host.pull_remote().await.unwrap();
+    assert_eq!(auth_files(&workspace), ["a.json", "c.json"]);
+    assert!(tree(&server).contains("auths/c.json"));
 }
 
 /// The host's bare repository for the one remote this workspace mirrors.

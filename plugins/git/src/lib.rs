@@ -37,8 +37,9 @@ pub struct GitStore {
     replaced: RefCell<Option<Known>>,
     /// Document paths this instance pushed since the last pull.
     written: RefCell<BTreeSet<String>>,
-    /// The (previous, head) rewrite already settled, so it is settled once.
-    settled_rewrite: RefCell<Option<(String, String)>>,
+    /// The head before a rewrite whose dropped documents are not restored
+    /// yet (the push failed); tried again at the next sync.
+    pending_rewrite: RefCell<Option<String>>,
 }
 
 impl Backend for GitStore {
@@ -63,7 +64,7 @@ impl Backend for GitStore {
             known: RefCell::new(Known::default()),
             replaced: RefCell::new(None),
             written: RefCell::default(),
-            settled_rewrite: RefCell::new(None),
+            pending_rewrite: RefCell::new(None),
         })
     }
 
@@ -230,50 +231,71 @@ impl GitStore {
     /// In history mode, a head we knew that is no longer in the branch's
     /// history means someone rewrote (or deleted) the branch. Documents
     /// the rewrite dropped are committed again on top of it; the rest of
-    /// the rewrite stands. Returns the head to use.
+    /// the rewrite stands. Returns the head to use. A restore that could
+    /// not be pushed is tried again at the next sync.
     fn settle_rewrite(&self, fetched: Fetched) -> Result<Option<String>, Error> {
         let Fetched { head, previous } = fetched;
-        let Some(previous) = previous.filter(|p| !self.squash && Some(p) != head.as_ref()) else {
+        if self.squash {
             return Ok(head);
-        };
+        }
         let Some(head) = head else {
+            let Some(previous) = previous else {
+                return Ok(None);
+            };
             storehost_sdk::log::error(&format!(
                 "the remote branch was deleted; restoring it at {previous}, the last head seen"
             ));
-            return match self.repo.push(&previous, &PushMode::FastForward) {
-                Ok(()) => Ok(Some(previous)),
-                Err(e) => Err(host_error(e)),
-            };
+            self.repo
+                .push(&previous, &PushMode::FastForward)
+                .map_err(host_error)?;
+            return Ok(Some(previous));
         };
-        let pair = (previous.clone(), head.clone());
-        if self.settled_rewrite.borrow().as_ref() == Some(&pair)
-            || self
-                .repo
-                .is_ancestor(&previous, &head)
-                .map_err(host_error)?
-        {
+        let rewritten = match previous {
+            Some(previous)
+                if previous != head
+                    && !self
+                        .repo
+                        .is_ancestor(&previous, &head)
+                        .map_err(host_error)? =>
+            {
+                Some(previous)
+            }
+            _ => None,
+        };
+        let Some(before) = rewritten.or_else(|| self.pending_rewrite.take()) else {
             return Ok(Some(head));
+        };
+        match self.restore_dropped(&before, &head) {
+            Ok(head) => Ok(Some(head)),
+            Err(e) => {
+                *self.pending_rewrite.borrow_mut() = Some(before);
+                Err(e)
+            }
         }
-        let before = self.repo.tree(&previous).map_err(host_error)?;
-        let after = Known::new(
-            Some(head.clone()),
-            self.repo.tree(&head).map_err(host_error)?,
+    }
+
+    /// Commits again, on top of `head`, the documents `before` had and
+    /// `head` lacks; returns the new head.
+    fn restore_dropped(&self, before: &str, head: &str) -> Result<String, Error> {
+        let old = self.repo.tree(before).map_err(host_error)?;
+        let new = Known::new(
+            Some(head.to_string()),
+            self.repo.tree(head).map_err(host_error)?,
         );
-        let dropped: Vec<(String, String)> = before
+        let dropped: Vec<(String, String)> = old
             .into_iter()
-            .filter(|e| key_of(&e.path).is_some() && !after.files.contains_key(&e.path))
+            .filter(|e| key_of(&e.path).is_some() && !new.files.contains_key(&e.path))
             .map(|e| (e.path, e.blob))
             .collect();
         if dropped.is_empty() {
             storehost_sdk::log::warn(&format!(
-                "the remote branch was rewritten (it was at {previous}, now {head}); no document was dropped"
+                "the remote branch was rewritten (it was at {before}, now {head}); no document was dropped"
             ));
-            *self.settled_rewrite.borrow_mut() = Some(pair);
-            return Ok(Some(head));
+            return Ok(head.to_string());
         }
-        let restored = self.restore(&head, &dropped)?;
+        let restored = self.restore(head, &dropped)?;
         storehost_sdk::log::error(&format!(
-            "the remote branch was rewritten (it was at {previous}, now {head}) and {} document(s) were dropped; they are committed again in {restored}: {}",
+            "the remote branch was rewritten (it was at {before}, now {head}) and {} document(s) were dropped; they are committed again in {restored}: {}",
             dropped.len(),
             dropped
                 .iter()
@@ -281,8 +303,7 @@ impl GitStore {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        *self.settled_rewrite.borrow_mut() = Some(pair);
-        Ok(Some(restored))
+        Ok(restored)
     }
 
     fn restore(&self, head: &str, dropped: &[(String, String)]) -> Result<String, Error> {

@@ -1,9 +1,9 @@
 //! The host-owned repository: a bare cache of one remote branch.
 //!
-//! `refs/storehost/head` is the last head fetched or pushed. It moves with
-//! fetches that fast-forward and with our pushes; when the remote was
-//! rewritten it stays where it was, so every fetch reports the head we knew
-//! as `previous` until the plugin has pushed on top of the new history.
+//! `refs/storehost/head` is the last head fetched or pushed, which the next
+//! fetch reports as `previous`: a plugin compares the two to notice a
+//! rewritten branch. When the branch is gone from the remote, it stays, so
+//! the branch can be restored from it.
 
 use super::errors::{self, is_corruption};
 use super::network::{Advertised, RemoteSpec};
@@ -127,13 +127,7 @@ impl LocalRepo {
         drop(remote);
         self.follow(branch);
         if let Some(head) = head {
-            match previous {
-                Some(previous) if !self.descends(head, previous)? => {
-                    // The plugin reports it: in squash mode it is routine.
-                    tracing::debug!(branch = ?self.branch, %previous, %head, "the remote head does not descend from the one seen before");
-                }
-                _ => self.set_head_ref(head)?,
-            }
+            self.set_head_ref(head)?;
         }
         Ok(Fetched {
             head: head.map(|oid| oid.to_string()),
@@ -349,18 +343,6 @@ impl LocalRepo {
         self.repo
             .reference(HEAD_REF, oid, true, "storehost")
             .map(drop)
-    }
-
-    fn descends(&self, commit: Oid, ancestor: Oid) -> Result<bool, git2::Error> {
-        if commit == ancestor {
-            return Ok(true);
-        }
-        match self.repo.graph_descendant_of(commit, ancestor) {
-            Ok(descends) => Ok(descends),
-            // The old head is gone from the cache: nothing to compare with.
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(true),
-            Err(e) => Err(e),
-        }
     }
 }
 

@@ -47,6 +47,28 @@ async fn plugin_pull(server: &GitServer, work: &Path) {
         fetched,
         started.elapsed() - fetched
     );
+    let clone = work.join("clone-plugin");
+    git::clone(server, "bench", &clone);
+    let follower = work.join("clone-follower");
+    git::clone(server, "bench", &follower);
+    let mut cursor = snapshot.cursor;
+    let mut deltas = Vec::new();
+    let mut fetches = Vec::new();
+    for i in 0..10 {
+        std::fs::write(clone.join("auths/user00045.json"), format!("{{\"n\":{i}}}")).unwrap();
+        git::git(&clone, &["commit", "--quiet", "-am", "change"]);
+        git::git(&clone, &["push", "--quiet", "origin", "HEAD:main"]);
+        let started = Instant::now();
+        let delta = plugin.pull(Some(&cursor)).await.unwrap();
+        deltas.push(started.elapsed());
+        assert_eq!(delta.documents.len(), 1);
+        cursor = delta.cursor;
+        let started = Instant::now();
+        git::git(&follower, &["fetch", "--quiet", "origin"]);
+        fetches.push(started.elapsed());
+    }
+    percentiles("plugin alone: delta pull of one change", deltas);
+    percentiles("git fetch of one change (CLI)", fetches);
 }
 
 async fn bootstrap(server: &GitServer, work: &Path) {
@@ -113,6 +135,37 @@ async fn commit_and_push(server: &GitServer, work: &Path) {
         "ratio storehost/git CLI at p50: {:.2}",
         ours.as_secs_f64() / cli.as_secs_f64()
     );
+    poll_cost(&host, &clone).await;
+}
+
+/// One poll at 10k files: nothing new, and one file changed by the CLI.
+async fn poll_cost(host: &storehost::Storehost, clone: &Path) {
+    host.pull_remote().await.unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..PUSHES {
+        let started = Instant::now();
+        assert_eq!(host.pull_remote().await.unwrap(), 0);
+        idle.push(started.elapsed());
+    }
+    let mut changed = Vec::new();
+    for i in 0..PUSHES {
+        let file = clone.join("auths/user00044.json");
+        std::fs::write(
+            &file,
+            format!(r#"{{"type":"claude","refresh_token":"poll-{i}"}}"#),
+        )
+        .unwrap();
+        git::git(
+            clone,
+            &["commit", "--quiet", "-am", "Update auths/user00044.json"],
+        );
+        git::git(clone, &["push", "--quiet", "origin", "HEAD:main"]);
+        let started = Instant::now();
+        assert_eq!(host.pull_remote().await.unwrap(), 1);
+        changed.push(started.elapsed());
+    }
+    percentiles("poll at 10k files, nothing new", idle);
+    percentiles("poll at 10k files, one file changed", changed);
 }
 
 fn main() {

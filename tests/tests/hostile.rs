@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 use storehost::Key;
-use storehost::capabilities::Grants;
 use storehost::capabilities::secrets::SecretValue;
+use storehost::capabilities::{Capability, Grants};
 use storehost::runtime::{BackendError, Plugin, PluginError};
 use storehost_tests::{guests, load, tight_limits};
 
@@ -121,5 +121,35 @@ async fn a_capability_that_was_not_granted_is_denied() {
         );
         assert!(!message.contains("pw-canary-7781"));
     }
+    still_works(&plugin).await;
+}
+
+#[tokio::test]
+async fn a_granted_capability_opens_only_the_granted_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let grants = Grants::minimal()
+        .with_secret("granted", SecretValue::new("pw-canary-7781"))
+        .with_capability(Capability::Objects)
+        .with_endpoint("http://s3.example.com")
+        .with_capability(Capability::Git)
+        .with_endpoint("https://git.example.com/tokens.git")
+        .with_git_dir(dir.path());
+    let plugin = hostile(grants);
+    for (capability, what) in [("objects", "endpoint"), ("git", "git remote")] {
+        let error = provoke(&plugin, capability).await.unwrap_err();
+        let Some(BackendError::Denied(message)) = error.backend() else {
+            panic!("{capability}: {error:?}")
+        };
+        assert!(
+            message.contains(&format!("not granted the {what}")),
+            "{message}"
+        );
+        assert!(!message.contains("pw-canary-7781"));
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no repository was made"
+    );
     still_works(&plugin).await;
 }

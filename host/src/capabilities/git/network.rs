@@ -42,6 +42,9 @@ impl RemoteSpec {
         token: SecretValue,
     ) -> Self {
         set_socket_timeouts();
+        if sends_token_in_clear(&url) {
+            tracing::warn!(%url, "the git remote is plain http: the token crosses the network unencrypted");
+        }
         RemoteSpec {
             url,
             pinned_branch: pinned_branch.filter(|b| !b.is_empty()),
@@ -75,6 +78,22 @@ impl RemoteSpec {
     pub fn deadline() -> Instant {
         Instant::now() + NETWORK_TIMEOUT
     }
+}
+
+/// Plain `http://` to anything but this machine.
+fn sends_token_in_clear(url: &str) -> bool {
+    let Some(scheme) = url.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")) else {
+        return false;
+    };
+    let authority = url[scheme.len()..].split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    !matches!(
+        host.to_ascii_lowercase().as_str(),
+        "localhost" | "127.0.0.1" | "::1"
+    )
 }
 
 fn set_socket_timeouts() {
@@ -182,6 +201,16 @@ mod tests {
         assert_eq!(advertised(None, &["a", "b"]).follow(Some("b")), "b");
         assert_eq!(advertised(None, &[]).follow(None), "main");
         assert_eq!(advertised(None, &[]).follow(Some("tokens")), "tokens");
+    }
+
+    #[test]
+    fn plain_http_is_flagged_unless_it_stays_on_this_machine() {
+        assert!(sends_token_in_clear("http://git.example.com/r.git"));
+        assert!(sends_token_in_clear("HTTP://10.0.0.2:8080/r.git"));
+        assert!(!sends_token_in_clear("https://git.example.com/r.git"));
+        assert!(!sends_token_in_clear("http://127.0.0.1:3000/r.git"));
+        assert!(!sends_token_in_clear("http://localhost/r.git"));
+        assert!(!sends_token_in_clear("http://[::1]:3000/r.git"));
     }
 
     #[test]

@@ -335,12 +335,17 @@ pub fn plugin(url: &str, git_dir: &Path) -> Plugin {
 }
 
 pub fn plugin_with(url: &str, git_dir: &Path, token: &str, settings: &[(&str, &str)]) -> Plugin {
-    let mut pairs = vec![
-        ("url".to_string(), url.to_string()),
-        ("username".to_string(), USERNAME.to_string()),
-    ];
-    pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let spec = PluginSpec {
+    let mut spec = spec(url, git_dir, token);
+    spec.settings
+        .extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let component = storehost::builtin::component(BackendKind::Git).unwrap();
+    Plugin::load(&Runtime::shared().unwrap(), spec, component).unwrap()
+}
+
+/// What a git plugin is granted and given for `url`: the capability, that
+/// remote, `git_dir` for its repository, `token`, and the test user.
+pub fn spec(url: &str, git_dir: &Path, token: &str) -> PluginSpec {
+    PluginSpec {
         name: "git".into(),
         grants: Grants::minimal()
             .with_capability(Capability::Git)
@@ -348,10 +353,11 @@ pub fn plugin_with(url: &str, git_dir: &Path, token: &str, settings: &[(&str, &s
             .with_git_dir(git_dir)
             .with_secret("token", SecretValue::new(token.to_string())),
         limits: Limits::default(),
-        settings: pairs,
-    };
-    let component = storehost::builtin::component(BackendKind::Git).unwrap();
-    Plugin::load(&Runtime::shared().unwrap(), spec, component).unwrap()
+        settings: vec![
+            ("url".to_string(), url.to_string()),
+            ("username".to_string(), USERNAME.to_string()),
+        ],
+    }
 }
 
 /// A host chosen from `GITSTORE_*` variables as users set them (the test

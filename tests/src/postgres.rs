@@ -266,16 +266,21 @@ impl PostgresServer {
 
 /// The built-in postgres plugin on `dsn`, in `schema`.
 pub fn plugin(dsn: &str, schema: &str) -> Plugin {
-    let spec = PluginSpec {
+    let component = storehost::builtin::component(BackendKind::Postgres).unwrap();
+    Plugin::load(&Runtime::shared().unwrap(), spec(dsn, schema), component).unwrap()
+}
+
+/// What a postgres plugin is granted and given: the capability, `dsn` as
+/// a secret, and `schema`.
+pub fn spec(dsn: &str, schema: &str) -> PluginSpec {
+    PluginSpec {
         name: "postgres".into(),
         grants: Grants::minimal()
             .with_capability(Capability::Sql)
             .with_secret("dsn", SecretValue::new(dsn.to_string())),
         limits: Limits::default(),
         settings: vec![("schema".into(), schema.into())],
-    };
-    let component = storehost::builtin::component(BackendKind::Postgres).unwrap();
-    Plugin::load(&Runtime::shared().unwrap(), spec, component).unwrap()
+    }
 }
 
 /// A host mirroring `workspace` to `dsn` in `schema`, polling every `poll`.

@@ -141,7 +141,19 @@ impl S3Server {
 /// The built-in object plugin on `endpoint` (`http://host:port`) and
 /// `bucket`, with the test server's keys.
 pub fn plugin(endpoint: &str, bucket: &str) -> Plugin {
-    let spec = PluginSpec {
+    let component = storehost::builtin::component(BackendKind::Object).unwrap();
+    Plugin::load(
+        &Runtime::shared().unwrap(),
+        spec(endpoint, bucket),
+        component,
+    )
+    .unwrap()
+}
+
+/// What an object plugin is granted and given for `endpoint` and
+/// `bucket`: the capability, that endpoint and the test server's keys.
+pub fn spec(endpoint: &str, bucket: &str) -> PluginSpec {
+    PluginSpec {
         name: "object".into(),
         grants: Grants::minimal()
             .with_capability(Capability::Objects)
@@ -153,9 +165,7 @@ pub fn plugin(endpoint: &str, bucket: &str) -> Plugin {
             ("endpoint".into(), endpoint.into()),
             ("bucket".into(), bucket.into()),
         ],
-    };
-    let component = storehost::builtin::component(BackendKind::Object).unwrap();
-    Plugin::load(&Runtime::shared().unwrap(), spec, component).unwrap()
+    }
 }
 
 /// A host chosen from `OBJECTSTORE_*` variables as users set them (the

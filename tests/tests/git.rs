@@ -624,3 +624,17 @@ async fn a_remote_that_never_answers_is_unavailable_after_a_timeout() {
     );
     assert!(waited < Duration::from_secs(45), "bounded: {waited:?}");
 }
+
+#[tokio::test]
+async fn a_url_without_a_repository_is_a_clear_permanent_error() {
+    let server = GitServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let host = git::host(&server.url("missing"), &dir.path().join("ws"), NO_POLL).await;
+    let error = host.bootstrap().await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("no git repository at"), "{text}");
+    assert!(
+        !matches!(&error, StorehostError::Plugin(e) if e.is_transient()),
+        "{error:?}"
+    );
+}

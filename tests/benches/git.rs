@@ -86,6 +86,10 @@ async fn bootstrap(server: &GitServer, work: &Path) {
         git::clone(server, "bench", &clone);
         cli.push(started.elapsed());
     }
+    println!(
+        "peak RSS of this process after {BOOTSTRAPS} bootstraps (host, plugin, test server): {} MiB",
+        peak_rss_kib() / 1024
+    );
     let ours = percentiles("bootstrap of 10k files: storehost", ours);
     let cli = percentiles("bootstrap of 10k files: git clone", cli);
     println!(
@@ -166,6 +170,16 @@ async fn poll_cost(host: &storehost::Storehost, clone: &Path) {
     }
     percentiles("poll at 10k files, nothing new", idle);
     percentiles("poll at 10k files, one file changed", changed);
+}
+
+/// VmHWM from /proc: the most resident memory this process has had.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn main() {

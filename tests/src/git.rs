@@ -174,6 +174,7 @@ async fn serve(listener: tokio::net::TcpListener, backend: Arc<Backend>) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let _ = stream.set_nodelay(true);
         let backend = backend.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {

@@ -55,9 +55,7 @@ async fn plugin_pull(server: &GitServer, work: &Path) {
     let mut deltas = Vec::new();
     let mut fetches = Vec::new();
     for i in 0..10 {
-        std::fs::write(clone.join("auths/user00045.json"), format!("{{\"n\":{i}}}")).unwrap();
-        git::git(&clone, &["commit", "--quiet", "-am", "change"]);
-        git::git(&clone, &["push", "--quiet", "origin", "HEAD:main"]);
+        cli_change(&clone, "user00045.json", &format!("delta-{i}"));
         let started = Instant::now();
         let delta = plugin.pull(Some(&cursor)).await.unwrap();
         deltas.push(started.elapsed());
@@ -119,19 +117,7 @@ async fn commit_and_push(server: &GitServer, work: &Path) {
     git::clone(server, "bench", &clone);
     let mut cli = Vec::new();
     for i in 0..PUSHES {
-        let file = clone.join("auths/user00043.json");
-        std::fs::write(
-            &file,
-            format!(r#"{{"type":"claude","refresh_token":"cli-{i}"}}"#),
-        )
-        .unwrap();
-        let started = Instant::now();
-        git::git(
-            &clone,
-            &["commit", "--quiet", "-am", "Update auths/user00043.json"],
-        );
-        git::git(&clone, &["push", "--quiet", "origin", "HEAD:main"]);
-        cli.push(started.elapsed());
+        cli.push(cli_change(&clone, "user00043.json", &format!("cli-{i}")));
     }
     let ours = percentiles("commit+push of 1 file in 10k: storehost", ours);
     let cli = percentiles("commit+push of 1 file in 10k: git CLI", cli);
@@ -140,6 +126,18 @@ async fn commit_and_push(server: &GitServer, work: &Path) {
         ours.as_secs_f64() / cli.as_secs_f64()
     );
     poll_cost(&host, &clone).await;
+}
+
+/// Changes one auth file in `clone` and commits and pushes it with the git
+/// CLI; returns how long the commit and push took.
+fn cli_change(clone: &Path, id: &str, token: &str) -> Duration {
+    let content = format!(r#"{{"type":"claude","refresh_token":"{token}"}}"#);
+    std::fs::write(clone.join("auths").join(id), content).unwrap();
+    let started = Instant::now();
+    let message = format!("Update auths/{id}");
+    git::git(clone, &["commit", "--quiet", "-am", &message]);
+    git::git(clone, &["push", "--quiet", "origin", "HEAD:main"]);
+    started.elapsed()
 }
 
 /// One poll at 10k files: nothing new, and one file changed by the CLI.
@@ -153,17 +151,7 @@ async fn poll_cost(host: &storehost::Storehost, clone: &Path) {
     }
     let mut changed = Vec::new();
     for i in 0..PUSHES {
-        let file = clone.join("auths/user00044.json");
-        std::fs::write(
-            &file,
-            format!(r#"{{"type":"claude","refresh_token":"poll-{i}"}}"#),
-        )
-        .unwrap();
-        git::git(
-            clone,
-            &["commit", "--quiet", "-am", "Update auths/user00044.json"],
-        );
-        git::git(clone, &["push", "--quiet", "origin", "HEAD:main"]);
+        cli_change(clone, "user00044.json", &format!("poll-{i}"));
         let started = Instant::now();
         assert_eq!(host.pull_remote().await.unwrap(), 1);
         changed.push(started.elapsed());

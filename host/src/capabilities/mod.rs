@@ -38,6 +38,26 @@ impl WasiView for HostState {
 impl crate::runtime::bindings::storehost::plugin::types::Host for HostState {}
 
 impl HostState {
+    /// Whether this plugin may use `capability` on `endpoint` (a URL it
+    /// was granted); `what` names the endpoint in the refusal.
+    fn check_remote(
+        &self,
+        capability: Capability,
+        endpoint: &str,
+        what: &str,
+    ) -> Result<(), HostError> {
+        if !self.grants.allows(capability) {
+            return Err(self.denied(capability));
+        }
+        if !self.grants.allows_endpoint(endpoint) {
+            return Err(HostError::Denied(format!(
+                "plugin `{}` was not granted the {what} {endpoint}",
+                self.plugin
+            )));
+        }
+        Ok(())
+    }
+
     /// The answer of a capability this plugin was not granted.
     fn denied(&self, capability: Capability) -> HostError {
         HostError::Denied(format!(

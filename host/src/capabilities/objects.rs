@@ -50,14 +50,8 @@ impl Host for HostState {
         access_key: Resource<SecretHandle>,
         secret_key: Resource<SecretHandle>,
     ) -> Answer<Resource<Bucket>> {
-        if !self.grants.allows(Capability::Objects) {
-            return Ok(Err(self.denied(Capability::Objects)));
-        }
-        if !self.grants.allows_endpoint(&endpoint) {
-            return Ok(Err(HostError::Denied(format!(
-                "plugin `{}` was not granted the endpoint {endpoint}",
-                self.plugin
-            ))));
+        if let Err(refused) = self.check_remote(Capability::Objects, &endpoint, "endpoint") {
+            return Ok(Err(refused));
         }
         let keys = self
             .resolve_secret(&access_key)
@@ -125,8 +119,7 @@ impl HostBucket for HostState {
         keys: Vec<String>,
     ) -> Answer<Vec<Option<ObjectInfo>>> {
         let bucket = self.table.get(&bucket)?;
-        let (client, name) = (bucket.client.clone(), bucket.name.clone());
-        Ok(fan_out(keys, move |key| head(client.clone(), name.clone(), key)).await)
+        Ok(head_many(bucket, keys).await)
     }
 
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Object>> {
@@ -275,6 +268,14 @@ async fn get(
     }
 }
 
+async fn head_many(
+    bucket: &Bucket,
+    keys: Vec<String>,
+) -> Result<Vec<Option<ObjectInfo>>, HostError> {
+    let (client, name) = (bucket.client.clone(), bucket.name.clone());
+    fan_out(keys, move |key| head(client.clone(), name.clone(), key)).await
+}
+
 async fn get_many(bucket: &Bucket, keys: Vec<String>) -> Result<Vec<Option<Object>>, HostError> {
     let (client, name) = (bucket.client.clone(), bucket.name.clone());
     fan_out(keys, move |key| get(client.clone(), name.clone(), key)).await
@@ -374,9 +375,8 @@ async fn fill_missing_etags(bucket: &Bucket, objects: &mut [ObjectInfo]) -> Resu
         .filter(|&i| objects[i].etag.is_empty())
         .collect();
     let keys: Vec<String> = missing.iter().map(|&i| objects[i].key.clone()).collect();
-    let (client, name) = (bucket.client.clone(), bucket.name.clone());
     // Deleted since the listing: left without an ETag; the next look tells.
-    let heads = fan_out(keys, move |key| head(client.clone(), name.clone(), key)).await?;
+    let heads = head_many(bucket, keys).await?;
     let etags = heads
         .into_iter()
         .map(|head| head.map(|info| info.etag).unwrap_or_default());

@@ -190,10 +190,7 @@ impl LocalRepo {
             return Ok(());
         }
         tracing::info!(dir = %self.dir.display(), loose, packs, "compacting the local git repository: fetching it again");
-        let followed = self.branch.clone();
-        self.repo = fresh(&self.dir)?;
-        self.follow_remembered(followed);
-        Ok(())
+        self.start_afresh()
     }
 
     pub fn push(&mut self, commit: &str, mode: &PushMode) -> Result<(), HostError> {
@@ -311,27 +308,30 @@ impl LocalRepo {
     /// pushed.
     fn recover(&mut self, cause: &git2::Error) -> Result<(), HostError> {
         tracing::warn!(dir = %self.dir.display(), "the local git repository is damaged ({}); fetching it again from the remote", cause.message());
-        let followed = self.branch.clone();
-        self.repo = fresh(&self.dir)?;
-        self.follow_remembered(followed);
+        self.start_afresh()?;
         self.fetch_once()
             .map(drop)
             .map_err(|e| errors::network(e, &self.remote.url))
     }
 
-    fn follow_remembered(&mut self, branch: Option<String>) {
-        if let Some(branch) = branch {
-            self.branch = None;
-            self.follow(branch);
-        }
+    /// An empty cache in place of this one; the followed branch is kept.
+    fn start_afresh(&mut self) -> Result<(), HostError> {
+        self.repo = fresh(&self.dir)?;
+        self.remember_branch();
+        Ok(())
     }
 
     fn follow(&mut self, branch: String) {
         if self.branch.as_deref() != Some(branch.as_str()) {
-            if let Ok(mut config) = self.repo.config() {
-                let _ = config.set_str(BRANCH_CONFIG, &branch);
-            }
             self.branch = Some(branch);
+            self.remember_branch();
+        }
+    }
+
+    /// Records the followed branch in the cache, for the next start.
+    fn remember_branch(&self) {
+        if let (Some(branch), Ok(mut config)) = (&self.branch, self.repo.config()) {
+            let _ = config.set_str(BRANCH_CONFIG, branch);
         }
     }
 
@@ -394,22 +394,10 @@ fn open_verified(dir: &Path) -> Result<Repository, git2::Error> {
 
 /// Reads the header of every object the last known head needs.
 fn verify(repo: &Repository) -> Result<(), git2::Error> {
-    let Ok(head) = repo.refname_to_id(HEAD_REF) else {
-        return Ok(());
-    };
-    let commit = repo.find_commit(head)?;
-    let odb = repo.odb()?;
-    let mut failure = None;
-    commit.tree()?.walk(TreeWalkMode::PreOrder, |_, entry| {
-        match odb.read_header(entry.id()) {
-            Ok(_) => TreeWalkResult::Ok,
-            Err(e) => {
-                failure = Some(e);
-                TreeWalkResult::Abort
-            }
-        }
-    })?;
-    failure.map_or(Ok(()), Err)
+    match repo.refname_to_id(HEAD_REF) {
+        Ok(head) => list_tree(repo, head).map(drop),
+        Err(_) => Ok(()),
+    }
 }
 
 fn list_tree(repo: &Repository, commit: Oid) -> Result<Vec<TreeEntry>, git2::Error> {

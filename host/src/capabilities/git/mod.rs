@@ -42,14 +42,8 @@ impl Host for HostState {
         username: String,
         token: Resource<SecretHandle>,
     ) -> Answer<Resource<Repository>> {
-        if !self.grants.allows(Capability::Git) {
-            return Ok(Err(self.denied(Capability::Git)));
-        }
-        if !self.grants.allows_endpoint(&url) {
-            return Ok(Err(HostError::Denied(format!(
-                "plugin `{}` was not granted the git remote {url}",
-                self.plugin
-            ))));
+        if let Err(refused) = self.check_remote(Capability::Git, &url, "git remote") {
+            return Ok(Err(refused));
         }
         let Some(dir) = self.grants.git_dir().cloned() else {
             return Ok(Err(HostError::Denied(format!(

@@ -168,6 +168,28 @@ async fn two_hosts_on_one_remote_converge() {
 }
 
 #[tokio::test]
+async fn the_state_a_conflict_leaves_is_saved_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let remote = root.path().join("remote");
+    let (ws_a, ws_b) = (root.path().join("a"), root.path().join("b"));
+    let a = fault_mirror(&remote, &ws_a, quick()).await;
+    a.bootstrap().await.unwrap();
+    let b = fault_mirror(&remote, &ws_b, quick()).await;
+    b.bootstrap().await.unwrap();
+    a.save_auth("shared.json", b"{\"by\":\"a\"}").await.unwrap();
+    // b's only change meets a conflict: nothing is applied, yet the state
+    // now knows the remote's version and must say so on disk.
+    b.save_auth("shared.json", b"{\"by\":\"b\"}").await.unwrap();
+    let state = storehost::mirror::state::SyncState::load(&ws_b.join(".storehost")).unwrap();
+    assert!(
+        state.documents.keys().any(|k| k.contains("shared.json")),
+        "{:?}",
+        state.documents.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(state.conflicts.len(), 1);
+}
+
+#[tokio::test]
 async fn removing_the_auth_folder_deletes_nothing_remotely() {
     let (_root, remote, ws) = dirs();
     let host = fault_mirror(&remote, &ws, quick()).await;

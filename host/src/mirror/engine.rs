@@ -164,6 +164,8 @@ impl Mirror {
         // records them is saved, so a crash in between replays them
         // harmlessly instead of leaving the state behind the remote.
         let mut done = Vec::new();
+        // A resolved conflict changes the state without applying anything.
+        let mut resolved = false;
         while !pending.is_empty() {
             let limit = if singles_left > 0 { 1 } else { MAX_BATCH };
             let batch = take_batch(&mut pending, limit);
@@ -181,6 +183,7 @@ impl Mirror {
                 }
                 Err(PushFailure::Conflict(key)) => {
                     self.resolve_conflict(&mut inner, &key).await?;
+                    resolved = true;
                     let path = path_key(&key);
                     for entry in batch
                         .iter()
@@ -210,7 +213,7 @@ impl Mirror {
         }
         drained.left = pending.iter().map(|entry| entry.seq).collect();
         self.backend_down.store(drained.blocked, Ordering::Relaxed);
-        if drained.applied > 0 {
+        if drained.applied > 0 || resolved {
             inner.state.last_sync_ms = Some(now_ms());
             inner.state.save(&self.workspace.state_dir())?;
         }

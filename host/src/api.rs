@@ -23,7 +23,6 @@ use crate::builtin;
 use crate::capabilities::{Capability, Grants};
 use crate::error::StorehostError;
 use crate::mirror::bootstrap::{self, BootstrapReport};
-use crate::mirror::outbox::Op;
 use crate::mirror::sync::{self, SyncHandle};
 use crate::mirror::workspace::{Workspace, normalize_config, validate_auth};
 use crate::mirror::{Mirror, MirrorOptions, Saved};
@@ -69,8 +68,18 @@ pub struct Storehost {
     plugin: Arc<Plugin>,
     /// Present in mirrored mode.
     mirror: Option<Arc<Mirror>>,
+    /// The task that pushes the outbox, from bootstrap on; stopped on drop.
+    replay: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     backend: String,
     example_config: Option<PathBuf>,
+}
+
+impl Drop for Storehost {
+    fn drop(&mut self) {
+        if let Some(replay) = self.replay.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            replay.abort();
+        }
+    }
 }
 
 impl Storehost {
@@ -229,6 +238,7 @@ impl Storehost {
             workspace,
             plugin,
             mirror,
+            replay: std::sync::Mutex::new(None),
             backend,
             example_config: options.example_config,
         })
@@ -239,7 +249,14 @@ impl Storehost {
         let example = self.example_config.as_deref();
         match &self.mirror {
             None => bootstrap::direct(&self.plugin, &self.workspace, example).await,
-            Some(mirror) => bootstrap::mirrored(mirror, example).await,
+            Some(mirror) => {
+                let report = bootstrap::mirrored(mirror, example).await?;
+                let mut replay = self.replay.lock().unwrap_or_else(|e| e.into_inner());
+                if replay.is_none() {
+                    *replay = Some(sync::start_replay(mirror.clone()));
+                }
+                Ok(report)
+            }
         }
     }
 
@@ -262,7 +279,7 @@ impl Storehost {
     /// them (the watcher does this by itself while syncing).
     pub async fn sync_workspace(&self) -> Result<(), StorehostError> {
         if let Some(mirror) = &self.mirror {
-            crate::mirror::scan::queue_local_changes(mirror).await?;
+            mirror.scan(None).await?;
             mirror.drain().await?;
         }
         Ok(())
@@ -282,6 +299,19 @@ impl Storehost {
         match &self.mirror {
             Some(mirror) => mirror.flush(bound).await,
             None => Ok(0),
+        }
+    }
+
+    /// True once the write `saved` acknowledged has reached the backend
+    /// (or was settled against it), waiting up to `bound`.
+    pub async fn wait_pushed(
+        &self,
+        saved: &Saved,
+        bound: std::time::Duration,
+    ) -> Result<bool, StorehostError> {
+        match (saved, &self.mirror) {
+            (Saved::Queued(seq), Some(mirror)) => mirror.wait_pushed(*seq, bound).await,
+            _ => Ok(true),
         }
     }
 
@@ -324,9 +354,10 @@ impl Storehost {
         self.workspace.auth_dir()
     }
 
-    /// Validates and stores an auth document: the workspace file first, then
-    /// the backend. When the backend is unavailable the change is durably
-    /// queued and replayed later ([`Saved::Queued`]).
+    /// Validates and stores an auth document. Mirrored, it returns once the
+    /// workspace file and its outbox entry are durable ([`Saved::Queued`]),
+    /// whatever the backend is doing; the sync task pushes it (see
+    /// [`Storehost::wait_pushed`]).
     pub async fn save_auth(&self, id: &str, json: &[u8]) -> Result<Saved, StorehostError> {
         let key = Key::auth(id);
         self.workspace.path_of(&key)?;
@@ -349,10 +380,7 @@ impl Storehost {
         let key = Key::auth(id);
         self.workspace.path_of(&key)?;
         match &self.mirror {
-            Some(mirror) => {
-                self.workspace.remove(&key)?;
-                mirror.record(&key, Op::Remove).await
-            }
+            Some(mirror) => mirror.enqueue_remove(&key),
             None => {
                 let change = Change::Remove {
                     key,
@@ -361,7 +389,7 @@ impl Storehost {
                 self.plugin
                     .apply(vec![change], &format!("Delete auth {id}"))
                     .await?;
-                Ok(Saved::Pushed(None))
+                Ok(Saved::Stored(None))
             }
         }
     }
@@ -379,10 +407,11 @@ impl Storehost {
             return Ok(None);
         };
         let normalized = normalize_config(&content)?;
-        if self.mirror.is_none() && normalized == content {
-            return Ok(None);
+        match &self.mirror {
+            Some(mirror) => Ok(mirror.note_local_write(&key)?.map(Saved::Queued)),
+            None if normalized == content => Ok(None),
+            None => self.write(key, normalized, "Update config").await.map(Some),
         }
-        self.write(key, normalized, "Update config").await.map(Some)
     }
 
     /// Persists auth files changed in the workspace (paths absolute or
@@ -397,11 +426,10 @@ impl Storehost {
             match (self.workspace.read(&key)?, &self.mirror) {
                 (Some(content), Some(mirror)) => {
                     validate_auth(&id, &content)?;
-                    let content = String::from_utf8(content).expect("validated JSON is UTF-8");
-                    mirror.record(&key, Op::Put { content }).await?;
+                    mirror.note_local_write(&key)?;
                 }
                 (None, Some(mirror)) => {
-                    mirror.record(&key, Op::Remove).await?;
+                    mirror.enqueue_remove(&key)?;
                 }
                 (Some(content), None) => {
                     validate_auth(&id, &content)?;
@@ -420,11 +448,7 @@ impl Storehost {
         message: &str,
     ) -> Result<Saved, StorehostError> {
         match &self.mirror {
-            Some(mirror) => {
-                self.workspace.write(&key, &content)?;
-                let content = String::from_utf8(content).expect("validated content is UTF-8");
-                mirror.record(&key, Op::Put { content }).await
-            }
+            Some(mirror) => mirror.enqueue_put(&key, content),
             None => {
                 let change = Change::Put {
                     key: key.clone(),
@@ -438,7 +462,7 @@ impl Storehost {
                     .pop()
                     .flatten();
                 self.workspace.secure(&key)?;
-                Ok(Saved::Pushed(entry))
+                Ok(Saved::Stored(entry))
             }
         }
     }

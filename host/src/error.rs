@@ -19,7 +19,11 @@ pub enum StorehostError {
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
     #[error(transparent)]
-    State(#[from] crate::mirror::state::StateError),
+    Ledger(#[from] crate::mirror::ledger::LedgerError),
+    #[error("the workspace {workspace} is in use by another storehost (pid {pid}); stop it first")]
+    WorkspaceInUse { workspace: String, pid: String },
+    #[error("no trash entry {0}; `storehost restore --list` shows them")]
+    NoSuchTrashEntry(u64),
     #[error(
         "workspace {workspace} was synced with another remote (lineage {known}); this remote has lineage {remote}. Point storehost at the right remote, or move the workspace away to start fresh from this one"
     )]

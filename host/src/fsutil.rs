@@ -85,6 +85,55 @@ pub fn write_atomic_with(path: &Path, content: &[u8], durability: Durability) ->
     }
 }
 
+/// Writes `content` to a new private temp file beside `path` and returns
+/// it, for a rename the caller does itself.
+pub fn write_temp(
+    dir: &Path,
+    path: &Path,
+    content: &[u8],
+    durability: Durability,
+) -> io::Result<std::path::PathBuf> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("path has no file name"))?;
+    let temp = dir.join(format!(
+        "{TEMP_PREFIX}{}.{}.s{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&temp)?;
+        file.write_all(content)?;
+        if durability == Durability::Now {
+            file.sync_all()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    Ok(temp)
+}
+
+/// Renames `from` to `to` unless `to` exists (`AlreadyExists` then).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE).map_err(io::Error::from)
+}
+
+/// Swaps `a` and `b` atomically (`NotFound` when either is missing).
+pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(io::Error::from)
+}
+
 /// Flushes every write on the filesystem holding `path` to disk.
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     let handle = fs::File::open(path)?;

@@ -3,7 +3,7 @@
 //! checks basic auth, serving bare repositories from a temp dir. Install
 //! git with `bash .ci/install.sh` (Debian's `git`).
 
-use crate::free_port;
+use crate::tcp_front::TcpFront;
 use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -35,7 +35,8 @@ pub struct Counters {
 
 pub struct GitServer {
     dir: tempfile::TempDir,
-    port: u16,
+    /// The public port, kept across stop and resume.
+    front: TcpFront,
     /// Stops the serving thread, which is joined.
     serving: Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -66,7 +67,7 @@ impl GitServer {
     pub fn start() -> GitServer {
         let mut server = GitServer {
             dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
+            front: TcpFront::start(0),
             serving: None,
             counters: Arc::default(),
         };
@@ -102,7 +103,7 @@ impl GitServer {
     }
 
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/{name}.git", self.port)
+        format!("http://127.0.0.1:{}/{name}.git", self.front.port())
     }
 
     /// The URL with the test credentials in it, for the `git` CLI in tests
@@ -110,18 +111,19 @@ impl GitServer {
     pub fn url_with_credentials(&self, name: &str) -> String {
         format!(
             "http://{USERNAME}:{TOKEN}@127.0.0.1:{}/{name}.git",
-            self.port
+            self.front.port()
         )
     }
 
     /// A TLS front for this server (see [`crate::tls_front`]): its port and
     /// the CA's PEM file.
     pub fn tls_front(&self) -> (u16, PathBuf) {
-        crate::tls_front::start(self.dir.path(), self.port)
+        crate::tls_front::start(self.dir.path(), self.front.port())
     }
 
     /// Stops serving (an outage); `resume` serves again on the same port.
     pub fn stop(&mut self) {
+        self.front.down();
         if let Some((stop, thread)) = self.serving.take() {
             let _ = stop.send(());
             let _ = thread.join();
@@ -129,9 +131,11 @@ impl GitServer {
     }
 
     pub fn resume(&mut self) {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))
-            .expect("binding the git test server's port");
+        // A new port of its own each time (0: nothing to race for); the
+        // front keeps the public one.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
         let backend = Arc::new(Backend {
             program: http_backend(),
             root: self.root(),
@@ -154,6 +158,7 @@ impl GitServer {
             runtime.shutdown_timeout(Duration::from_secs(1));
         });
         self.serving = Some((stop, thread));
+        self.front.up(port);
     }
 }
 

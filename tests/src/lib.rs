@@ -7,6 +7,7 @@ pub mod git;
 pub mod logs;
 pub mod postgres;
 pub mod s3;
+pub mod tcp_front;
 pub mod tls_front;
 
 /// Test guest components built by build.rs from `tests/guests/*`.
@@ -177,4 +178,27 @@ pub fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {
         pick(0.99)
     );
     pick(0.5)
+}
+
+/// Saves an auth and waits until the backend has it (a save is
+/// acknowledged once durable locally; the sync task pushes it).
+pub async fn save_pushed(host: &storehost::Storehost, id: &str, content: &[u8]) {
+    let saved = host.save_auth(id, content).await.expect("save_auth");
+    assert!(
+        host.wait_pushed(&saved, Duration::from_secs(30))
+            .await
+            .expect("waiting for the push"),
+        "{id} was not pushed within 30 s"
+    );
+}
+
+/// Deletes an auth and waits until the backend has taken the deletion.
+pub async fn delete_pushed(host: &storehost::Storehost, id: &str) {
+    let saved = host.delete_auth(id).await.expect("delete_auth");
+    assert!(
+        host.wait_pushed(&saved, Duration::from_secs(30))
+            .await
+            .expect("waiting for the push"),
+        "the deletion of {id} was not pushed within 30 s"
+    );
 }

@@ -3,8 +3,10 @@
 //! Needs Debian's `postgresql` package (`bash .ci/install.sh` installs it).
 
 use crate::free_port;
+use crate::tcp_front::TcpFront;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 use storehost::Storehost;
 use storehost::capabilities::secrets::SecretValue;
@@ -15,7 +17,10 @@ use storehost::selection::{BackendChoice, BackendKind, PostgresSettings, Selecti
 pub struct PostgresServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
-    port: u16,
+    /// The public port, kept across stop and resume.
+    front: TcpFront,
+    /// The server's own port (it binds it itself; it names the socket).
+    server_port: AtomicU16,
     password: String,
     tls: bool,
 }
@@ -81,7 +86,8 @@ impl PostgresServer {
         let server = PostgresServer {
             dir,
             bin,
-            port: free_port(),
+            front: TcpFront::start(0),
+            server_port: AtomicU16::new(0),
             password,
             tls,
         };
@@ -137,10 +143,7 @@ impl PostgresServer {
     }
 
     fn run(&self, tool: &str, args: &[&str]) {
-        let output = self
-            .command(tool, args)
-            .output()
-            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+        let output = self.try_run(tool, args);
         assert!(
             output.status.success(),
             "{tool} failed: {}{}",
@@ -149,36 +152,56 @@ impl PostgresServer {
         );
     }
 
+    fn try_run(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        self.command(tool, args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {tool}: {e}"))
+    }
+
+    /// Starts the server on a port of its own, again on another one if
+    /// someone took that port first, and points the front at it.
     fn start_server(&self) {
-        let mut options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        if self.tls {
-            options += &format!(
-                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
-                self.path("server.pem"),
-                self.path("server.key")
+        let mut failure = String::new();
+        for _attempt in 0..10 {
+            let port = free_port();
+            let mut options = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+                self.dir.path().display()
             );
+            if self.tls {
+                options += &format!(
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    self.path("server.pem"),
+                    self.path("server.key")
+                );
+            }
+            let output = self.try_run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    &self.data(),
+                    "-o",
+                    &options,
+                    "-l",
+                    &self.path("server.log"),
+                    "-w",
+                    "start",
+                ],
+            );
+            if output.status.success() {
+                self.server_port.store(port, Ordering::SeqCst);
+                self.front.up(port);
+                return;
+            }
+            failure = String::from_utf8_lossy(&output.stderr).into_owned();
+            failure += &std::fs::read_to_string(self.path("server.log")).unwrap_or_default();
         }
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data(),
-                "-o",
-                &options,
-                "-l",
-                &self.path("server.log"),
-                "-w",
-                "start",
-            ],
-        );
+        panic!("pg_ctl start failed: {failure}");
     }
 
     /// Stops the server (simulating an outage); `resume` starts it again.
     pub fn stop(&self) {
+        self.front.down();
         self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
     }
 
@@ -186,8 +209,14 @@ impl PostgresServer {
         self.start_server();
     }
 
+    /// The public (TCP) port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.front.port()
+    }
+
+    /// The port the server itself listens on, which names its Unix socket.
+    pub fn socket_port(&self) -> u16 {
+        self.server_port.load(Ordering::SeqCst)
     }
 
     pub fn password(&self) -> &str {
@@ -203,7 +232,7 @@ impl PostgresServer {
     pub fn dsn_as(&self, user: &str, password: &str) -> String {
         format!(
             "postgresql://{user}:{password}@127.0.0.1:{}/postgres",
-            self.port
+            self.front.port()
         )
     }
 

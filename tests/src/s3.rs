@@ -6,6 +6,7 @@
 //! with a throwaway CA in front of it.
 
 use crate::free_port;
+use crate::tcp_front::TcpFront;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -24,8 +25,10 @@ pub const SECRET_KEY: &str = "storehost-test-secret-4f1c";
 
 pub struct S3Server {
     dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
+    /// The public port, kept across stop and resume.
+    front: TcpFront,
+    /// s3s-fs's own port (it binds it itself), and the process.
+    child: Option<(u16, Child)>,
 }
 
 fn find_binary() -> PathBuf {
@@ -59,11 +62,28 @@ fn wait_for_port(port: u16, up: bool) {
     }
 }
 
+/// True once `child` listens on `port`; false when it exited first (the
+/// port was taken).
+fn wait_for_child_port(child: &mut Child, port: u16) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(20));
+            return child.try_wait().ok().flatten().is_none();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 impl S3Server {
     pub fn start() -> S3Server {
         let mut server = S3Server {
             dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
+            front: TcpFront::start(0),
             child: None,
         };
         std::fs::create_dir_all(server.root()).unwrap();
@@ -77,36 +97,52 @@ impl S3Server {
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.front.port()
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.front.port())
     }
 
     /// Stops the server (an outage); `resume` starts it again on the same
     /// port and data.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        self.front.down();
+        if let Some((port, mut child)) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            wait_for_port(port, false);
+        }
+    }
+
+    /// Starts s3s-fs on a port of its own, again on another one if someone
+    /// took that port first, and points the front at it.
+    pub fn resume(&mut self) {
+        let binary = find_binary();
+        for _attempt in 0..10 {
+            let port = free_port();
+            let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+            let mut child = Command::new(&binary)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                .arg(self.root())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starting s3s-fs");
+            if wait_for_child_port(&mut child, port) {
+                self.front.up(port);
+                self.child = Some((port, child));
+                return;
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
-        wait_for_port(self.port, false);
-    }
-
-    pub fn resume(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = Command::new(find_binary())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(self.root())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting s3s-fs");
-        self.child = Some(child);
-        wait_for_port(self.port, true);
+        panic!(
+            "s3s-fs did not start; see {}",
+            self.dir.path().join("server.log").display()
+        );
     }
 
     /// A plain front for this server that answers the first `failures`
@@ -116,7 +152,7 @@ impl S3Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let refused = Arc::new(AtomicUsize::new(0));
-        let (counter, backend) = (refused.clone(), self.port);
+        let (counter, backend) = (refused.clone(), self.front.port());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if counter.load(Ordering::SeqCst) < failures {
@@ -134,7 +170,7 @@ impl S3Server {
     /// `localhost` and 127.0.0.1 from a throwaway CA; returns the front's
     /// port and the CA's PEM file. Runs until the process exits.
     pub fn tls_front(&self) -> (u16, PathBuf) {
-        crate::tls_front::start(self.dir.path(), self.port)
+        crate::tls_front::start(self.dir.path(), self.front.port())
     }
 }
 
@@ -252,7 +288,7 @@ fn forward(client: TcpStream, backend: u16) {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some((_, mut child)) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }

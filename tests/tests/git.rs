@@ -61,12 +61,8 @@ async fn an_empty_remote_gets_its_first_commit_and_the_git_cli_sees_the_files() 
     let dir = tempfile::tempdir().unwrap();
     let workspace = dir.path().join("ws");
     let host = bootstrapped(&url, &workspace).await;
-    host.save_auth("claude-a@b.com.json", br#"{"type":"claude","n":1}"#)
-        .await
-        .unwrap();
-    host.save_auth("team/codex.json", br#"{"type":"codex"}"#)
-        .await
-        .unwrap();
+    storehost_tests::save_pushed(&host, "claude-a@b.com.json", br#"{"type":"claude","n":1}"#).await;
+    storehost_tests::save_pushed(&host, "team/codex.json", br#"{"type":"codex"}"#).await;
 
     let clone = cli_clone(&server, "tokens", dir.path());
     assert_eq!(
@@ -86,9 +82,7 @@ async fn an_empty_remote_gets_its_first_commit_and_the_git_cli_sees_the_files() 
         &server.repo_path("tokens"),
         &["rev-list", "--count", "main"],
     );
-    host.save_auth("team/codex.json", br#"{"type":"codex"}"#)
-        .await
-        .unwrap();
+    storehost_tests::save_pushed(&host, "team/codex.json", br#"{"type":"codex"}"#).await;
     assert_eq!(
         git_text(
             &server.repo_path("tokens"),
@@ -152,9 +146,7 @@ async fn a_remote_with_content_is_bootstrapped_and_its_default_branch_followed()
         std::fs::read_to_string(host.config_path()).unwrap(),
         "port: 8317\n"
     );
-    host.save_auth("b.json", br#"{"type":"codex"}"#)
-        .await
-        .unwrap();
+    storehost_tests::save_pushed(&host, "b.json", br#"{"type":"codex"}"#).await;
     run_git(&clone, &["pull", "--quiet", "origin", "trunk"]);
     assert!(
         clone.join("auths/b.json").is_file(),
@@ -179,7 +171,7 @@ async fn a_pinned_branch_is_created_on_an_empty_remote() {
         .await
         .unwrap();
     host.bootstrap().await.unwrap();
-    host.save_auth("a.json", b"{}").await.unwrap();
+    storehost_tests::save_pushed(&host, "a.json", b"{}").await;
     let files = git_text(
         &server.repo_path("pinned"),
         &["ls-tree", "-r", "--name-only", "tokens/prod"],
@@ -202,9 +194,7 @@ async fn two_hosts_pushing_concurrently_keep_all_files_and_a_linear_history() {
     let write = |host: Storehost, prefix: &'static str| async move {
         for i in 0..100 {
             let id = format!("{prefix}-{i:03}.json");
-            host.save_auth(&id, format!(r#"{{"i":{i}}}"#).as_bytes())
-                .await
-                .unwrap();
+            storehost_tests::save_pushed(&host, &id, format!(r#"{{"i":{i}}}"#).as_bytes()).await;
         }
         assert_eq!(host.flush(Duration::from_secs(60)).await.unwrap(), 0);
         host
@@ -240,23 +230,17 @@ async fn the_same_file_from_two_hosts_is_a_conflict_file_and_nothing_is_lost() {
     let url = server.create_repo("contested");
     let dir = tempfile::tempdir().unwrap();
     let first = bootstrapped(&url, &dir.path().join("a")).await;
-    first.save_auth("shared.json", br#"{"v":0}"#).await.unwrap();
+    storehost_tests::save_pushed(&first, "shared.json", br#"{"v":0}"#).await;
     let second = bootstrapped(&url, &dir.path().join("b")).await;
     assert_eq!(
         local_auth(second.workspace(), "shared.json").as_deref(),
         Some(r#"{"v":0}"#)
     );
 
-    first
-        .save_auth("shared.json", br#"{"v":"first"}"#)
-        .await
-        .unwrap();
+    storehost_tests::save_pushed(&first, "shared.json", br#"{"v":"first"}"#).await;
     // The second host has not seen that commit: its push is rejected, the
     // change is checked again on the new head, and the file changed there.
-    second
-        .save_auth("shared.json", br#"{"v":"second"}"#)
-        .await
-        .unwrap();
+    storehost_tests::save_pushed(&second, "shared.json", br#"{"v":"second"}"#).await;
 
     let files = auth_files(second.workspace());
     let copy = files
@@ -288,9 +272,7 @@ async fn a_force_rewritten_remote_is_reported_and_wipes_nothing() {
     let workspace = dir.path().join("ws");
     let host = bootstrapped(&url, &workspace).await;
     for id in ["a.json", "b.json", "c.json"] {
-        host.save_auth(id, format!(r#"{{"id":"{id}"}}"#).as_bytes())
-            .await
-            .unwrap();
+        storehost_tests::save_pushed(&host, id, format!(r#"{{"id":"{id}"}}"#).as_bytes()).await;
     }
     // Someone squashes the branch into one orphan commit holding only a
     // newer a.json, and force-pushes it (what the old Go store did).
@@ -409,13 +391,13 @@ async fn a_corrupt_local_repository_is_fetched_again_never_pushed() {
     let workspace = dir.path().join("ws");
     let host = bootstrapped(&url, &workspace).await;
     for id in ["a.json", "b.json"] {
-        host.save_auth(id, b"{}").await.unwrap();
+        storehost_tests::save_pushed(&host, id, b"{}").await;
     }
     let before = git_text(&server.repo_path("fragile"), &["rev-parse", "main"]);
 
     // Damaged while running: the next write recovers and goes through.
     corrupt(&cache_dir(&workspace));
-    host.save_auth("c.json", br#"{"c":1}"#).await.unwrap();
+    storehost_tests::save_pushed(&host, "c.json", br#"{"c":1}"#).await;
     let head = git_text(&server.repo_path("fragile"), &["rev-parse", "main"]);
     assert_eq!(
         git_text(&server.repo_path("fragile"), &["rev-parse", "main~1"]),
@@ -433,7 +415,7 @@ async fn a_corrupt_local_repository_is_fetched_again_never_pushed() {
         head,
         "recovery pushed nothing"
     );
-    host.save_auth("d.json", b"{}").await.unwrap();
+    storehost_tests::save_pushed(&host, "d.json", b"{}").await;
     let files = git_text(
         &server.repo_path("fragile"),
         &["ls-tree", "-r", "--name-only", "main"],
@@ -460,7 +442,7 @@ async fn squash_mode_keeps_one_commit_and_never_overwrites_an_unseen_one() {
     host.bootstrap().await.unwrap();
     assert!(!host.info().await.unwrap().features.history);
     for id in ["a.json", "b.json"] {
-        host.save_auth(id, b"{}").await.unwrap();
+        storehost_tests::save_pushed(&host, id, b"{}").await;
     }
     let repo = server.repo_path("squashed");
     assert_eq!(git_text(&repo, &["rev-list", "--count", "main"]), "1");
@@ -471,7 +453,7 @@ async fn squash_mode_keeps_one_commit_and_never_overwrites_an_unseen_one() {
     std::fs::write(clone.join("auths/theirs.json"), r#"{"theirs":true}"#).unwrap();
     commit_all(&clone, "theirs");
     run_git(&clone, &["push", "--quiet", "origin", "main"]);
-    host.save_auth("c.json", b"{}").await.unwrap();
+    storehost_tests::save_pushed(&host, "c.json", b"{}").await;
     let files = git_text(&repo, &["ls-tree", "-r", "--name-only", "main"]);
     for id in ["a", "b", "c", "theirs"] {
         assert!(files.contains(&format!("auths/{id}.json")), "{files}");
@@ -488,7 +470,7 @@ async fn an_outage_queues_writes_and_replays_them() {
     server.stop();
     for i in 0..5 {
         let saved = host.save_auth(&format!("q{i}.json"), b"{}").await.unwrap();
-        assert_eq!(saved, Saved::Queued);
+        assert!(matches!(saved, Saved::Queued(_)));
     }
     assert_eq!(host.outbox_len().await, 5);
     server.resume();
@@ -538,15 +520,13 @@ async fn the_token_is_nowhere_on_disk_or_in_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let workspace = dir.path().join("ws");
     let host = bootstrapped(&url, &workspace).await;
-    host.save_auth("a.json", br#"{"type":"claude"}"#)
-        .await
-        .unwrap();
+    storehost_tests::save_pushed(&host, "a.json", br#"{"type":"claude"}"#).await;
     // A rejected push and a fetch of someone else's commit too.
     let clone = cli_clone(&server, "secret", dir.path());
     std::fs::write(clone.join("auths/b.json"), b"{}").unwrap();
     commit_all(&clone, "b");
     run_git(&clone, &["push", "--quiet", "origin", "main"]);
-    host.save_auth("c.json", b"{}").await.unwrap();
+    storehost_tests::save_pushed(&host, "c.json", b"{}").await;
     host.pull_remote().await.unwrap();
     drop(host);
 

@@ -4,7 +4,6 @@
 //! CA for the whole process.
 
 use std::time::Duration;
-use storehost::Saved;
 use storehost_tests::git::{self, GitServer, git_text};
 
 #[tokio::test]
@@ -21,7 +20,12 @@ async fn https_reaches_the_server_and_https_to_a_plain_port_is_a_tls_error() {
     let host = git::host(&url, &dir.path().join("ws"), Duration::from_secs(60)).await;
     host.bootstrap().await.unwrap();
     let saved = host.save_auth("tls.json", b"{}").await.unwrap();
-    assert!(matches!(saved, Saved::Pushed(_)), "{saved:?}");
+    assert!(
+        host.wait_pushed(&saved, std::time::Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "{saved:?}"
+    );
     let files = git_text(
         &server.repo_path("secure"),
         &["ls-tree", "-r", "--name-only", "main"],

@@ -4,7 +4,6 @@
 //! read) at the test CA for the whole process.
 
 use std::time::Duration;
-use storehost::Saved;
 use storehost_tests::s3::{self, S3Server};
 
 #[tokio::test]
@@ -32,7 +31,12 @@ async fn every_endpoint_form_reaches_the_server_and_a_wrong_scheme_is_a_clear_er
             .save_auth(&format!("form-{i}.json"), b"{}")
             .await
             .unwrap();
-        assert!(matches!(saved, Saved::Pushed(_)), "{endpoint}: {saved:?}");
+        assert!(
+            host.wait_pushed(&saved, std::time::Duration::from_secs(30))
+                .await
+                .unwrap(),
+            "{endpoint}: {saved:?}"
+        );
         assert!(
             server
                 .root()

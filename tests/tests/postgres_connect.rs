@@ -33,7 +33,7 @@ async fn works(server: &PostgresServer, dsn: &str, id: &str) {
     let dir = tempfile::tempdir().unwrap();
     let host = postgres::host(dsn, "public", dir.path(), Duration::from_secs(30)).await;
     host.bootstrap().await.unwrap();
-    host.save_auth(id, br#"{"ok":true}"#).await.unwrap();
+    storehost_tests::save_pushed(&host, id, br#"{"ok":true}"#).await;
     assert!(local_auth(dir.path(), id).is_some());
     assert_eq!(
         server.psql(&format!(
@@ -111,7 +111,7 @@ async fn require_against_a_server_without_tls_is_a_clear_error() {
 async fn unix_socket_dsns_in_url_and_keyword_form() {
     let server = PostgresServer::start();
     let socket = server.socket_dir().display().to_string();
-    let (password, port) = (server.password(), server.port());
+    let (password, port) = (server.password(), server.socket_port());
     let url_form = format!(
         "postgresql://storehost:{password}@/postgres?host={socket}&port={port}&application_name=sh-url-socket"
     );

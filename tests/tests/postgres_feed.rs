@@ -85,8 +85,8 @@ async fn plain_sql_changes_reach_a_running_host_by_notify() {
     // Polling every 30 s: only the triggers' NOTIFY can beat the limits below.
     let host = postgres::host(&server.dsn(), "public", dir.path(), Duration::from_secs(30)).await;
     host.bootstrap().await.unwrap();
-    host.save_auth("kept.json", br#"{"n":1}"#).await.unwrap();
-    host.save_auth("doomed.json", br#"{"n":1}"#).await.unwrap();
+    storehost_tests::save_pushed(&host, "kept.json", br#"{"n":1}"#).await;
+    storehost_tests::save_pushed(&host, "doomed.json", br#"{"n":1}"#).await;
     let sync = host.start_sync().await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 

@@ -39,15 +39,9 @@ async fn script(host: &Storehost) -> Vec<String> {
     let mut seen = Vec::new();
     let report = host.bootstrap().await.unwrap();
     seen.push(format!("seeded={}", report.config_seeded));
-    host.save_auth("claude-a@b.com.json", br#"{"type":"claude"}"#)
-        .await
-        .unwrap();
-    host.save_auth("team/codex.json", br#"{"type":"codex"}"#)
-        .await
-        .unwrap();
-    host.save_auth("claude-a@b.com.json", br#"{"type":"claude","n":2}"#)
-        .await
-        .unwrap();
+    storehost_tests::save_pushed(&host, "claude-a@b.com.json", br#"{"type":"claude"}"#).await;
+    storehost_tests::save_pushed(&host, "team/codex.json", br#"{"type":"codex"}"#).await;
+    storehost_tests::save_pushed(&host, "claude-a@b.com.json", br#"{"type":"claude","n":2}"#).await;
     for (id, content) in [
         ("../x.json", &b"{}"[..]),
         ("bad.json", b"[1,2]"),
@@ -68,7 +62,7 @@ async fn script(host: &Storehost) -> Vec<String> {
         .collect();
     ids.sort();
     seen.push(format!("list={ids:?}"));
-    host.delete_auth("team/codex.json").await.unwrap();
+    storehost_tests::delete_pushed(&host, "team/codex.json").await;
     let ids = auth_ids(host).await;
     seen.push(format!("after delete={ids:?}"));
     std::fs::write(host.config_path(), "port: 8317\r\n").unwrap();

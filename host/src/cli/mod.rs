@@ -2,6 +2,7 @@
 //! serving fails, 2 for a bad plugin file or bad arguments.
 
 mod inspect;
+mod restore;
 mod serve;
 mod status;
 
@@ -26,6 +27,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Show backend, workspace, lineage, last sync, outbox length and conflicts.
     Status(status::StatusArgs),
+    /// Bring back a workspace file the host replaced or deleted (`--list` shows the trash).
+    Restore(restore::RestoreArgs),
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
@@ -45,6 +48,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Status(args) => status::run(args),
+        Command::Restore(args) => restore::run(args),
         Command::Plugin {
             command: PluginCommand::Inspect { file },
         } => inspect::run(&file),

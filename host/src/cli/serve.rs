@@ -66,6 +66,14 @@ pub struct ServeArgs {
         env = "STOREHOST_SHUTDOWN_FLUSH_MS"
     )]
     shutdown_flush_ms: u64,
+    /// How many days replaced or deleted workspace files stay in the trash.
+    #[arg(
+        long,
+        value_name = "DAYS",
+        default_value_t = storehost::mirror::engine::DEFAULT_TRASH_DAYS,
+        env = "STOREHOST_TRASH_DAYS"
+    )]
+    trash_days: u64,
     /// Exit after bootstrap instead of serving (for scripts and timing).
     #[arg(long, hide = true)]
     once: bool,
@@ -110,6 +118,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown_flush: Duration::from_millis(args.shutdown_flush_ms),
             // Chosen by selection from the environment.
             migrate_from: None,
+            trash_retention: Duration::from_secs(args.trash_days.saturating_mul(24 * 3600)),
         },
     };
     let host = match &args.plugin {

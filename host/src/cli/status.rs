@@ -4,8 +4,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use storehost::mirror::outbox::Outbox;
-use storehost::mirror::state::SyncState;
+use storehost::mirror::ledger::{Ledger, MetaName};
 use storehost::selection::{Environment, select};
 
 #[derive(Args)]
@@ -62,27 +61,58 @@ pub fn run(args: StatusArgs) -> ExitCode {
     }
 }
 
-fn status(args: StatusArgs) -> anyhow::Result<String> {
+/// The workspace `--workspace` names, or the one the environment selects.
+pub fn workspace_dir(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, String)> {
     let selection = select(&Environment::from_process(), &std::env::current_dir()?)?;
-    let workspace = args.workspace.unwrap_or(selection.workspace);
+    let workspace = given.unwrap_or(selection.workspace);
     anyhow::ensure!(
         workspace.is_dir(),
         "no workspace at {}",
         workspace.display()
     );
+    Ok((workspace, selection.backend.kind().name().to_string()))
+}
+
+/// What the ledger says; all empty for a workspace never mirrored.
+#[derive(Default)]
+struct Recorded {
+    backend: Option<String>,
+    lineage: Option<String>,
+    last_sync_ms: Option<u64>,
+    documents: u64,
+    outbox: u64,
+    conflicts: Vec<String>,
+    trash: usize,
+}
+
+fn recorded(workspace: &Path) -> anyhow::Result<Recorded> {
     let state_dir = workspace.join(".storehost");
-    let state = SyncState::load(&state_dir)?;
+    if !Ledger::exists(&state_dir) {
+        return Ok(Recorded::default());
+    }
+    let ledger = Ledger::open(&state_dir)?;
+    Ok(Recorded {
+        backend: ledger.meta(MetaName::Backend)?,
+        lineage: ledger.meta(MetaName::Lineage)?,
+        last_sync_ms: ledger
+            .meta(MetaName::LastSyncMs)?
+            .and_then(|ms| ms.parse().ok()),
+        documents: ledger.document_count(),
+        outbox: ledger.outbox_len()?,
+        conflicts: ledger.conflicts()?,
+        trash: ledger.trash()?.len(),
+    })
+}
+
+fn status(args: StatusArgs) -> anyhow::Result<String> {
+    let (workspace, selected) = workspace_dir(args.workspace)?;
+    let state = recorded(&workspace)?;
     let running =
         RunningMarker::read(&workspace).filter(|m| Path::new(&format!("/proc/{}", m.pid)).exists());
-    let outbox = if state_dir.join("outbox").is_dir() {
-        Outbox::open(&state_dir)?.len()
-    } else {
-        0
-    };
-    let backend = match (&running, state.backend.is_empty()) {
+    let backend = match (&running, &state.backend) {
         (Some(marker), _) => marker.backend.clone(),
-        (None, false) => state.backend.clone(),
-        (None, true) => selection.backend.kind().name().to_string(),
+        (None, Some(backend)) => backend.clone(),
+        (None, None) => selected,
     };
     let mut text = String::new();
     text.push_str(&format!("backend: {backend}\n"));
@@ -102,16 +132,20 @@ fn status(args: StatusArgs) -> anyhow::Result<String> {
         "last sync: {}\n",
         state.last_sync_ms.map_or("never".to_string(), format_ms)
     ));
-    text.push_str(&format!("documents in step: {}\n", state.documents.len()));
-    text.push_str(&format!("outbox: {outbox}\n"));
+    text.push_str(&format!("documents in step: {}\n", state.documents));
+    text.push_str(&format!("outbox: {}\n", state.outbox));
     text.push_str(&format!("conflicts: {}\n", state.conflicts.len()));
     for conflict in &state.conflicts {
         text.push_str(&format!("  {conflict}\n"));
     }
+    text.push_str(&format!(
+        "trash: {} (storehost restore --list)\n",
+        state.trash
+    ));
     Ok(text)
 }
 
-fn format_ms(ms: u64) -> String {
-    let now = storehost::mirror::state::now_ms();
+pub fn format_ms(ms: u64) -> String {
+    let now = storehost::mirror::now_ms();
     format!("{ms} (unix ms, {}s ago)", now.saturating_sub(ms) / 1000)
 }

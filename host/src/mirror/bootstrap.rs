@@ -6,16 +6,18 @@
 //! kept as a conflict file. The remote carries a lineage id so a workspace
 //! is never reconciled against a different remote by mistake.
 
-use super::engine::{Inner, Mirror};
-use super::outbox::Op;
-use super::scan::{DeletionGuard, local_documents};
-use super::state::{content_hash, now_ms, path_key};
-use super::workspace::{Workspace, is_conflict_copy, normalize_config, same_document};
+use super::decide::Remote as RemoteState;
+use super::engine::{Mirror, Policy, checked_remote, remote_item};
+use super::ledger::MetaName;
+use super::now_ms;
+use super::remote::read_one;
+use super::scan::{DeletionGuard, workspace_keys};
+use super::workspace::{Workspace, is_conflict_copy, normalize_config};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
-use crate::model::{Change, Document, Key, Kind, Precondition};
-use crate::runtime::Plugin;
-use std::collections::{BTreeMap, BTreeSet};
+use crate::model::{Change, Key, Kind, Precondition};
+use crate::runtime::{BackendError, Plugin};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Where the remote keeps its lineage id.
@@ -59,97 +61,103 @@ pub async fn direct(
     Ok(report)
 }
 
-/// Mirrored mode: reconcile the workspace with the remote, three-way.
+/// Mirrored mode: reconcile the workspace with the remote, three-way, with
+/// the same decision function as every later sync.
 pub async fn mirrored(
     mirror: &Mirror,
     example_config: Option<&Path>,
 ) -> Result<BootstrapReport, StorehostError> {
-    let plugin = &mirror.plugin;
-    plugin.prepare().await?;
-    let snapshot = plugin.pull(None).await?;
-    let mut remote: BTreeMap<Key, Document> = snapshot
+    let _owner = mirror.own().await;
+    let remote = mirror.remote.as_ref();
+    remote.prepare().await?;
+    let snapshot = remote.pull(None).await?;
+    let remote_lineage = snapshot
         .documents
-        .into_iter()
-        .map(|d| (d.entry.key.clone(), d))
-        .collect();
-    let remote_lineage = remote
-        .remove(&Key::meta(LINEAGE_ID))
-        .map(|d| String::from_utf8_lossy(&d.content).into_owned());
-
-    let mut inner = mirror.inner.lock().await;
-    let lineage = settle_lineage(mirror, &mut inner, remote_lineage).await?;
+        .iter()
+        .find(|d| d.entry.key == Key::meta(LINEAGE_ID))
+        .map(|d| String::from_utf8_lossy(&d.content).trim().to_string());
+    let lineage = settle_lineage(mirror, remote_lineage).await?;
     let mut report = BootstrapReport {
         lineage: Some(lineage),
         ..Default::default()
     };
-
-    let first_sync = inner.state.documents.is_empty();
+    let remote_keys: BTreeSet<Key> = snapshot
+        .documents
+        .iter()
+        .map(|d| d.entry.key.clone())
+        .filter(|k| k.kind != Kind::Meta)
+        .collect();
+    let first_sync = mirror.ledger().document_count() == 0;
     if first_sync
-        && !remote.keys().any(|key| key.kind == Kind::Auth)
+        && !remote_keys.iter().any(|key| key.kind == Kind::Auth)
         && let Some(previous) = &mirror.options.migrate_from
     {
-        report.migrated = import_previous_store(&mirror.workspace, previous, &remote)?;
+        report.migrated = import_previous_store(&mirror.workspace, previous, &remote_keys)?;
     }
-    let local = local_documents(&mirror.workspace)?;
+    let cursor = snapshot.cursor.clone();
+    let mut items = Vec::new();
+    for document in snapshot.documents {
+        if let Some(document) = checked_remote(document) {
+            items.push(remote_item(document));
+        }
+    }
+    let present: BTreeSet<Key> = items.iter().map(|(k, _, _)| k.clone()).collect();
+    let local = workspace_keys(&mirror.workspace)?;
+    let (absent, tracked_auths, missing_auths) = {
+        let ledger = mirror.ledger();
+        let bases = ledger.bases();
+        let absent: BTreeSet<Key> = local
+            .iter()
+            .chain(bases.keys())
+            .filter(|k| !present.contains(*k))
+            .cloned()
+            .collect();
+        let tracked = bases.keys().filter(|k| k.kind == Kind::Auth).count();
+        let missing = bases
+            .keys()
+            .filter(|k| k.kind == Kind::Auth && !local.contains(*k))
+            .count();
+        (absent, tracked, missing)
+    };
+    // A key the backend sent but that failed its checks is neither
+    // present nor absent there: leave it alone.
+    let absent: Vec<Key> = absent
+        .into_iter()
+        .filter(|k| !remote_keys.contains(k))
+        .collect();
+    items.extend(absent.into_iter().map(|k| (k, RemoteState::Absent, None)));
     let guard = DeletionGuard::assess(
         &mirror.workspace,
-        &inner.state,
-        &local,
+        tracked_auths,
+        missing_auths,
         mirror.options.max_delete_share,
     );
-    let mut keys: BTreeSet<Key> = remote.keys().cloned().collect();
-    keys.extend(local.documents.keys().cloned());
-    keys.extend(inner.state.tracked_keys());
-    // Files that do not parse are left for the user; the remote keeps its
-    // last good version.
-    keys.retain(|key| !local.invalid.contains(key));
-    // Changes still in the outbox (from before a crash or an outage) are
-    // pushed with their own preconditions when it drains.
-    let queued: BTreeSet<String> = inner.queued()?.into_iter().map(|p| p.path).collect();
-    keys.retain(|key| !queued.contains(&path_key(key)));
-
-    for key in keys {
-        reconcile(
-            mirror,
-            &mut inner,
-            &key,
-            remote.get(&key),
-            local.documents.get(&key),
-            &guard,
-            &mut report,
-        )?;
-    }
-    if !remote.contains_key(&Key::config())
-        && !local.documents.contains_key(&Key::config())
-        && !local.invalid.contains(&Key::config())
-    {
+    let policy = Policy {
+        guard: &guard,
+        durability: Durability::Batched,
+    };
+    let settled = mirror.settle(items, &policy)?;
+    report.pulled = settled.pulled;
+    report.deleted_locally = settled.deleted_locally;
+    report.uploaded = settled.queued_puts;
+    report.deleted_remotely = settled.queued_removes;
+    report.conflicts = settled.conflicts;
+    mirror.restore_from_remote(settled.restore).await?;
+    if !remote_keys.contains(&Key::config()) && !mirror.workspace.config_path().exists() {
         let seed = seed_config(None, example_config)?;
-        mirror.workspace.write(&Key::config(), &seed)?;
-        queue(
-            mirror,
-            &mut inner,
-            &Key::config(),
-            Op::Put {
-                content: String::from_utf8(seed).expect("validated"),
-            },
-        )?;
+        mirror.enqueue_put(&Key::config(), seed)?;
         report.config_seeded = true;
         report.uploaded += 1;
     }
-    // One sync for everything written above, before the state that
-    // describes it.
-    mirror.workspace.sync()?;
-    let state_dir = mirror.workspace.state_dir();
-    inner.outbox.sync().map_err(|source| StorehostError::Io {
-        path: state_dir.display().to_string(),
-        source,
+    mirror.ledger().write(|tx| {
+        tx.set_meta(
+            MetaName::Cursor,
+            Some(cursor.as_str()).filter(|c| !c.is_empty()),
+        )?;
+        tx.set_meta(MetaName::Backend, Some(remote.name()))?;
+        tx.set_meta(MetaName::LastSyncMs, Some(&now_ms().to_string()))
     })?;
-    inner.state.cursor = (!snapshot.cursor.is_empty()).then_some(snapshot.cursor);
-    inner.state.backend = plugin.name().to_string();
-    inner.state.last_sync_ms = Some(now_ms());
-    inner.state.save(&mirror.workspace.state_dir())?;
-    drop(inner);
-    mirror.drain().await?;
+    mirror.drain_owned().await?;
     Ok(report)
 }
 
@@ -159,7 +167,7 @@ pub async fn mirrored(
 fn import_previous_store(
     workspace: &Workspace,
     previous: &Path,
-    remote: &BTreeMap<Key, Document>,
+    remote: &BTreeSet<Key>,
 ) -> Result<usize, StorehostError> {
     let same_dir = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();
     let previous_store = Workspace::new(previous);
@@ -172,7 +180,7 @@ fn import_previous_store(
         .filter(|id| !is_conflict_copy(id))
         .map(Key::auth)
         .collect();
-    if !remote.contains_key(&Key::config()) {
+    if !remote.contains(&Key::config()) {
         keys.push(Key::config());
     }
     let mut imported = 0;
@@ -196,42 +204,57 @@ fn import_previous_store(
 }
 
 /// Adopts the remote's lineage, creates one for a remote that has none, or
-/// refuses a workspace that was synced with another remote.
-async fn settle_lineage(
-    mirror: &Mirror,
-    inner: &mut Inner,
-    remote: Option<String>,
-) -> Result<String, StorehostError> {
-    match (remote, inner.state.lineage.clone()) {
-        (Some(remote), Some(known)) if remote != known => Err(StorehostError::LineageMismatch {
-            workspace: mirror.workspace.root().display().to_string(),
-            known,
-            remote,
-        }),
-        (Some(remote), _) => {
-            inner.state.lineage = Some(remote.clone());
-            Ok(remote)
-        }
-        (None, known) => {
-            if known.is_some() && !inner.state.documents.is_empty() {
+/// refuses a workspace that was synced with another remote. A new lineage
+/// is written only where none exists (precondition absent), so of several
+/// instances starting together on an empty backend one wins and the others
+/// adopt its lineage.
+async fn settle_lineage(mirror: &Mirror, remote: Option<String>) -> Result<String, StorehostError> {
+    let known = mirror.ledger().meta(MetaName::Lineage)?;
+    let lineage = match remote {
+        Some(remote) => remote,
+        None => {
+            if known.is_some() && mirror.ledger().document_count() > 0 {
                 tracing::warn!(
                     "the remote has lost its lineage id; treating it as the same remote and writing it again"
                 );
             }
-            let lineage = known.unwrap_or_else(new_lineage);
+            let candidate = known.clone().unwrap_or_else(new_lineage);
             let change = Change::Put {
                 key: Key::meta(LINEAGE_ID),
-                content: lineage.clone().into_bytes(),
-                precondition: Precondition::Any,
+                content: candidate.clone().into_bytes(),
+                precondition: Precondition::Absent,
             };
-            mirror
-                .plugin
+            match mirror
+                .remote
                 .apply(vec![change], "storehost: record lineage")
-                .await?;
-            inner.state.lineage = Some(lineage.clone());
-            Ok(lineage)
+                .await
+            {
+                Ok(_) => candidate,
+                Err(e) if matches!(e.backend(), Some(BackendError::Conflict(_))) => {
+                    let winner = read_one(mirror.remote.as_ref(), &Key::meta(LINEAGE_ID))
+                        .await?
+                        .map(|d| String::from_utf8_lossy(&d.content).trim().to_string())
+                        .ok_or(e)?;
+                    tracing::info!(lineage = %winner, "another instance recorded the lineage first; adopting it");
+                    winner
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+    };
+    if let Some(known) = known
+        && known != lineage
+    {
+        return Err(StorehostError::LineageMismatch {
+            workspace: mirror.workspace.root().display().to_string(),
+            known,
+            remote: lineage,
+        });
     }
+    mirror
+        .ledger()
+        .write(|tx| tx.set_meta(MetaName::Lineage, Some(&lineage)))?;
+    Ok(lineage)
 }
 
 fn new_lineage() -> String {
@@ -239,81 +262,6 @@ fn new_lineage() -> String {
     let a = RandomState::new().hash_one(now_ms());
     let b = RandomState::new().hash_one(std::process::id());
     format!("{a:016x}{b:016x}")
-}
-
-fn reconcile(
-    mirror: &Mirror,
-    inner: &mut Inner,
-    key: &Key,
-    remote: Option<&Document>,
-    local: Option<&Vec<u8>>,
-    guard: &DeletionGuard,
-    report: &mut BootstrapReport,
-) -> Result<(), StorehostError> {
-    let seen = inner.state.seen(key).cloned();
-    let local_changed = local.map(|c| content_hash(c)) != seen.as_ref().map(|s| s.local.clone());
-    let remote_changed =
-        remote.map(|d| d.entry.version.clone()) != seen.as_ref().map(|s| s.remote.clone());
-    if !local_changed && !remote_changed {
-        return Ok(());
-    }
-    if let (Some(local), Some(remote)) = (local, remote)
-        && same_document(key, local, &remote.content)
-    {
-        inner
-            .state
-            .mark(key, content_hash(local), remote.entry.version.clone());
-        return Ok(());
-    }
-    if !remote_changed {
-        return match local {
-            Some(content) => {
-                let content = String::from_utf8(content.clone())
-                    .expect("local documents are validated UTF-8");
-                report.uploaded += 1;
-                queue(mirror, inner, key, Op::Put { content })
-            }
-            None if guard.blocks(key) => adopt(mirror, inner, key, remote, report),
-            None => {
-                report.deleted_remotely += 1;
-                queue(mirror, inner, key, Op::Remove)
-            }
-        };
-    }
-    if local_changed && let Some(local) = local {
-        let copy = mirror.workspace.keep_conflict_copy(key, local)?;
-        tracing::warn!(%key, kept = %copy, "both sides changed; remote wins, local copy kept");
-        inner.state.conflicts.push(copy.clone());
-        report.conflicts.push(copy);
-    }
-    adopt(mirror, inner, key, remote, report)
-}
-
-fn adopt(
-    mirror: &Mirror,
-    inner: &mut Inner,
-    key: &Key,
-    remote: Option<&Document>,
-    report: &mut BootstrapReport,
-) -> Result<(), StorehostError> {
-    match remote {
-        Some(_) => report.pulled += 1,
-        None => report.deleted_locally += 1,
-    }
-    mirror.adopt_remote_with(inner, key, remote, Durability::Batched)
-}
-
-fn queue(mirror: &Mirror, inner: &mut Inner, key: &Key, op: Op) -> Result<(), StorehostError> {
-    let dir = mirror.workspace.state_dir();
-    inner
-        .outbox
-        .push_with(key, op, Durability::Batched)
-        .map_err(|source| StorehostError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    tracing::debug!(key = %path_key(key), "queued for upload");
-    Ok(())
 }
 
 /// The config to start from: the workspace's own, else the example, else

@@ -1,37 +1,49 @@
-//! The mirror engine: write-through via the durable outbox, remote changes
-//! in, three-way decisions and the conflict policy (remote wins; the local
-//! copy is kept beside it and logged).
+//! The mirror engine.
+//!
+//! Two paths meet here. The write path (the API, the workspace watcher)
+//! only enqueues: it takes the ledger lock for one short transaction and
+//! never waits for the backend or a plugin call. The sync path (drain,
+//! poll, scan, bootstrap) is serialised by one lock, so exactly one task
+//! makes sync decisions at a time; it calls the backend without holding
+//! the ledger lock, and takes the ledger lock only to decide and act on a
+//! document, so a decision and the file operation it leads to see the same
+//! workspace and ledger as the write path does.
 
-use super::outbox::{Op, Outbox, Pending};
-use super::state::{SyncState, content_hash, now_ms, path_key};
-use super::workspace::{Workspace, same_document};
+use super::decide::{Action, Local, Queued, Remote as RemoteState, decide};
+use super::hash::doc_hash;
+use super::ledger::{Base, Ledger, LedgerError, LedgerTx, MetaName, Op, Pending};
+use super::paths::path_key;
+use super::remote::{Remote, read_one};
+use super::scan::DeletionGuard;
+use super::workspace::{Swap, Workspace, normalize_config, validate_auth};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
-use crate::model::{Change, Document, Entry, Key, Kind, Precondition, Snapshot};
-use crate::runtime::{BackendError, Plugin, PluginError};
-use std::collections::{BTreeSet, VecDeque};
+use crate::model::{Change, Document, Key, Kind, Precondition, Snapshot};
+use crate::runtime::{BackendError, PluginError};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Notify;
 
-/// How a write ended for the caller: taken by the backend, or durably
-/// queued for replay.
+/// A write the host took: durable in the ledger, pushed by the sync task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Saved {
-    Pushed(Option<Entry>),
-    Queued,
+    /// Direct mode: the store is the workspace, and has it.
+    Stored(Option<crate::model::Entry>),
+    /// Mirrored mode: acknowledged as outbox entry `seq`.
+    Queued(u64),
 }
 
 /// What one drain of the outbox did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Drained {
     pub applied: usize,
-    /// The backend was unavailable; entries remain.
+    /// Conflicts met and settled by the decision function.
+    pub resolved: usize,
+    /// The backend was unavailable (or kept refusing); entries remain.
     pub blocked: bool,
-    /// Sequence numbers still queued when the drain stopped.
-    pub left: Vec<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +56,11 @@ pub struct MirrorOptions {
     /// A local store whose auths seed an empty remote on the first sync
     /// (see [`crate::selection::Selection::migrate_from`]).
     pub migrate_from: Option<PathBuf>,
+    /// How long replaced and deleted workspace files stay in the trash.
+    pub trash_retention: Duration,
 }
+
+pub const DEFAULT_TRASH_DAYS: u64 = 7;
 
 impl Default for MirrorOptions {
     fn default() -> Self {
@@ -53,58 +69,78 @@ impl Default for MirrorOptions {
             max_delete_share: 0.25,
             shutdown_flush: Duration::from_secs(10),
             migrate_from: None,
+            trash_retention: Duration::from_secs(DEFAULT_TRASH_DAYS * 24 * 3600),
         }
     }
 }
 
 pub struct Mirror {
-    pub(crate) plugin: Arc<Plugin>,
+    pub(crate) remote: Arc<dyn Remote>,
     pub(crate) workspace: Workspace,
     pub(crate) options: MirrorOptions,
-    pub(crate) inner: Mutex<Inner>,
+    ledger: std::sync::Mutex<Ledger>,
+    /// Held by whoever makes sync decisions (drain, poll, scan, bootstrap).
+    owner: tokio::sync::Mutex<()>,
+    /// Wakes the replay task: something was queued.
     pub(crate) wake: Notify,
-    /// Set while the backend is unavailable: writes then only queue, and
-    /// the replay loop retries with backoff.
+    /// Told after every drain, for writers waiting for their push.
+    progress: Notify,
+    /// Set while the backend is unavailable.
     backend_down: AtomicBool,
+    /// Held while this host mirrors the workspace: two hosts on one
+    /// workspace would each take the other's writes for the proxy's.
+    _lock: std::fs::File,
 }
 
-pub(crate) struct Inner {
-    pub state: SyncState,
-    pub outbox: Outbox,
+/// How [`Mirror::settle`] treats what it finds.
+pub(crate) struct Policy<'a> {
+    /// Decides whether a local disappearance may become a remote delete.
+    pub guard: &'a DeletionGuard,
+    pub durability: Durability,
 }
 
-impl Inner {
-    /// Pending outbox entries, oldest first.
-    pub fn queued(&self) -> Result<Vec<Pending>, StorehostError> {
-        self.outbox.pending().map_err(io_err(self.outbox.dir()))
-    }
+/// What settling a set of documents did.
+#[derive(Debug, Default)]
+pub(crate) struct Settled {
+    pub pulled: usize,
+    pub deleted_locally: usize,
+    pub queued_puts: usize,
+    pub queued_removes: usize,
+    pub conflicts: Vec<String>,
+    /// Disappearances the guard refused: restore them from the remote.
+    pub restore: Vec<Key>,
 }
 
-fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StorehostError + '_ {
-    move |source| StorehostError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
+/// Most changes one `apply` carries.
+const MAX_BATCH: usize = 256;
+/// Documents decided in one ledger transaction.
+const SETTLE_CHUNK: usize = 512;
+/// Largest document taken from a backend.
+pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
 
 impl Mirror {
     pub fn open(
-        plugin: Arc<Plugin>,
+        remote: Arc<dyn Remote>,
         workspace: Workspace,
         options: MirrorOptions,
     ) -> Result<Mirror, StorehostError> {
         workspace.create()?;
-        let state_dir = workspace.state_dir();
-        let state = SyncState::load(&state_dir)?;
-        let outbox = Outbox::open(&state_dir).map_err(io_err(&state_dir))?;
-        Ok(Mirror {
-            plugin,
+        let lock = lock_workspace(&workspace)?;
+        let mut ledger = Ledger::open(&workspace.state_dir())?;
+        super::ledger::migrate::from_json(&mut ledger, &workspace)?;
+        let mirror = Mirror {
+            remote,
             workspace,
             options,
-            inner: Mutex::new(Inner { state, outbox }),
+            ledger: std::sync::Mutex::new(ledger),
+            owner: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
+            progress: Notify::new(),
             backend_down: AtomicBool::new(false),
-        })
+            _lock: lock,
+        };
+        mirror.expire_trash()?;
+        Ok(mirror)
     }
 
     pub fn workspace(&self) -> &Workspace {
@@ -115,336 +151,515 @@ impl Mirror {
         &self.options
     }
 
+    pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // A panic while holding it left no half-done transaction (SQLite
+        // rolled it back), so the ledger is still consistent.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub async fn outbox_len(&self) -> usize {
-        self.inner.lock().await.outbox.len()
+        self.ledger().outbox_len().unwrap_or_default() as usize
     }
 
-    /// Queues a change durably, then tries to push it at once.
-    pub async fn record(&self, key: &Key, op: Op) -> Result<Saved, StorehostError> {
-        let seq = {
-            let mut inner = self.inner.lock().await;
-            let dir = self.workspace.state_dir();
-            inner.outbox.push(key, op).map_err(io_err(&dir))?
+    /// Takes the owner's role for a sync step.
+    pub(crate) async fn own(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.owner.lock().await
+    }
+
+    // ---- the write path: enqueue only -------------------------------
+
+    /// Writes a validated document into the workspace and acknowledges it:
+    /// both happen under the ledger lock, so the watcher never mistakes the
+    /// host's own write for the proxy's.
+    pub fn enqueue_put(&self, key: &Key, content: Vec<u8>) -> Result<Saved, StorehostError> {
+        let mut ledger = self.ledger();
+        self.workspace.write(key, &content)?;
+        let seq = ledger.write(|tx| tx.enqueue(key, &Op::Put(content)))?;
+        drop(ledger);
+        self.wake.notify_one();
+        Ok(Saved::Queued(seq))
+    }
+
+    /// Deletes a document's file and acknowledges the deletion.
+    pub fn enqueue_remove(&self, key: &Key) -> Result<Saved, StorehostError> {
+        let mut ledger = self.ledger();
+        self.workspace.remove(key)?;
+        let seq = ledger.write(|tx| tx.enqueue(key, &Op::Remove))?;
+        drop(ledger);
+        self.wake.notify_one();
+        Ok(Saved::Queued(seq))
+    }
+
+    /// A file the proxy wrote: queued when it differs from what the host
+    /// knows of it. Returns the entry, or None when there was nothing new
+    /// (unchanged, absent, or invalid and left for the user).
+    pub fn note_local_write(&self, key: &Key) -> Result<Option<u64>, StorehostError> {
+        let mut ledger = self.ledger();
+        let (local, content) = self.local_now(key)?;
+        let Local::Present(hash) = local else {
+            return Ok(None);
         };
-        if self.backend_down.load(Ordering::Relaxed) {
-            self.wake.notify_one();
-            return Ok(Saved::Queued);
+        let known = match ledger.pending_for(key)?.last() {
+            Some(last) => last.hash.clone(),
+            None => ledger.base(key).map(|b| b.hash.clone()),
+        };
+        if known.as_ref() == Some(&hash) {
+            return Ok(None);
         }
-        let drained = self.drain().await?;
-        if drained.left.contains(&seq) {
-            if drained.blocked {
-                self.wake.notify_one();
-            }
-            return Ok(Saved::Queued);
-        }
-        let entry = self.remote_entry_of(key).await;
-        Ok(Saved::Pushed(entry))
+        let content = content.expect("a present document has content");
+        let seq = ledger.write(|tx| tx.enqueue(key, &Op::Put(content)))?;
+        drop(ledger);
+        tracing::debug!(%key, seq, "workspace change queued");
+        self.wake.notify_one();
+        Ok(Some(seq))
     }
 
-    async fn remote_entry_of(&self, key: &Key) -> Option<Entry> {
-        let inner = self.inner.lock().await;
-        inner.state.seen(key).map(|seen| Entry {
-            key: key.clone(),
-            version: seen.remote.clone(),
-            size: 0,
-            modified_ms: None,
-        })
+    /// True once entry `seq` has left the outbox (pushed, or settled by a
+    /// conflict), waiting up to `bound`.
+    pub async fn wait_pushed(&self, seq: u64, bound: Duration) -> Result<bool, StorehostError> {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let progressed = self.progress.notified();
+            if !self.ledger().is_pending(seq)? {
+                return Ok(true);
+            }
+            if tokio::time::timeout_at(deadline, progressed).await.is_err() {
+                return Ok(!self.ledger().is_pending(seq)?);
+            }
+        }
     }
+
+    /// The workspace document now, checked as the proxy's input: its state
+    /// for the decision, and the content to push (configs with `\n` line
+    /// endings).
+    pub(crate) fn local_now(&self, key: &Key) -> Result<(Local, Option<Vec<u8>>), StorehostError> {
+        let Some(content) = self.workspace.read(key)? else {
+            return Ok((Local::Absent, None));
+        };
+        let checked = match key.kind {
+            Kind::Auth => validate_auth(&key.id, &content).map(|()| content),
+            _ => normalize_config(&content),
+        };
+        match checked {
+            Ok(content) => Ok((Local::Present(doc_hash(key, &content)), Some(content))),
+            Err(e) => {
+                tracing::error!("{e}; not pushed, the remote keeps its last good version");
+                Ok((Local::Invalid, None))
+            }
+        }
+    }
+
+    // ---- the sync path: one owner ----------------------------------
 
     /// Pushes queued changes in order, in batches, until the outbox is
     /// empty or the backend is unavailable.
     pub async fn drain(&self) -> Result<Drained, StorehostError> {
-        let mut inner = self.inner.lock().await;
+        let _owner = self.own().await;
+        let drained = self.drain_owned().await;
+        self.progress.notify_waiters();
+        drained
+    }
+
+    pub(crate) async fn drain_owned(&self) -> Result<Drained, StorehostError> {
         let mut drained = Drained::default();
-        let mut pending: VecDeque<Pending> = inner.queued()?.into();
         // After a batch is refused, its entries go one by one to find the
         // culprit.
-        let mut singles_left = 0usize;
-        // Entries the backend took; removed only after the state that
-        // records them is saved, so a crash in between replays them
-        // harmlessly instead of leaving the state behind the remote.
-        let mut done = Vec::new();
-        // A resolved conflict changes the state without applying anything.
-        let mut resolved = false;
-        while !pending.is_empty() {
-            let limit = if singles_left > 0 { 1 } else { MAX_BATCH };
-            let batch = take_batch(&mut pending, limit);
-            singles_left = singles_left.saturating_sub(batch.len());
-            match self.push_batch(&mut inner, &batch, &mut done).await {
-                Ok(applied) => drained.applied += applied,
-                Err(PushFailure::Unavailable(e)) => {
-                    tracing::warn!(
-                        "backend unavailable, {} change(s) kept in the outbox: {e}",
-                        inner.outbox.len()
-                    );
-                    drained.blocked = true;
-                    requeue_front(&mut pending, batch.into_iter());
-                    break;
+        let mut singles = 0usize;
+        let mut conflicts_seen = 0usize;
+        loop {
+            let limit = if singles > 0 { 1 } else { MAX_BATCH };
+            let batch = self.next_batch(limit)?;
+            if batch.is_empty() {
+                break;
+            }
+            singles = singles.saturating_sub(batch.len());
+            let changes = batch.iter().map(|sent| sent.change.clone()).collect();
+            match self.remote.apply(changes, &batch_message(&batch)).await {
+                Ok(entries) => {
+                    self.record_pushed(&batch, entries)?;
+                    drained.applied += batch.len();
                 }
-                Err(PushFailure::Conflict(key)) => {
-                    self.resolve_conflict(&mut inner, &key).await?;
-                    resolved = true;
-                    let path = path_key(&key);
-                    for entry in batch
-                        .iter()
-                        .chain(pending.iter())
-                        .filter(|e| e.path == path)
-                    {
-                        inner
-                            .outbox
-                            .remove(entry.seq)
-                            .map_err(io_err(&self.workspace.state_dir()))?;
+                Err(error) => match PushFailure::from_plugin(error) {
+                    PushFailure::Unavailable(e) => {
+                        let queued = self.outbox_len().await;
+                        tracing::warn!(
+                            queued,
+                            "backend unavailable, changes kept in the outbox: {e}"
+                        );
+                        drained.blocked = true;
+                        break;
                     }
-                    pending.retain(|e| e.path != path);
-                    requeue_front(&mut pending, batch.into_iter().filter(|e| e.path != path));
-                }
-                Err(PushFailure::Refused(e)) if batch.len() == 1 => {
-                    tracing::error!(path = %batch[0].path, "the backend refused a change; it is dropped from the outbox: {e}");
-                    inner
-                        .outbox
-                        .remove(batch[0].seq)
-                        .map_err(io_err(&self.workspace.state_dir()))?;
-                }
-                Err(PushFailure::Refused(_)) => {
-                    singles_left = batch.len();
-                    requeue_front(&mut pending, batch.into_iter());
-                }
+                    PushFailure::Conflict(key) if batch.iter().any(|s| s.key == key) => {
+                        conflicts_seen += 1;
+                        if conflicts_seen > 4 * MAX_BATCH {
+                            tracing::warn!(
+                                "the backend keeps changing under this drain; retrying later"
+                            );
+                            drained.blocked = true;
+                            break;
+                        }
+                        self.resolve(&key).await?;
+                        drained.resolved += 1;
+                    }
+                    PushFailure::Conflict(_) | PushFailure::Refused(_) if batch.len() > 1 => {
+                        singles = batch.len();
+                    }
+                    PushFailure::Conflict(key) => {
+                        self.refuse(
+                            &batch[0],
+                            &format!("conflict reported on another key {key}"),
+                        )?;
+                    }
+                    PushFailure::Refused(e) => self.refuse(&batch[0], &e)?,
+                },
             }
         }
-        drained.left = pending.iter().map(|entry| entry.seq).collect();
         self.backend_down.store(drained.blocked, Ordering::Relaxed);
-        if drained.applied > 0 || resolved {
-            inner.state.last_sync_ms = Some(now_ms());
-            inner.state.save(&self.workspace.state_dir())?;
-        }
-        for seq in done {
-            inner
-                .outbox
-                .remove(seq)
-                .map_err(io_err(&self.workspace.state_dir()))?;
-        }
         Ok(drained)
     }
 
-    /// Applies one batch (distinct keys) in one call and records the
-    /// outcome; returns how many entries it settled.
-    async fn push_batch(
-        &self,
-        inner: &mut Inner,
-        batch: &[Pending],
-        done: &mut Vec<u64>,
-    ) -> Result<usize, PushFailure> {
-        let mut changes = Vec::new();
-        let mut sent = Vec::new();
-        for entry in batch {
-            let Some(key) = entry.key() else {
-                return Err(PushFailure::Refused(format!(
-                    "unknown document path {}",
-                    entry.path
-                )));
-            };
-            let seen = inner.state.seen(&key).map(|seen| seen.remote.clone());
-            let precondition = seen
-                .clone()
-                .map_or(Precondition::Absent, Precondition::Matches);
-            match &entry.op {
-                Op::Put { content } => changes.push(Change::Put {
-                    key: key.clone(),
-                    content: content.clone().into_bytes(),
-                    precondition,
-                }),
-                // Never reached the backend: nothing to delete there.
-                Op::Remove if seen.is_none() => {}
-                Op::Remove => changes.push(Change::Remove {
-                    key: key.clone(),
-                    precondition,
-                }),
+    /// The next entries to push: consecutive, one per document so each
+    /// document's changes stay in order, each with the precondition of the
+    /// version last agreed on. They are marked as sent first, so a push
+    /// whose reply is lost is recognised later. Removals of documents the
+    /// backend never had are settled here.
+    fn next_batch(&self, limit: usize) -> Result<Vec<Sent>, StorehostError> {
+        let mut ledger = self.ledger();
+        loop {
+            let window = ledger.pending(limit + 16)?;
+            let mut batch: Vec<Pending> = Vec::new();
+            for entry in window {
+                if batch.len() == limit || batch.iter().any(|e| e.key == entry.key) {
+                    break;
+                }
+                batch.push(entry);
             }
-            sent.push((key, entry));
+            let (skip, send): (Vec<Pending>, Vec<Pending>) = batch
+                .into_iter()
+                .partition(|e| e.op == Op::Remove && ledger.base(&e.key).is_none());
+            let sent: Vec<Sent> = send
+                .into_iter()
+                .map(|entry| {
+                    let base = ledger.base(&entry.key).cloned();
+                    Sent::new(entry, base)
+                })
+                .collect();
+            ledger.write(|tx| {
+                for entry in &skip {
+                    tx.remove_pending(entry.seq)?;
+                }
+                for sent in sent.iter().filter(|s| !s.attempted) {
+                    tx.mark_attempted(sent.seq)?;
+                }
+                Ok(())
+            })?;
+            if !sent.is_empty() || skip.is_empty() {
+                return Ok(sent);
+            }
         }
-        if !changes.is_empty() {
-            let message = batch_message(&sent);
-            let entries = self
-                .plugin
-                .apply(changes, &message)
-                .await
-                .map_err(PushFailure::from_plugin)?;
-            let mut entries = entries.into_iter();
-            for (key, entry) in &sent {
-                match &entry.op {
-                    Op::Put { content } => {
-                        let version = entries
-                            .next()
-                            .flatten()
-                            .map(|e| e.version)
-                            .unwrap_or_default();
-                        inner
-                            .state
-                            .mark(key, content_hash(content.as_bytes()), version);
-                    }
-                    Op::Remove if inner.state.seen(key).is_none() => {}
-                    Op::Remove => {
-                        entries.next();
-                        inner.state.forget(key);
+    }
+
+    /// The backend took a batch: its new versions become the bases and the
+    /// entries leave the outbox, in one transaction.
+    fn record_pushed(
+        &self,
+        batch: &[Sent],
+        entries: Vec<Option<crate::model::Entry>>,
+    ) -> Result<(), StorehostError> {
+        let mut ledger = self.ledger();
+        ledger.write(|tx| {
+            for (sent, entry) in batch.iter().zip(entries) {
+                let base = sent.hash.as_ref().map(|hash| Base {
+                    version: entry.map(|e| e.version).unwrap_or_default(),
+                    hash: hash.clone(),
+                });
+                tx.set_base(&sent.key, base.as_ref())?;
+                tx.remove_pending(sent.seq)?;
+            }
+            tx.set_meta(MetaName::LastSyncMs, Some(&super::now_ms().to_string()))
+        })?;
+        Ok(())
+    }
+
+    /// The backend refused an entry for good: it leaves the outbox (the
+    /// workspace file stays as it is).
+    fn refuse(&self, sent: &Sent, why: &str) -> Result<(), StorehostError> {
+        tracing::error!(key = %sent.key, "the backend refused a change; it is dropped from the outbox, the workspace file is kept: {why}");
+        self.ledger().write(|tx| tx.remove_pending(sent.seq))?;
+        Ok(())
+    }
+
+    /// A push met a precondition failure: read what the backend has and
+    /// let the decision function settle it.
+    async fn resolve(&self, key: &Key) -> Result<(), StorehostError> {
+        let document = read_one(self.remote.as_ref(), key).await?;
+        let item = match document.and_then(checked_remote) {
+            Some(document) => remote_item(document),
+            None => (key.clone(), RemoteState::Absent, None),
+        };
+        let guard = DeletionGuard::never();
+        let policy = Policy {
+            guard: &guard,
+            durability: Durability::Now,
+        };
+        self.settle(vec![item], &policy)?;
+        Ok(())
+    }
+
+    /// Fetches what changed on the backend and brings it into the
+    /// workspace; returns how many documents changed locally.
+    pub async fn poll(&self) -> Result<usize, StorehostError> {
+        let _owner = self.own().await;
+        let cursor = self.ledger().meta(MetaName::Cursor)?;
+        let snapshot = self.remote.pull(cursor.as_deref()).await?;
+        let cursor = snapshot.cursor.clone();
+        let items = self.changed_items(snapshot);
+        let guard = DeletionGuard::never();
+        let policy = Policy {
+            guard: &guard,
+            durability: Durability::Now,
+        };
+        let settled = self.settle(items, &policy)?;
+        self.ledger().write(|tx| {
+            if !cursor.is_empty() {
+                tx.set_meta(MetaName::Cursor, Some(&cursor))?;
+            }
+            tx.set_meta(MetaName::LastSyncMs, Some(&super::now_ms().to_string()))
+        })?;
+        if settled.queued_puts + settled.queued_removes > 0 {
+            self.wake.notify_one();
+        }
+        Ok(settled.pulled + settled.deleted_locally)
+    }
+
+    /// The documents of a snapshot that differ from their bases (checked;
+    /// bad ones are skipped and reported), and the tracked ones a complete
+    /// snapshot or the removals no longer have.
+    pub(crate) fn changed_items(
+        &self,
+        snapshot: Snapshot,
+    ) -> Vec<(Key, RemoteState, Option<Vec<u8>>)> {
+        let ledger = self.ledger();
+        let queued = ledger.pending_paths().unwrap_or_default();
+        let mut present = BTreeSet::new();
+        let mut items = Vec::new();
+        for document in snapshot.documents {
+            let Some(document) = checked_remote(document) else {
+                continue;
+            };
+            let key = document.entry.key.clone();
+            let unchanged = ledger
+                .base(&key)
+                .is_some_and(|b| b.version == document.entry.version);
+            present.insert(key);
+            if !unchanged || queued.contains(&path_key(&document.entry.key)) {
+                items.push(remote_item(document));
+            }
+        }
+        let mut gone: BTreeSet<Key> = snapshot
+            .removed
+            .into_iter()
+            .filter(|k| k.kind != Kind::Meta && !present.contains(k))
+            .collect();
+        if snapshot.complete {
+            gone.extend(
+                ledger
+                    .bases()
+                    .keys()
+                    .filter(|k| !present.contains(*k))
+                    .cloned(),
+            );
+        }
+        items.extend(
+            gone.into_iter()
+                .filter(|k| ledger.base(k).is_some() || queued.contains(&path_key(k)))
+                .map(|k| (k, RemoteState::Absent, None)),
+        );
+        items
+    }
+
+    /// Decides and acts on each document, in chunks of one transaction
+    /// each; a document whose file operation fails is reported and the
+    /// rest go on.
+    pub(crate) fn settle(
+        &self,
+        items: Vec<(Key, RemoteState, Option<Vec<u8>>)>,
+        policy: &Policy<'_>,
+    ) -> Result<Settled, StorehostError> {
+        let mut settled = Settled::default();
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<_> = items.by_ref().take(SETTLE_CHUNK).collect();
+            let mut ledger = self.ledger();
+            ledger.write(|tx| {
+                for (key, remote, content) in &chunk {
+                    match self.settle_one(tx, key, remote, content.as_deref(), policy, &mut settled)
+                    {
+                        Ok(()) => {}
+                        Err(StorehostError::Ledger(e)) => return Err(e),
+                        Err(e) => tracing::error!(%key, "cannot bring this document in step: {e}"),
                     }
                 }
-            }
+                if policy.durability == Durability::Batched {
+                    // The files must be on disk before the bases that
+                    // describe them.
+                    self.workspace
+                        .sync()
+                        .map_err(|e| LedgerError::Workspace(Box::new(e)))?;
+                }
+                Ok(())
+            })?;
         }
-        done.extend(sent.iter().map(|(_, entry)| entry.seq));
-        Ok(sent.len())
+        Ok(settled)
     }
 
-    /// Remote wins: its content goes to the workspace and the local copy is
-    /// kept beside it as a conflict file.
-    async fn resolve_conflict(&self, inner: &mut Inner, key: &Key) -> Result<(), StorehostError> {
-        let remote = self.plugin.read_one(key).await?;
-        let local = self.workspace.read(key)?;
-        if let Some(local) = &local
-            && remote
-                .as_ref()
-                .is_none_or(|r| !same_document(key, &r.content, local))
-        {
-            let copy = self.workspace.keep_conflict_copy(key, local)?;
-            tracing::warn!(%key, kept = %copy, "conflict: the backend changed too; remote wins, local copy kept");
-            inner.state.conflicts.push(copy);
+    fn settle_one(
+        &self,
+        tx: &LedgerTx<'_>,
+        key: &Key,
+        remote: &RemoteState,
+        content: Option<&[u8]>,
+        policy: &Policy<'_>,
+        settled: &mut Settled,
+    ) -> Result<(), StorehostError> {
+        let (local, local_content) = self.local_now(key)?;
+        let base = tx.base(key);
+        let pending = tx.pending_for(key)?;
+        let queued: Vec<Queued> = pending
+            .iter()
+            .map(|p| Queued {
+                seq: p.seq,
+                hash: p.hash.clone(),
+            })
+            .collect();
+        let action = decide(base.as_ref(), &queued, &local, remote);
+        if action != Action::Nothing {
+            tracing::debug!(%key, ?action, "decided");
         }
-        self.adopt_remote(inner, key, remote.as_ref())
-    }
-
-    /// Writes (or deletes) the workspace copy to match the backend and
-    /// records both sides as in step.
-    pub(crate) fn adopt_remote(
-        &self,
-        inner: &mut Inner,
-        key: &Key,
-        remote: Option<&Document>,
-    ) -> Result<(), StorehostError> {
-        self.adopt_remote_with(inner, key, remote, Durability::Now)
-    }
-
-    /// [`Mirror::adopt_remote`]; with `Batched`, durable after
-    /// [`Workspace::sync`].
-    pub(crate) fn adopt_remote_with(
-        &self,
-        inner: &mut Inner,
-        key: &Key,
-        remote: Option<&Document>,
-        durability: Durability,
-    ) -> Result<(), StorehostError> {
-        match remote {
-            Some(document) => {
-                self.workspace
-                    .write_with(key, &document.content, durability)?;
-                inner.state.mark(
-                    key,
-                    content_hash(&document.content),
-                    document.entry.version.clone(),
-                );
+        match action {
+            Action::Nothing => {}
+            Action::Agree {
+                base,
+                settled: through,
+            } => {
+                tx.set_base(key, base.as_ref())?;
+                if let Some(seq) = through {
+                    tx.remove_pending_through(key, seq)?;
+                }
             }
-            None => {
-                self.workspace.remove(key)?;
-                inner.state.forget(key);
+            Action::Push => {
+                let content = local_content.expect("a present document has content");
+                tx.enqueue(key, &Op::Put(content))?;
+                settled.queued_puts += 1;
+            }
+            Action::PushRemove if policy.guard.blocks(key) => settled.restore.push(key.clone()),
+            Action::PushRemove => {
+                tx.enqueue(key, &Op::Remove)?;
+                settled.queued_removes += 1;
+            }
+            Action::Resurrect { enqueue } => {
+                tracing::warn!(%key, "deleted on the backend but changed here; the local version is kept and pushed again");
+                tx.set_base(key, None)?;
+                if enqueue {
+                    let content = local_content.expect("a present document has content");
+                    tx.enqueue(key, &Op::Put(content))?;
+                    settled.queued_puts += 1;
+                }
+            }
+            Action::Pull {
+                keep_local,
+                drop_queued,
+            } => {
+                let expected = match &local {
+                    Local::Present(hash) => Some(hash.as_str()),
+                    _ => None,
+                };
+                let swap = match (remote, content) {
+                    (RemoteState::Present { .. }, Some(content)) => {
+                        self.workspace
+                            .replace_if(key, content, expected, policy.durability)?
+                    }
+                    (_, _) => match expected {
+                        Some(hash) => self.workspace.remove_if(key, hash)?,
+                        None => Swap::Done { previous: None },
+                    },
+                };
+                let Swap::Done { previous } = swap else {
+                    tracing::info!(%key, "the file changed while it was being brought in step; the local change is kept and goes out next");
+                    return Ok(());
+                };
+                let reason = match (keep_local, remote) {
+                    (true, _) => "conflict: the backend's version won",
+                    (false, RemoteState::Absent) => "deleted on the backend",
+                    (false, _) => "replaced by the backend's version",
+                };
+                if let Some(previous) = previous {
+                    tx.add_trash(&path_key(key), &previous.file, reason, previous.size)?;
+                }
+                if keep_local && let Some(local) = &local_content {
+                    let copy = self.workspace.keep_conflict_copy(key, local)?;
+                    tracing::warn!(%key, kept = %copy, "conflict: both sides changed; the backend's version won, the local one is kept beside it");
+                    tx.add_conflict(&copy)?;
+                    settled.conflicts.push(copy);
+                }
+                let new_base = match remote {
+                    RemoteState::Present { version, hash } => Some(Base {
+                        version: version.clone(),
+                        hash: hash.clone(),
+                    }),
+                    _ => None,
+                };
+                tx.set_base(key, new_base.as_ref())?;
+                if drop_queued && let Some(last) = pending.last() {
+                    tx.remove_pending_through(key, last.seq)?;
+                }
+                match new_base {
+                    Some(_) => settled.pulled += 1,
+                    None => settled.deleted_locally += 1,
+                }
             }
         }
         Ok(())
     }
 
-    /// Fetches what changed on the backend and brings it into the
-    /// workspace.
-    pub async fn poll(&self) -> Result<usize, StorehostError> {
-        let cursor = self.inner.lock().await.state.cursor.clone();
-        let snapshot = self.plugin.pull(cursor.as_deref()).await?;
-        let mut inner = self.inner.lock().await;
-        let changed = self.apply_snapshot(&mut inner, snapshot)?;
-        inner.state.last_sync_ms = Some(now_ms());
-        inner.state.save(&self.workspace.state_dir())?;
-        Ok(changed)
-    }
-
-    fn apply_snapshot(
+    /// Restores files whose disappearance the guard refused, from the
+    /// backend, where the workspace still lacks them.
+    pub(crate) async fn restore_from_remote(
         &self,
-        inner: &mut Inner,
-        snapshot: Snapshot,
+        keys: Vec<Key>,
     ) -> Result<usize, StorehostError> {
-        let queued: BTreeSet<String> = inner.queued()?.into_iter().map(|p| p.path).collect();
-        let mut changed = 0;
-        let mut present = BTreeSet::new();
-        for document in snapshot
-            .documents
-            .iter()
-            .filter(|d| d.entry.key.kind != Kind::Meta)
-        {
-            let key = &document.entry.key;
-            present.insert(path_key(key));
-            if inner
-                .state
-                .seen(key)
-                .is_some_and(|seen| seen.remote == document.entry.version)
-            {
-                continue;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let documents = self.remote.read(&keys).await?;
+        let mut restored = 0;
+        let mut ledger = self.ledger();
+        ledger.write(|tx| {
+            for document in documents.into_iter().flatten().filter_map(checked_remote) {
+                let key = document.entry.key.clone();
+                match self
+                    .workspace
+                    .replace_if(&key, &document.content, None, Durability::Now)
+                {
+                    Ok(Swap::Done { .. }) => {
+                        let base = Base {
+                            version: document.entry.version.clone(),
+                            hash: doc_hash(&key, &document.content),
+                        };
+                        tx.set_base(&key, Some(&base))?;
+                        restored += 1;
+                    }
+                    Ok(Swap::LocalChanged) => {}
+                    Err(e) => tracing::error!(%key, "cannot restore: {e}"),
+                }
             }
-            // A local change still queued for this key is pushed with a
-            // precondition and will meet the conflict policy there.
-            if queued.contains(&path_key(key)) {
-                continue;
-            }
-            changed += usize::from(self.take_remote(inner, key, Some(document))?);
-        }
-        let mut gone: Vec<Key> = snapshot
-            .removed
-            .into_iter()
-            .filter(|k| k.kind != Kind::Meta)
-            .collect();
-        if snapshot.complete {
-            gone.extend(
-                inner
-                    .state
-                    .tracked_keys()
-                    .into_iter()
-                    .filter(|k| !present.contains(&path_key(k))),
-            );
-        }
-        for key in gone {
-            if inner.state.seen(&key).is_some() && !queued.contains(&path_key(&key)) {
-                changed += usize::from(self.take_remote(inner, &key, None)?);
-            }
-        }
-        if !snapshot.cursor.is_empty() {
-            inner.state.cursor = Some(snapshot.cursor);
-        }
-        Ok(changed)
+            Ok(())
+        })?;
+        Ok(restored)
     }
 
-    /// One remote change against the workspace: pulled when the local copy
-    /// is unchanged since the last sync, else the conflict policy.
-    fn take_remote(
-        &self,
-        inner: &mut Inner,
-        key: &Key,
-        remote: Option<&Document>,
-    ) -> Result<bool, StorehostError> {
-        let local = self.workspace.read(key)?;
-        let local_hash = local.as_deref().map(content_hash);
-        let seen_local = inner.state.seen(key).map(|s| s.local.clone());
-        let unchanged_locally = local_hash == seen_local;
-        let same_content = match (local.as_deref(), remote) {
-            (Some(local), Some(remote)) => same_document(key, local, &remote.content),
-            (None, None) => true,
-            _ => false,
-        };
-        if !unchanged_locally
-            && !same_content
-            && let Some(local) = &local
-        {
-            let copy = self.workspace.keep_conflict_copy(key, local)?;
-            tracing::warn!(%key, kept = %copy, "both sides changed; remote wins, local copy kept");
-            inner.state.conflicts.push(copy);
-        }
-        self.adopt_remote(inner, key, remote)?;
-        Ok(!same_content)
-    }
-
-    /// Pushes the outbox until it is empty or `bound` passes.
+    /// Pushes the outbox until it is empty or `bound` passes; returns how
+    /// many entries are left.
     pub async fn flush(&self, bound: Duration) -> Result<usize, StorehostError> {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
@@ -461,41 +676,140 @@ impl Mirror {
             }
         }
     }
-}
 
-/// Most changes one `apply` carries.
-const MAX_BATCH: usize = 256;
-
-/// Consecutive entries with distinct keys, so each key's changes stay in
-/// order across batches.
-fn take_batch(pending: &mut VecDeque<Pending>, limit: usize) -> Vec<Pending> {
-    let mut batch: Vec<Pending> = Vec::new();
-    while batch.len() < limit {
-        let Some(next) = pending.front() else { break };
-        if batch.iter().any(|e| e.path == next.path) {
-            break;
+    fn expire_trash(&self) -> Result<(), StorehostError> {
+        let cutoff =
+            super::now_ms().saturating_sub(self.options.trash_retention.as_millis() as u64);
+        let files = self.ledger().write(|tx| tx.expire_trash(cutoff))?;
+        for file in &files {
+            let _ = std::fs::remove_file(self.workspace.trash_dir().join(file));
         }
-        batch.extend(pending.pop_front());
-    }
-    batch
-}
-
-fn requeue_front(
-    pending: &mut VecDeque<Pending>,
-    entries: impl DoubleEndedIterator<Item = Pending>,
-) {
-    for entry in entries.rev() {
-        pending.push_front(entry);
+        if !files.is_empty() {
+            tracing::info!(
+                expired = files.len(),
+                "trash entries past their retention removed"
+            );
+        }
+        Ok(())
     }
 }
 
-fn batch_message(sent: &[(Key, &Pending)]) -> String {
-    match sent {
-        [(key, entry)] => match entry.op {
-            Op::Put { .. } => format!("Update {}", path_key(key)),
-            Op::Remove => format!("Delete {}", path_key(key)),
+/// Takes `.storehost/lock` (an advisory lock the kernel drops with the
+/// process, `kill -9` included) and writes our pid into it.
+fn lock_workspace(workspace: &Workspace) -> Result<std::fs::File, StorehostError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = workspace.state_dir().join("lock");
+    let io_error = |source| StorehostError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(crate::fsutil::FILE_MODE)
+        .open(&path)
+        .map_err(io_error)?;
+    // A host dropped a moment ago may still be letting go of it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        if std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        return Err(StorehostError::WorkspaceInUse {
+            workspace: workspace.root().display().to_string(),
+            pid: pid.trim().to_string(),
+        });
+    }
+    file.set_len(0).map_err(io_error)?;
+    file.rewind().map_err(io_error)?;
+    write!(file, "{}", std::process::id()).map_err(io_error)?;
+    Ok(file)
+}
+
+/// A document from the backend, checked before it may touch the
+/// workspace: a workspace key (no metadata, an id that stays inside
+/// `auths/`), a sane size, an auth that is a JSON object, a config that is
+/// YAML. A bad one is reported and skipped; the rest go on.
+pub(crate) fn checked_remote(document: Document) -> Option<Document> {
+    let key = &document.entry.key;
+    let problem = match key.kind {
+        Kind::Meta => return None,
+        _ if document.content.len() > MAX_DOCUMENT_BYTES => Some(format!(
+            "{} bytes is over the limit of {MAX_DOCUMENT_BYTES}",
+            document.content.len()
+        )),
+        Kind::Auth => storehost_sdk::ids::check_auth_id(&key.id)
+            .map_err(|p| p.to_string())
+            .and_then(|()| validate_auth(&key.id, &document.content).map_err(|e| e.to_string()))
+            .err(),
+        Kind::Config => normalize_config(&document.content)
+            .err()
+            .map(|e| e.to_string()),
+    };
+    match problem {
+        None => Some(document),
+        Some(problem) => {
+            tracing::warn!(key = ?key.to_string(), "skipping a document from the backend: {problem}");
+            None
+        }
+    }
+}
+
+pub(crate) fn remote_item(document: Document) -> (Key, RemoteState, Option<Vec<u8>>) {
+    let key = document.entry.key.clone();
+    let state = RemoteState::Present {
+        version: document.entry.version.clone(),
+        hash: doc_hash(&key, &document.content),
+    };
+    (key, state, Some(document.content))
+}
+
+/// An outbox entry on its way to the backend.
+struct Sent {
+    seq: u64,
+    key: Key,
+    hash: Option<String>,
+    attempted: bool,
+    change: Change,
+}
+
+impl Sent {
+    fn new(entry: Pending, base: Option<Base>) -> Sent {
+        let precondition = base.map_or(Precondition::Absent, |b| Precondition::Matches(b.version));
+        let change = match entry.op {
+            Op::Put(content) => Change::Put {
+                key: entry.key.clone(),
+                content,
+                precondition,
+            },
+            Op::Remove => Change::Remove {
+                key: entry.key.clone(),
+                precondition,
+            },
+        };
+        Sent {
+            seq: entry.seq,
+            key: entry.key,
+            hash: entry.hash,
+            attempted: entry.attempted,
+            change,
+        }
+    }
+}
+
+fn batch_message(batch: &[Sent]) -> String {
+    match batch {
+        [sent] => match sent.change {
+            Change::Put { .. } => format!("Update {}", sent.key),
+            Change::Remove { .. } => format!("Delete {}", sent.key),
         },
-        _ => format!("Sync {} documents", sent.len()),
+        _ => format!("Sync {} documents", batch.len()),
     }
 }
 

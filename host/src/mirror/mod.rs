@@ -1,13 +1,30 @@
 //! The mirror: the local workspace the proxy reads as plain files, and how
 //! it is kept in step with the backend (DESIGN §7).
+//!
+//! `ledger` holds the sync state (SQLite), `decide` makes every sync
+//! decision, `engine` carries them out (the write path only enqueues; one
+//! owner syncs), `remote` is the backend as the engine sees it, `scan` and
+//! `sync` find local changes and run the background tasks, `bootstrap`
+//! is the first contact, `workspace` the files and their guarded swaps.
 
 pub mod bootstrap;
+pub mod decide;
 pub mod engine;
-pub mod outbox;
+pub mod hash;
+pub mod ledger;
+pub mod paths;
+pub mod remote;
 pub mod scan;
-pub mod state;
 pub mod sync;
+pub mod trash;
 pub mod workspace;
 
 pub use engine::{Mirror, MirrorOptions, Saved};
 pub use workspace::{Workspace, WorkspaceError};
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}

@@ -1,68 +1,14 @@
-//! Local changes: what the workspace holds now against what was last in
-//! step, and the guard that refuses mass deletions.
+//! Local changes the watcher could not take as they happened (deletions,
+//! and everything at start-up or after missed events), and the guard that
+//! refuses mass deletions.
 
-use super::engine::Mirror;
-use super::outbox::Op;
-use super::state::{SyncState, content_hash};
-use super::workspace::{
-    Workspace, WorkspaceError, is_conflict_copy, normalize_config, validate_auth,
-};
+use super::decide::Remote as RemoteState;
+use super::engine::{Mirror, Policy};
+use super::workspace::{Workspace, is_conflict_copy};
 use crate::error::StorehostError;
+use crate::fsutil::Durability;
 use crate::model::{Key, Kind};
-use std::collections::{BTreeMap, BTreeSet};
-
-/// The valid documents in the workspace, and the keys of files that do not
-/// parse (left for the user to fix, never pushed).
-#[derive(Debug, Default)]
-pub struct LocalScan {
-    pub documents: BTreeMap<Key, Vec<u8>>,
-    pub invalid: BTreeSet<Key>,
-}
-
-pub fn local_documents(workspace: &Workspace) -> Result<LocalScan, WorkspaceError> {
-    let mut scan = LocalScan::default();
-    let mut keys = vec![Key::config()];
-    keys.extend(
-        workspace
-            .auth_ids()?
-            .into_iter()
-            .filter(|id| !is_conflict_copy(id))
-            .map(Key::auth),
-    );
-    for key in keys {
-        let Some(content) = workspace.read(&key)? else {
-            continue;
-        };
-        match checked_content(workspace, &key, content) {
-            Ok(content) => {
-                scan.documents.insert(key, content);
-            }
-            Err(e) => {
-                tracing::error!("{e}; not pushed, the remote keeps its last good version");
-                scan.invalid.insert(key);
-            }
-        }
-    }
-    Ok(scan)
-}
-
-/// Auths must be JSON objects; the config valid YAML, whose line endings
-/// are normalised to `\n` in place so both sides hold the same bytes.
-fn checked_content(
-    workspace: &Workspace,
-    key: &Key,
-    content: Vec<u8>,
-) -> Result<Vec<u8>, WorkspaceError> {
-    if key.kind == Kind::Auth {
-        validate_auth(&key.id, &content)?;
-        return Ok(content);
-    }
-    let normalized = normalize_config(&content)?;
-    if normalized != content {
-        workspace.write(key, &normalized)?;
-    }
-    Ok(normalized)
-}
+use std::collections::BTreeSet;
 
 /// Decides whether tracked files missing from the workspace may be deleted
 /// remotely: single files, yes; the auth folder gone or a large share at
@@ -75,32 +21,30 @@ pub struct DeletionGuard {
 impl DeletionGuard {
     pub fn assess(
         workspace: &Workspace,
-        state: &SyncState,
-        local: &LocalScan,
+        tracked_auths: usize,
+        missing_auths: usize,
         max_share: f64,
     ) -> DeletionGuard {
-        let tracked: Vec<Key> = state
-            .tracked_keys()
-            .into_iter()
-            .filter(|k| k.kind == Kind::Auth)
-            .collect();
-        let missing = tracked
-            .iter()
-            .filter(|k| !local.documents.contains_key(k) && !local.invalid.contains(k))
-            .count();
-        let folder_gone = !workspace.auth_dir().is_dir() && !tracked.is_empty();
-        let too_many = missing > 1 && (missing as f64) > max_share * tracked.len() as f64;
+        let folder_gone = !workspace.auth_dir().is_dir() && tracked_auths > 0;
+        let too_many =
+            missing_auths > 1 && (missing_auths as f64) > max_share * tracked_auths as f64;
         let refused = folder_gone || too_many;
         if refused {
             tracing::error!(
-                missing,
-                tracked = tracked.len(),
+                missing = missing_auths,
+                tracked = tracked_auths,
                 folder_gone,
-                "REFUSING to delete auth files remotely: they disappeared all at once; \\
-                 nothing is deleted remotely. Delete them one at a time or through the API if that is really meant"
+                "REFUSING to delete auth files remotely: they disappeared all at once; \
+                 they are restored from the backend. Delete them one at a time or through the API if that is really meant"
             );
         }
         DeletionGuard { refused }
+    }
+
+    /// For paths that never turn a local disappearance into a remote
+    /// delete (the backend is being read, not the workspace).
+    pub fn never() -> DeletionGuard {
+        DeletionGuard { refused: true }
     }
 
     pub fn refused(&self) -> bool {
@@ -114,65 +58,74 @@ impl DeletionGuard {
     }
 }
 
-/// Queues whatever changed in the workspace since the last sync (files
-/// written or removed by another process, such as the proxy).
-pub async fn queue_local_changes(mirror: &Mirror) -> Result<usize, StorehostError> {
-    let local = local_documents(&mirror.workspace)?;
-    let mut inner = mirror.inner.lock().await;
-    let queued: BTreeMap<String, Op> = inner
-        .queued()?
+/// Every document key the workspace holds now (conflict copies are not
+/// documents).
+pub fn workspace_keys(workspace: &Workspace) -> Result<BTreeSet<Key>, StorehostError> {
+    let mut keys: BTreeSet<Key> = workspace
+        .auth_ids()?
         .into_iter()
-        .map(|p| (p.path, p.op))
+        .filter(|id| !is_conflict_copy(id))
+        .map(Key::auth)
         .collect();
-    let guard = DeletionGuard::assess(
-        &mirror.workspace,
-        &inner.state,
-        &local,
-        mirror.options.max_delete_share,
-    );
-    let mut changes: Vec<(Key, Op)> = Vec::new();
-    for (key, content) in &local.documents {
-        let hash = content_hash(content);
-        let known = inner.state.seen(key).map(|s| s.local.as_str()) == Some(hash.as_str());
-        let already_queued = matches!(queued.get(&key.to_string()), Some(Op::Put { content: q }) if content_hash(q.as_bytes()) == hash);
-        if !known && !already_queued {
-            let content = String::from_utf8(content.clone()).expect("validated UTF-8");
-            changes.push((key.clone(), Op::Put { content }));
+    if workspace.config_path().is_file() {
+        keys.insert(Key::config());
+    }
+    Ok(keys)
+}
+
+impl Mirror {
+    /// Queues whatever changed in the workspace since the host last looked:
+    /// every document, or only `only`. Returns how many changes it queued.
+    pub async fn scan(&self, only: Option<BTreeSet<Key>>) -> Result<usize, StorehostError> {
+        let _owner = self.own().await;
+        self.scan_owned(only).await
+    }
+
+    pub(crate) async fn scan_owned(
+        &self,
+        only: Option<BTreeSet<Key>>,
+    ) -> Result<usize, StorehostError> {
+        let present = workspace_keys(&self.workspace)?;
+        let (keys, tracked_auths, missing_auths) = {
+            let ledger = self.ledger();
+            let bases = ledger.bases();
+            let tracked_auths = bases.keys().filter(|k| k.kind == Kind::Auth).count();
+            let missing = bases
+                .keys()
+                .filter(|k| k.kind == Kind::Auth && !present.contains(*k))
+                .filter(|k| only.as_ref().is_none_or(|only| only.contains(*k)))
+                .count();
+            let keys: BTreeSet<Key> = match only {
+                Some(only) => only,
+                None => present.iter().chain(bases.keys()).cloned().collect(),
+            };
+            (keys, tracked_auths, missing)
+        };
+        let guard = DeletionGuard::assess(
+            &self.workspace,
+            tracked_auths,
+            missing_auths,
+            self.options.max_delete_share,
+        );
+        let items = keys
+            .into_iter()
+            .map(|key| (key, RemoteState::Unknown, None))
+            .collect();
+        let policy = Policy {
+            guard: &guard,
+            durability: Durability::Now,
+        };
+        let settled = self.settle(items, &policy)?;
+        // A refused mass disappearance is undone from the remote, so the
+        // proxy keeps working with its tokens.
+        let restored = self.restore_from_remote(settled.restore).await?;
+        if restored > 0 {
+            tracing::warn!(restored, "auth files restored from the backend");
         }
-    }
-    let mut restore = Vec::new();
-    for key in inner.state.tracked_keys() {
-        let present = local.documents.contains_key(&key) || local.invalid.contains(&key);
-        let already_queued = matches!(queued.get(&key.to_string()), Some(Op::Remove));
-        if present || already_queued {
-            continue;
+        let queued = settled.queued_puts + settled.queued_removes;
+        if queued > 0 {
+            self.wake.notify_one();
         }
-        if guard.blocks(&key) {
-            restore.push(key);
-        } else {
-            changes.push((key, Op::Remove));
-        }
+        Ok(queued)
     }
-    // A refused mass disappearance is undone from the remote, so the proxy
-    // keeps working with its tokens.
-    for key in restore {
-        let remote = mirror.plugin.read_one(&key).await?;
-        mirror.adopt_remote(&mut inner, &key, remote.as_ref())?;
-    }
-    if guard.refused() {
-        inner.state.save(&mirror.workspace.state_dir())?;
-    }
-    let count = changes.len();
-    for (key, op) in changes {
-        tracing::info!(%key, op = if matches!(op, Op::Remove) { "delete" } else { "put" }, "workspace change");
-        let dir = mirror.workspace.state_dir();
-        inner
-            .outbox
-            .push(&key, op)
-            .map_err(|source| StorehostError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
-    }
-    Ok(count)
 }

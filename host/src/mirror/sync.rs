@@ -2,9 +2,10 @@
 //! backoff, following remote changes, and watching the workspace.
 
 use super::engine::Mirror;
-use super::scan::queue_local_changes;
+use crate::model::Key;
 use backon::BackoffBuilder;
 use notify::{RecursiveMode, Watcher};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,12 @@ use storehost_sdk::layout::TEMP_PREFIX;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// How long the watcher waits for a burst of file events to settle.
-const DEBOUNCE: Duration = Duration::from_millis(200);
+/// How long deletions wait for the rest of their burst, so the deletion
+/// guard sees a mass disappearance whole.
+const DELETION_SETTLE: Duration = Duration::from_millis(200);
+/// A full scan of the workspace every this many polls, for events the
+/// watcher may have missed.
+const POLLS_PER_FULL_SCAN: u32 = 12;
 
 /// The running background tasks. Dropping it without `shutdown` aborts
 /// them; queued changes stay in the outbox for the next start.
@@ -53,16 +58,24 @@ impl SyncHandle {
 /// Starts replay, the change feed and the workspace watcher.
 pub fn start(mirror: Arc<Mirror>, watch_plugin: Option<Arc<crate::runtime::Plugin>>) -> SyncHandle {
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = vec![
-        tokio::spawn(replay_loop(mirror.clone(), stopped.clone())),
-        tokio::spawn(feed_loop(mirror.clone(), watch_plugin, stopped.clone())),
-    ];
+    let mut tasks = vec![tokio::spawn(feed_loop(
+        mirror.clone(),
+        watch_plugin,
+        stopped.clone(),
+    ))];
     let (events, receiver) = mpsc::unbounded_channel();
     let watcher = match watch_workspace(mirror.workspace().root(), events) {
         Ok(watcher) => {
+            let (deletions, deleted) = mpsc::unbounded_channel();
             tasks.push(tokio::spawn(watcher_loop(
                 mirror.clone(),
                 receiver,
+                deletions,
+                stopped.clone(),
+            )));
+            tasks.push(tokio::spawn(deletion_loop(
+                mirror.clone(),
+                deleted,
                 stopped,
             )));
             Some(watcher)
@@ -82,7 +95,13 @@ pub fn start(mirror: Arc<Mirror>, watch_plugin: Option<Arc<crate::runtime::Plugi
     }
 }
 
-async fn replay_loop(mirror: Arc<Mirror>, mut stopped: watch::Receiver<bool>) {
+/// Starts the task that pushes the outbox whenever something is queued,
+/// and retries with backoff while the backend is down.
+pub fn start_replay(mirror: Arc<Mirror>) -> JoinHandle<()> {
+    tokio::spawn(replay_loop(mirror))
+}
+
+async fn replay_loop(mirror: Arc<Mirror>) {
     let new_backoff = || {
         backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
@@ -100,10 +119,7 @@ async fn replay_loop(mirror: Arc<Mirror>, mut stopped: watch::Receiver<bool>) {
                 None => mirror.wake.notified().await,
             }
         };
-        tokio::select! {
-            _ = wait => {}
-            _ = stopped.changed() => return,
-        }
+        wait.await;
         match mirror.drain().await {
             Ok(drained) if drained.blocked => delay = backoff.next(),
             Ok(_) => {
@@ -124,6 +140,7 @@ async fn feed_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     let interval = mirror.options().poll_interval;
+    let mut polls = 0u32;
     loop {
         let wait = async {
             match &watch_plugin {
@@ -146,22 +163,72 @@ async fn feed_loop(
             Ok(changed) => tracing::info!(changed, "remote changes applied to the workspace"),
             Err(e) => tracing::warn!("following remote changes failed, will retry: {e}"),
         }
+        polls += 1;
+        if polls % POLLS_PER_FULL_SCAN == 0
+            && let Err(e) = mirror.scan(None).await
+        {
+            tracing::error!("scanning the workspace failed: {e}");
+        }
     }
 }
 
+/// Takes every file the proxy writes into the ledger at once (that is the
+/// acknowledgement); deletions go to [`deletion_loop`].
 async fn watcher_loop(
     mirror: Arc<Mirror>,
-    mut events: mpsc::UnboundedReceiver<PathBuf>,
+    mut events: mpsc::UnboundedReceiver<WorkspaceEvent>,
+    deletions: mpsc::UnboundedSender<Option<Key>>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        tokio::select! {
-            event = events.recv() => if event.is_none() { return },
+        let event = tokio::select! {
+            event = events.recv() => match event { Some(event) => event, None => return },
             _ = stopped.changed() => return,
+        };
+        let key = match event {
+            WorkspaceEvent::Path(path) => match document_key(mirror.workspace(), &path) {
+                Some(key) => key,
+                None => continue,
+            },
+            WorkspaceEvent::Rescan => {
+                let _ = deletions.send(None);
+                continue;
+            }
+        };
+        match mirror.note_local_write(&key) {
+            Ok(_) => {}
+            Err(e) => tracing::error!(%key, "taking a workspace change failed: {e}"),
         }
-        tokio::time::sleep(DEBOUNCE).await;
-        while events.try_recv().is_ok() {}
-        match queue_local_changes(&mirror).await {
+        if !mirror.workspace().path_of(&key).is_ok_and(|p| p.exists()) {
+            let _ = deletions.send(Some(key));
+        }
+    }
+}
+
+/// Collects a burst of deletions and hands it to the sync owner as one
+/// scan, so the deletion guard judges the burst whole. `None` asks for a
+/// full scan.
+async fn deletion_loop(
+    mirror: Arc<Mirror>,
+    mut deleted: mpsc::UnboundedReceiver<Option<Key>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let first = tokio::select! {
+            first = deleted.recv() => match first { Some(first) => first, None => return },
+            _ = stopped.changed() => return,
+        };
+        tokio::time::sleep(DELETION_SETTLE).await;
+        let mut keys: Option<BTreeSet<Key>> = first.map(|k| BTreeSet::from([k]));
+        while let Ok(more) = deleted.try_recv() {
+            match (&mut keys, more) {
+                (Some(keys), Some(key)) => {
+                    keys.insert(key);
+                }
+                (_, _) => keys = None,
+            }
+        }
+        match mirror.scan(keys).await {
             Ok(0) => {}
             Ok(_) => mirror.wake.notify_one(),
             Err(e) => tracing::error!("scanning the workspace failed: {e}"),
@@ -169,19 +236,46 @@ async fn watcher_loop(
     }
 }
 
+/// The document a workspace path is, if any.
+fn document_key(workspace: &crate::mirror::Workspace, path: &Path) -> Option<Key> {
+    if path == workspace.config_path() {
+        return Some(Key::config());
+    }
+    let id = workspace.auth_id_of(path).ok()?;
+    (!crate::mirror::workspace::is_conflict_copy(&id)).then(|| Key::auth(id))
+}
+
+enum WorkspaceEvent {
+    Path(PathBuf),
+    /// Events were missed, or a directory appeared: look at everything.
+    Rescan,
+}
+
 fn watch_workspace(
     root: &Path,
-    events: mpsc::UnboundedSender<PathBuf>,
+    events: mpsc::UnboundedSender<WorkspaceEvent>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     let state_dir = root.join(".storehost");
     let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
-        let Ok(event) = result else { return };
+        let Ok(event) = result else {
+            let _ = events.send(WorkspaceEvent::Rescan);
+            return;
+        };
+        // Files written into a new directory before its watch was added
+        // raise no event of their own.
+        let new_dir = matches!(
+            event.kind,
+            notify::EventKind::Create(notify::event::CreateKind::Folder)
+        );
+        if event.need_rescan() || new_dir {
+            let _ = events.send(WorkspaceEvent::Rescan);
+        }
         for path in event.paths {
             let temp = path
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX));
             if !temp && !path.starts_with(&state_dir) {
-                let _ = events.send(path);
+                let _ = events.send(WorkspaceEvent::Path(path));
             }
         }
     })?;

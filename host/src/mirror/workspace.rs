@@ -3,6 +3,7 @@
 //! objects, configs that are UTF-8 YAML.
 
 use crate::fsutil::{self, Durability};
+use crate::mirror::hash::doc_hash;
 use crate::model::{CONFIG_ID, Key, Kind};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ pub enum WorkspaceError {
     NotAWorkspaceDocument(String),
     #[error("{path} is outside the auth directory {auth_dir}")]
     OutsideAuthDir { path: String, auth_dir: String },
+    #[error("{path} is a symbolic link; storehost never writes through one")]
+    Symlink { path: String },
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -168,10 +171,7 @@ impl Workspace {
             .file_name()
             .expect("documents have names")
             .to_string_lossy();
-        let copy = path.with_file_name(format!(
-            "{name}{CONFLICT_MARK}{}",
-            crate::mirror::state::now_ms()
-        ));
+        let copy = path.with_file_name(format!("{name}{CONFLICT_MARK}{}", crate::mirror::now_ms()));
         fsutil::write_atomic(&copy, content).map_err(|source| io_error("write", &copy, source))?;
         Ok(copy
             .strip_prefix(&self.root)
@@ -185,6 +185,185 @@ impl Workspace {
         let dir = self.auth_dir();
         collect_auth_ids(&dir).map_err(|source| io_error("list", &dir, source))
     }
+}
+
+/// How a guarded replace or removal ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    /// Done; the previous file (if any) is now `previous` in the trash
+    /// directory.
+    Done { previous: Option<TrashedFile> },
+    /// The file is not what the decision saw (the proxy changed it): left
+    /// alone.
+    LocalChanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashedFile {
+    /// Name under the trash directory.
+    pub file: String,
+    pub size: u64,
+}
+
+impl Workspace {
+    /// Where replaced and deleted files are kept.
+    pub fn trash_dir(&self) -> PathBuf {
+        self.state_dir().join("trash")
+    }
+
+    /// Writes `content` as `key`'s file only if the file is still what the
+    /// decision saw: absent (`expected` None) or with that content hash.
+    /// The previous file is moved into the trash, never deleted.
+    ///
+    /// The swap is one `renameat2(RENAME_EXCHANGE)`, so there is no window
+    /// in which a file the proxy writes is overwritten unseen: what comes
+    /// out is checked, and put back if it is not what was expected.
+    pub fn replace_if(
+        &self,
+        key: &Key,
+        content: &[u8],
+        expected: Option<&str>,
+        durability: Durability,
+    ) -> Result<Swap, WorkspaceError> {
+        let path = self.checked_path(key)?;
+        let dir = path.parent().expect("documents live in a directory");
+        let temp = fsutil::write_temp(dir, &path, content, durability)
+            .map_err(|source| io_error("write", &path, source))?;
+        let outcome = match expected {
+            None => match fsutil::rename_noreplace(&temp, &path) {
+                Ok(()) => Ok(Swap::Done { previous: None }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Swap::LocalChanged),
+                Err(source) => Err(io_error("write", &path, source)),
+            },
+            Some(expected) => self.exchange_checked(key, &temp, &path, content, expected),
+        };
+        let _ = std::fs::remove_file(&temp);
+        if matches!(outcome, Ok(Swap::Done { .. })) && durability == Durability::Now {
+            fsutil::sync_dir(dir).map_err(|source| io_error("sync", dir, source))?;
+        }
+        outcome
+    }
+
+    fn exchange_checked(
+        &self,
+        key: &Key,
+        temp: &Path,
+        path: &Path,
+        content: &[u8],
+        expected: &str,
+    ) -> Result<Swap, WorkspaceError> {
+        match fsutil::rename_exchange(temp, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LocalChanged),
+            Err(source) => return Err(io_error("write", path, source)),
+        }
+        // `temp` now holds what the workspace had.
+        let previous = std::fs::read(temp).map_err(|source| io_error("read", temp, source))?;
+        if doc_hash(key, &previous) == expected {
+            return self
+                .into_trash(key, temp, previous.len())
+                .map(|previous| Swap::Done {
+                    previous: Some(previous),
+                });
+        }
+        fsutil::rename_exchange(temp, path).map_err(|source| io_error("restore", path, source))?;
+        // Whatever came back out should be our own content; if the proxy
+        // wrote in between, it is kept in the trash rather than lost.
+        let back = std::fs::read(temp).unwrap_or_default();
+        if back != content {
+            tracing::warn!(%key, "the proxy rewrote a file while it was being replaced; a copy is in the trash");
+            self.into_trash(key, temp, back.len())?;
+        }
+        Ok(Swap::LocalChanged)
+    }
+
+    /// Deletes `key`'s file only if it still has content hash `expected`;
+    /// the file is moved into the trash.
+    pub fn remove_if(&self, key: &Key, expected: &str) -> Result<Swap, WorkspaceError> {
+        let path = self.checked_path(key)?;
+        let trash = self.trash_dir();
+        fsutil::create_private_dir(&trash).map_err(|source| io_error("create", &trash, source))?;
+        let file = trash_name(key);
+        let kept = trash.join(&file);
+        match std::fs::rename(&path, &kept) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LocalChanged),
+            Err(source) => return Err(io_error("remove", &path, source)),
+        }
+        let previous = std::fs::read(&kept).map_err(|source| io_error("read", &kept, source))?;
+        if doc_hash(key, &previous) == expected {
+            let dir = path.parent().expect("documents live in a directory");
+            fsutil::sync_dir(dir).map_err(|source| io_error("sync", dir, source))?;
+            return Ok(Swap::Done {
+                previous: Some(TrashedFile {
+                    file,
+                    size: previous.len() as u64,
+                }),
+            });
+        }
+        // Changed since the decision: put it back unless the proxy has
+        // written yet another version there (then this one stays in the
+        // trash, recoverable).
+        match fsutil::rename_noreplace(&kept, &path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(io_error("restore", &path, source)),
+        }
+        Ok(Swap::LocalChanged)
+    }
+
+    fn into_trash(
+        &self,
+        key: &Key,
+        file: &Path,
+        size: usize,
+    ) -> Result<TrashedFile, WorkspaceError> {
+        let trash = self.trash_dir();
+        fsutil::create_private_dir(&trash).map_err(|source| io_error("create", &trash, source))?;
+        let name = trash_name(key);
+        std::fs::rename(file, trash.join(&name))
+            .map_err(|source| io_error("keep in the trash", file, source))?;
+        Ok(TrashedFile {
+            file: name,
+            size: size as u64,
+        })
+    }
+
+    /// The document's path, with no symbolic link on the way from the
+    /// workspace root (checked with lstat, so none is followed), and its
+    /// directory created.
+    fn checked_path(&self, key: &Key) -> Result<PathBuf, WorkspaceError> {
+        let path = self.path_of(key)?;
+        let dir = path.parent().expect("documents live in a directory");
+        fsutil::create_private_dir(dir).map_err(|source| io_error("create", dir, source))?;
+        let relative = path.strip_prefix(&self.root).unwrap_or(&path);
+        let mut current = self.root.clone();
+        for part in relative.components() {
+            current.push(part);
+            match std::fs::symlink_metadata(&current) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(WorkspaceError::Symlink {
+                        path: current.display().to_string(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(path)
+    }
+}
+
+/// `<unix ms>-<n>-<file name>`: unique, sortable, and readable.
+fn trash_name(key: &Key) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = key.id.rsplit('/').next().unwrap_or(&key.id);
+    format!(
+        "{}-{}-{}-{name}",
+        crate::mirror::now_ms(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 const CONFLICT_MARK: &str = ".conflict-";

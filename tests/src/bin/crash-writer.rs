@@ -1,11 +1,13 @@
 //! Test helper for the crash test: mirrors `WORKSPACE` to the
-//! fault-injecting local backend on `REMOTE`, then writes auth files `<PREFIX>-<n>.json` as fast as it
-//! can, printing `ack <id> pushed|queued` after each write is acknowledged, until killed.
+//! fault-injecting local backend on `REMOTE`, then writes auth files as
+//! fast as it can, until killed: new ones, `<PREFIX>-<n>.json`, and
+//! rewrites of four shared ones, `shared-<k>.json`, printing
+//! `ack <id> <content>` after each write is acknowledged.
 
 use std::io::Write;
 use storehost::StorehostOptions;
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [remote, workspace, prefix] = args.as_slice() else {
@@ -22,16 +24,18 @@ async fn main() -> anyhow::Result<()> {
     writeln!(stdout, "ready")?;
     stdout.flush()?;
     for n in 0.. {
-        let id = format!("{prefix}-{n:05}.json");
-        let saved = host
-            .save_auth(&id, format!("{{\"n\":{n}}}").as_bytes())
-            .await?;
-        let how = if saved == storehost::Saved::Queued {
-            "queued"
-        } else {
-            "pushed"
+        let content = format!("{{\"n\":{n},\"by\":\"{prefix}\"}}");
+        let id = match n % 2 {
+            0 => format!("{prefix}-{n:05}.json"),
+            _ => format!("shared-{}.json", (n / 2) % 4),
         };
-        writeln!(stdout, "ack {id} {how}")?;
+        let saved = host.save_auth(&id, content.as_bytes()).await?;
+        // Acknowledged: durable in the ledger, whatever the backend does.
+        anyhow::ensure!(
+            matches!(saved, storehost::Saved::Queued(_)),
+            "a mirrored write is queued"
+        );
+        writeln!(stdout, "ack {id} {content}")?;
         stdout.flush()?;
     }
     Ok(())

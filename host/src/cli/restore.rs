@@ -1,0 +1,64 @@
+//! `storehost restore`: bring back a workspace file the host replaced or
+//! deleted, from the trash.
+
+use super::status::{format_ms, workspace_dir};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use storehost::mirror::{Workspace, trash};
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The trash entry to restore (see --list).
+    #[arg(required_unless_present = "list")]
+    id: Option<u64>,
+    /// List the trash instead.
+    #[arg(long)]
+    list: bool,
+    /// Workspace directory (default: the one the environment selects).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+}
+
+pub fn run(args: RestoreArgs) -> ExitCode {
+    match restore(args) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn restore(args: RestoreArgs) -> anyhow::Result<String> {
+    let (dir, _) = workspace_dir(args.workspace)?;
+    let workspace = Workspace::new(dir);
+    match args.id {
+        Some(id) if !args.list => {
+            let key = trash::restore(&workspace, id)?;
+            Ok(format!(
+                "restored trash entry {id} as {key}; the host pushes it like any other write\n"
+            ))
+        }
+        _ => {
+            let mut text = String::new();
+            for entry in trash::list(&workspace)? {
+                text.push_str(&format!(
+                    "{:>6}  {}  {} bytes  {}  ({})\n",
+                    entry.id,
+                    entry.path,
+                    entry.size,
+                    entry.reason,
+                    format_ms(entry.at_ms)
+                ));
+            }
+            if text.is_empty() {
+                text.push_str("the trash is empty\n");
+            }
+            Ok(text)
+        }
+    }
+}

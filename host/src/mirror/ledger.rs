@@ -1,0 +1,696 @@
+//! The ledger: everything the host remembers about sync, in one SQLite
+//! database under `.storehost/` (WAL, synchronous FULL).
+//!
+//! Per document the last state both sides agreed on (remote version and
+//! content hash), the outbox of acknowledged local changes, the cursors
+//! and lineage, the conflict copies made and the trash index. A write and
+//! its bookkeeping commit together: an acknowledged change is one
+//! transaction, and a pushed batch is recorded and leaves the outbox in
+//! another, so a crash never leaves one without the other.
+
+use super::hash::doc_hash;
+use super::paths::{key_of_path, path_key};
+use crate::model::Key;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const FILE_NAME: &str = "ledger.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("sync ledger {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("sync ledger {path}: {message}")]
+    Migration { path: String, message: String },
+    #[error(transparent)]
+    Workspace(Box<crate::mirror::workspace::WorkspaceError>),
+}
+
+/// What both sides last agreed a document is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub version: String,
+    /// [`doc_hash`] of the content.
+    pub hash: String,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Validated content (JSON or YAML).
+    Put(Vec<u8>),
+    Remove,
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Content is a token: never printed.
+        match self {
+            Op::Put(content) => write!(f, "Put({} bytes)", content.len()),
+            Op::Remove => f.write_str("Remove"),
+        }
+    }
+}
+
+/// An acknowledged local change waiting for the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub seq: u64,
+    pub key: Key,
+    pub op: Op,
+    /// [`doc_hash`] of a put's content.
+    pub hash: Option<String>,
+    /// Sent to the backend at least once; its reply may have been lost.
+    pub attempted: bool,
+}
+
+/// A workspace file the host replaced or deleted, kept for recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashEntry {
+    pub id: u64,
+    /// Document path (`auths/<id>`, `config/config.yaml`).
+    pub path: String,
+    /// File name under `.storehost/trash/`.
+    pub file: String,
+    pub reason: String,
+    pub size: u64,
+    pub at_ms: u64,
+}
+
+/// The ledger's small named values.
+#[derive(Debug, Clone, Copy)]
+pub enum MetaName {
+    Backend,
+    Lineage,
+    Cursor,
+    LastSyncMs,
+}
+
+impl MetaName {
+    fn as_str(self) -> &'static str {
+        match self {
+            MetaName::Backend => "backend",
+            MetaName::Lineage => "lineage",
+            MetaName::Cursor => "cursor",
+            MetaName::LastSyncMs => "last_sync_ms",
+        }
+    }
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+    /// Every document's base, kept in memory: a poll compares thousands of
+    /// versions and must not query for each.
+    bases: BTreeMap<Key, Base>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    path TEXT PRIMARY KEY, version TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, op TEXT NOT NULL,
+    content BLOB, hash TEXT, attempted INTEGER NOT NULL DEFAULT 0,
+    queued_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_by_path ON outbox (path, seq);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, copy TEXT NOT NULL, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS trash (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, file TEXT NOT NULL,
+    reason TEXT NOT NULL, size INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+";
+
+impl Ledger {
+    pub fn file(state_dir: &Path) -> PathBuf {
+        state_dir.join(FILE_NAME)
+    }
+
+    /// Opens (creating) the ledger in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Ledger, LedgerError> {
+        let path = Ledger::file(state_dir);
+        let conn = Ledger::connect(&path).map_err(sqlite_error(&path))?;
+        set_private(&path);
+        let mut ledger = Ledger {
+            conn,
+            path,
+            bases: BTreeMap::new(),
+        };
+        ledger.bases = ledger.load_bases()?;
+        Ok(ledger)
+    }
+
+    fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(conn)
+    }
+
+    /// True when a ledger file exists in `state_dir`.
+    pub fn exists(state_dir: &Path) -> bool {
+        Ledger::file(state_dir).is_file()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
+        sqlite_error(&self.path)
+    }
+
+    /// Runs `write` in one transaction, committed when it returns Ok.
+    pub fn write<T>(
+        &mut self,
+        write: impl FnOnce(&LedgerTx<'_>) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sqlite_error(&path))?;
+        let changes = std::cell::RefCell::new(Vec::new());
+        let result = write(&LedgerTx {
+            tx: &tx,
+            path: &path,
+            bases: &self.bases,
+            changes: &changes,
+        })?;
+        tx.commit().map_err(sqlite_error(&path))?;
+        for (key, base) in changes.into_inner() {
+            match base {
+                Some(base) => self.bases.insert(key, base),
+                None => self.bases.remove(&key),
+            };
+        }
+        Ok(result)
+    }
+
+    pub fn meta(&self, name: MetaName) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE name = ?1",
+                [name.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.error())
+    }
+
+    pub fn base(&self, key: &Key) -> Option<&Base> {
+        self.bases.get(key)
+    }
+
+    /// Every document's base, by key.
+    pub fn bases(&self) -> &BTreeMap<Key, Base> {
+        &self.bases
+    }
+
+    fn load_bases(&self) -> Result<BTreeMap<Key, Base>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT path, version, hash FROM documents")
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    Base {
+                        version: row.get(1)?,
+                        hash: row.get(2)?,
+                    },
+                ))
+            })
+            .map_err(self.error())?;
+        let mut bases = BTreeMap::new();
+        for row in rows {
+            let (path, base) = row.map_err(self.error())?;
+            if let Some(key) = key_of_path(&path) {
+                bases.insert(key, base);
+            }
+        }
+        Ok(bases)
+    }
+
+    pub fn document_count(&self) -> u64 {
+        self.bases.len() as u64
+    }
+
+    pub fn outbox_len(&self) -> Result<u64, LedgerError> {
+        self.count("SELECT COUNT(*) FROM outbox")
+    }
+
+    fn count(&self, sql: &str) -> Result<u64, LedgerError> {
+        self.conn
+            .query_row(sql, [], |row| row.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(self.error())
+    }
+
+    /// The oldest `limit` outbox entries.
+    pub fn pending(&self, limit: usize) -> Result<Vec<Pending>, LedgerError> {
+        self.select_pending(
+            "SELECT seq, path, op, content, hash, attempted FROM outbox ORDER BY seq LIMIT ?1",
+            params![limit as i64],
+        )
+    }
+
+    /// True while entry `seq` is in the outbox.
+    pub fn is_pending(&self, seq: u64) -> Result<bool, LedgerError> {
+        self.conn
+            .query_row("SELECT 1 FROM outbox WHERE seq = ?1", [seq as i64], |_| {
+                Ok(())
+            })
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(self.error())
+    }
+
+    /// A document's outbox entries, oldest first.
+    pub fn pending_for(&self, key: &Key) -> Result<Vec<Pending>, LedgerError> {
+        self.select_pending(
+            "SELECT seq, path, op, content, hash, attempted FROM outbox WHERE path = ?1 ORDER BY seq",
+            params![path_key(key)],
+        )
+    }
+
+    /// Paths with outbox entries.
+    pub fn pending_paths(&self) -> Result<std::collections::BTreeSet<String>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT DISTINCT path FROM outbox")
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(self.error())?;
+        rows.collect::<Result<_, _>>().map_err(self.error())
+    }
+
+    fn select_pending(
+        &self,
+        sql: &str,
+        parameters: impl rusqlite::Params,
+    ) -> Result<Vec<Pending>, LedgerError> {
+        select_pending(&self.conn, &self.path, sql, parameters)
+    }
+
+    pub fn conflicts(&self) -> Result<Vec<String>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT copy FROM conflicts ORDER BY id")
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map([], |row| row.get(0))
+            .map_err(self.error())?;
+        rows.collect::<Result<_, _>>().map_err(self.error())
+    }
+
+    pub fn trash(&self) -> Result<Vec<TrashEntry>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, path, file, reason, size, at_ms FROM trash ORDER BY id")
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(TrashEntry {
+                    id: row.get::<_, i64>(0)? as u64,
+                    path: row.get(1)?,
+                    file: row.get(2)?,
+                    reason: row.get(3)?,
+                    size: row.get::<_, i64>(4)? as u64,
+                    at_ms: row.get::<_, i64>(5)? as u64,
+                })
+            })
+            .map_err(self.error())?;
+        rows.collect::<Result<_, _>>().map_err(self.error())
+    }
+}
+
+fn select_pending(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+) -> Result<Vec<Pending>, LedgerError> {
+    let error = sqlite_error(path);
+    let mut statement = conn.prepare_cached(sql).map_err(&error)?;
+    let rows = statement
+        .query_map(parameters, |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<Vec<u8>>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, bool>(5)?,
+            ))
+        })
+        .map_err(&error)?;
+    let mut entries = Vec::new();
+    for row in rows {
+        let (seq, path, op, content, hash, attempted) = row.map_err(&error)?;
+        let Some(key) = key_of_path(&path) else {
+            tracing::error!(%path, seq, "skipping an outbox entry with an unknown path");
+            continue;
+        };
+        let op = match (op.as_str(), content) {
+            ("put", Some(content)) => Op::Put(content),
+            ("remove", _) => Op::Remove,
+            _ => {
+                tracing::error!(%path, seq, "skipping a damaged outbox entry");
+                continue;
+            }
+        };
+        entries.push(Pending {
+            seq: seq as u64,
+            key,
+            op,
+            hash,
+            attempted,
+        });
+    }
+    Ok(entries)
+}
+
+/// One write transaction of the ledger.
+pub struct LedgerTx<'a> {
+    tx: &'a Transaction<'a>,
+    path: &'a Path,
+    bases: &'a BTreeMap<Key, Base>,
+    /// Base changes, applied to the cache once the transaction commits.
+    changes: &'a std::cell::RefCell<Vec<(Key, Option<Base>)>>,
+}
+
+impl LedgerTx<'_> {
+    fn error(&self) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
+        sqlite_error(self.path)
+    }
+
+    fn run(&self, sql: &str, parameters: impl rusqlite::Params) -> Result<usize, LedgerError> {
+        self.tx
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(parameters))
+            .map_err(self.error())
+    }
+
+    pub fn set_meta(&self, name: MetaName, value: Option<&str>) -> Result<(), LedgerError> {
+        match value {
+            Some(value) => self.run(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name.as_str(), value],
+            ),
+            None => self.run("DELETE FROM meta WHERE name = ?1", [name.as_str()]),
+        }?;
+        Ok(())
+    }
+
+    /// The base as this transaction sees it.
+    pub fn base(&self, key: &Key) -> Option<Base> {
+        let changes = self.changes.borrow();
+        match changes.iter().rev().find(|(k, _)| k == key) {
+            Some((_, base)) => base.clone(),
+            None => self.bases.get(key).cloned(),
+        }
+    }
+
+    /// A document's outbox entries, oldest first.
+    pub fn pending_for(&self, key: &Key) -> Result<Vec<Pending>, LedgerError> {
+        select_pending(
+            self.tx,
+            self.path,
+            "SELECT seq, path, op, content, hash, attempted FROM outbox WHERE path = ?1 ORDER BY seq",
+            params![path_key(key)],
+        )
+    }
+
+    pub fn set_base(&self, key: &Key, base: Option<&Base>) -> Result<(), LedgerError> {
+        self.changes.borrow_mut().push((key.clone(), base.cloned()));
+        match base {
+            Some(base) => self.run(
+                "INSERT INTO documents (path, version, hash) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (path) DO UPDATE SET version = excluded.version, hash = excluded.hash",
+                params![path_key(key), base.version, base.hash],
+            ),
+            None => self.run("DELETE FROM documents WHERE path = ?1", [path_key(key)]),
+        }?;
+        Ok(())
+    }
+
+    /// Appends an acknowledged change. Entries of the same document not yet
+    /// sent are superseded by it (only the newest content matters); sent
+    /// ones stay, so a push whose reply was lost is still recognised.
+    pub fn enqueue(&self, key: &Key, op: &Op) -> Result<u64, LedgerError> {
+        let path = path_key(key);
+        self.run(
+            "DELETE FROM outbox WHERE path = ?1 AND attempted = 0",
+            [&path],
+        )?;
+        let (name, content, hash) = match op {
+            Op::Put(content) => (
+                "put",
+                Some(content.as_slice()),
+                Some(doc_hash(key, content)),
+            ),
+            Op::Remove => ("remove", None, None),
+        };
+        self.run(
+            "INSERT INTO outbox (path, op, content, hash, queued_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![path, name, content, hash, super::now_ms() as i64],
+        )?;
+        Ok(self.tx.last_insert_rowid() as u64)
+    }
+
+    /// Inserts an entry as it was (a migration keeps every old entry).
+    fn enqueue_unmerged(&self, key: &Key, op: &Op) -> Result<(), LedgerError> {
+        let (name, content, hash) = match op {
+            Op::Put(content) => (
+                "put",
+                Some(content.as_slice()),
+                Some(doc_hash(key, content)),
+            ),
+            Op::Remove => ("remove", None, None),
+        };
+        self.run(
+            "INSERT INTO outbox (path, op, content, hash, queued_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![path_key(key), name, content, hash, super::now_ms() as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_attempted(&self, seq: u64) -> Result<(), LedgerError> {
+        self.run(
+            "UPDATE outbox SET attempted = 1 WHERE seq = ?1",
+            [seq as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_pending(&self, seq: u64) -> Result<(), LedgerError> {
+        self.run("DELETE FROM outbox WHERE seq = ?1", [seq as i64])?;
+        Ok(())
+    }
+
+    /// Removes a document's entries up to and including `seq`.
+    pub fn remove_pending_through(&self, key: &Key, seq: u64) -> Result<(), LedgerError> {
+        self.run(
+            "DELETE FROM outbox WHERE path = ?1 AND seq <= ?2",
+            params![path_key(key), seq as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn add_conflict(&self, copy: &str) -> Result<(), LedgerError> {
+        self.run(
+            "INSERT INTO conflicts (copy, at_ms) VALUES (?1, ?2)",
+            params![copy, super::now_ms() as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn add_trash(
+        &self,
+        path: &str,
+        file: &str,
+        reason: &str,
+        size: u64,
+    ) -> Result<u64, LedgerError> {
+        self.run(
+            "INSERT INTO trash (path, file, reason, size, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![path, file, reason, size as i64, super::now_ms() as i64],
+        )?;
+        Ok(self.tx.last_insert_rowid() as u64)
+    }
+
+    /// Forgets trash entries older than `cutoff_ms`; returns their files.
+    pub fn expire_trash(&self, cutoff_ms: u64) -> Result<Vec<String>, LedgerError> {
+        let mut statement = self
+            .tx
+            .prepare_cached("DELETE FROM trash WHERE at_ms < ?1 RETURNING file")
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map([cutoff_ms as i64], |row| row.get(0))
+            .map_err(self.error())?;
+        rows.collect::<Result<_, _>>().map_err(self.error())
+    }
+}
+
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The database holds tokens: 0600 like every other file of the host.
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(
+        path,
+        std::fs::Permissions::from_mode(crate::fsutil::FILE_MODE),
+    );
+}
+
+/// Imports the state of an older host (`state.json` and `outbox/`), once.
+/// The old files are renamed `*.migrated`, never deleted.
+pub mod migrate {
+    use super::*;
+    use crate::mirror::workspace::Workspace;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct OldSeen {
+        local: String,
+        remote: String,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct OldState {
+        backend: String,
+        lineage: Option<String>,
+        cursor: Option<String>,
+        last_sync_ms: Option<u64>,
+        documents: BTreeMap<String, OldSeen>,
+        conflicts: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct OldEntry {
+        path: String,
+        op: String,
+        content: Option<String>,
+    }
+
+    /// True when there was something to migrate.
+    pub fn from_json(ledger: &mut Ledger, workspace: &Workspace) -> Result<bool, LedgerError> {
+        let state_dir = workspace.state_dir();
+        let state_file = state_dir.join("state.json");
+        let outbox_dir = state_dir.join("outbox");
+        if !state_file.is_file() && !outbox_dir.is_dir() {
+            return Ok(false);
+        }
+        let ledger_path = ledger.path().display().to_string();
+        let failed = |message: String| LedgerError::Migration {
+            path: ledger_path.clone(),
+            message,
+        };
+        let state: OldState = match std::fs::read(&state_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| failed(format!("{} is damaged: {e}", state_file.display())))?,
+            Err(_) => OldState::default(),
+        };
+        let entries = old_outbox(&outbox_dir).map_err(|e| failed(e.to_string()))?;
+        ledger.write(|tx| {
+            tx.set_meta(
+                MetaName::Backend,
+                Some(state.backend.as_str()).filter(|b| !b.is_empty()),
+            )?;
+            tx.set_meta(MetaName::Lineage, state.lineage.as_deref())?;
+            tx.set_meta(MetaName::Cursor, state.cursor.as_deref())?;
+            let last_sync = state.last_sync_ms.map(|ms| ms.to_string());
+            tx.set_meta(MetaName::LastSyncMs, last_sync.as_deref())?;
+            for (path, seen) in &state.documents {
+                let Some(key) = key_of_path(path) else {
+                    continue;
+                };
+                let base = Base {
+                    version: seen.remote.clone(),
+                    hash: migrated_hash(workspace, &key, &seen.local),
+                };
+                tx.set_base(&key, Some(&base))?;
+            }
+            for copy in &state.conflicts {
+                tx.add_conflict(copy)?;
+            }
+            for entry in &entries {
+                let Some(key) = key_of_path(&entry.path) else {
+                    continue;
+                };
+                let op = match (entry.op.as_str(), &entry.content) {
+                    ("put", Some(content)) => Op::Put(content.clone().into_bytes()),
+                    ("remove", _) => Op::Remove,
+                    _ => continue,
+                };
+                tx.enqueue_unmerged(&key, &op)?;
+            }
+            Ok(())
+        })?;
+        for old in [state_file, outbox_dir] {
+            if old.exists() {
+                let mut kept = old.clone().into_os_string();
+                kept.push(".migrated");
+                std::fs::rename(&old, &kept).map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        tracing::info!(
+            documents = state.documents.len(),
+            outbox = entries.len(),
+            "migrated the sync state of an older storehost into the ledger"
+        );
+        Ok(true)
+    }
+
+    /// The old state kept a hash of the raw bytes. Where the file is still
+    /// those bytes, its content hash is the base; otherwise the base is
+    /// unknown, which counts as a local change (pushed with the old
+    /// version as precondition, so nothing remote is overwritten unseen).
+    fn migrated_hash(workspace: &Workspace, key: &Key, old_local: &str) -> String {
+        match workspace.read(key) {
+            Ok(Some(content)) if super::super::hash::raw_hash(&content) == old_local => {
+                doc_hash(key, &content)
+            }
+            _ => format!("unknown:{old_local}"),
+        }
+    }
+
+    fn old_outbox(dir: &Path) -> std::io::Result<Vec<OldEntry>> {
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let seq = path.file_stem()?.to_str()?.parse().ok()?;
+                Some((seq, path))
+            })
+            .collect();
+        files.sort();
+        let mut entries = Vec::new();
+        for (_, path) in files {
+            match serde_json::from_slice(&std::fs::read(&path)?) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), "skipping a damaged outbox entry: {e}")
+                }
+            }
+        }
+        Ok(entries)
+    }
+}

@@ -70,6 +70,8 @@ pub struct Storehost {
     mirror: Option<Arc<Mirror>>,
     /// The task that pushes the outbox, from bootstrap on; stopped on drop.
     replay: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The workspace lock of a mirrored host.
+    _lock: Option<std::fs::File>,
     backend: String,
     example_config: Option<PathBuf>,
 }
@@ -226,6 +228,10 @@ impl Storehost {
         let runtime = Runtime::shared()?;
         let plugin = Arc::new(Plugin::load(&runtime, spec, wasm)?);
         plugin.start().await?;
+        let lock = match mode {
+            Mode::Direct => None,
+            Mode::Mirrored => Some(crate::mirror::engine::lock_workspace(&workspace)?),
+        };
         let mirror = match mode {
             Mode::Direct => None,
             Mode::Mirrored => Some(Arc::new(Mirror::open(
@@ -239,6 +245,7 @@ impl Storehost {
             plugin,
             mirror,
             replay: std::sync::Mutex::new(None),
+            _lock: lock,
             backend,
             example_config: options.example_config,
         })

@@ -113,6 +113,7 @@ async fn objects_from_a_plain_s3_client_reach_the_workspace_and_back() {
     assert_eq!(content_type, "application/json");
     std::fs::write(host.config_path(), "port: 9000\n").unwrap();
     host.persist_config().await.unwrap();
+    assert_eq!(host.flush(Duration::from_secs(30)).await.unwrap(), 0);
     let (config, config_type) = object_text(&client, "tokens", "config/config.yaml")
         .await
         .unwrap();

@@ -73,6 +73,7 @@ async fn rows_written_by_existing_deployments_reach_the_workspace_and_back() {
     );
     std::fs::write(host.config_path(), "port: 9000\n").unwrap();
     host.persist_config().await.unwrap();
+    assert_eq!(host.flush(Duration::from_secs(30)).await.unwrap(), 0);
     assert_eq!(
         server.psql("SELECT content FROM config_store WHERE id = 'config'"),
         "port: 9000"

@@ -128,11 +128,18 @@ pub fn decide(base: Option<&Base>, queued: &[Queued], local: &Local, remote: &Re
 }
 
 /// Local changes are queued: the drain pushes them unless the remote moved.
+/// A workspace file newer than the last queued change (written while the
+/// host was down, or in the instant before a crash) is queued too.
 fn with_queue(queued: &[Queued], local: &Local, remote: &Remote, remote_changed: bool) -> Action {
-    if !remote_changed {
-        return Action::Nothing;
-    }
     let last = queued.last().expect("a queue");
+    if !remote_changed {
+        return match (local, &last.hash) {
+            (Local::Present(local), Some(queued)) if local == queued => Action::Nothing,
+            (Local::Present(_), _) => Action::Push,
+            (Local::Absent, Some(_)) => Action::PushRemove,
+            _ => Action::Nothing,
+        };
+    }
     match remote {
         Remote::Unknown => Action::Nothing,
         Remote::Present { version, hash } => {
@@ -233,6 +240,10 @@ mod tests {
             ("invalid local file", b.clone(), vec![], Invalid, remote("v2", "C"), NOTHING),
             ("queued, remote as before", b.clone(), vec![put(7, "B")], present("B"), remote("v1", "A"), NOTHING),
             ("queued, remote not looked at", b.clone(), vec![put(7, "B")], present("B"), Unknown, NOTHING),
+            ("queued, the file is newer still", b.clone(), vec![put(7, "B")], present("C"), Unknown, Action::Push),
+            ("queued, the file is gone since", b.clone(), vec![put(7, "B")], LAbsent, remote("v1", "A"), Action::PushRemove),
+            ("queued removal, the file is back", b.clone(), vec![remove(7)], present("C"), Unknown, Action::Push),
+            ("queued removal, still gone", b.clone(), vec![remove(7)], LAbsent, Unknown, NOTHING),
             ("queued write whose reply was lost", b.clone(), vec![put(7, "B")], present("B"), remote("v2", "B"), agree("v2", "B", Some(7))),
             ("older queued write reached the remote", b.clone(), vec![put(7, "B"), put(9, "C")], present("C"), remote("v2", "B"), agree("v2", "B", Some(7))),
             ("newest queued write reached the remote", b.clone(), vec![put(7, "B"), put(9, "C")], present("C"), remote("v3", "C"), agree("v3", "C", Some(9))),

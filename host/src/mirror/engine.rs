@@ -87,9 +87,6 @@ pub struct Mirror {
     progress: Notify,
     /// Set while the backend is unavailable.
     backend_down: AtomicBool,
-    /// Held while this host mirrors the workspace: two hosts on one
-    /// workspace would each take the other's writes for the proxy's.
-    _lock: std::fs::File,
 }
 
 /// How [`Mirror::settle`] treats what it finds.
@@ -125,7 +122,6 @@ impl Mirror {
         options: MirrorOptions,
     ) -> Result<Mirror, StorehostError> {
         workspace.create()?;
-        let lock = lock_workspace(&workspace)?;
         let mut ledger = Ledger::open(&workspace.state_dir())?;
         super::ledger::migrate::from_json(&mut ledger, &workspace)?;
         let mirror = Mirror {
@@ -137,7 +133,6 @@ impl Mirror {
             wake: Notify::new(),
             progress: Notify::new(),
             backend_down: AtomicBool::new(false),
-            _lock: lock,
         };
         mirror.expire_trash()?;
         Ok(mirror)
@@ -523,6 +518,37 @@ impl Mirror {
         settled: &mut Settled,
     ) -> Result<(), StorehostError> {
         let (local, local_content) = self.local_now(key)?;
+        // Agreement can leave a newer local change to queue: decide again.
+        for _ in 0..2 {
+            let agreed = self.settle_step(
+                tx,
+                key,
+                remote,
+                content,
+                (&local, &local_content),
+                policy,
+                settled,
+            )?;
+            if !agreed {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One decision and its action; true when it was an agreement.
+    #[allow(clippy::too_many_arguments)]
+    fn settle_step(
+        &self,
+        tx: &LedgerTx<'_>,
+        key: &Key,
+        remote: &RemoteState,
+        content: Option<&[u8]>,
+        (local, local_content): (&Local, &Option<Vec<u8>>),
+        policy: &Policy<'_>,
+        settled: &mut Settled,
+    ) -> Result<bool, StorehostError> {
+        let local_content = local_content.clone();
         let base = tx.base(key);
         let pending = tx.pending_for(key)?;
         let queued: Vec<Queued> = pending
@@ -532,7 +558,7 @@ impl Mirror {
                 hash: p.hash.clone(),
             })
             .collect();
-        let action = decide(base.as_ref(), &queued, &local, remote);
+        let action = decide(base.as_ref(), &queued, local, remote);
         if action != Action::Nothing {
             tracing::debug!(%key, ?action, "decided");
         }
@@ -570,7 +596,7 @@ impl Mirror {
                 keep_local,
                 drop_queued,
             } => {
-                let expected = match &local {
+                let expected = match local {
                     Local::Present(hash) => Some(hash.as_str()),
                     _ => None,
                 };
@@ -586,7 +612,7 @@ impl Mirror {
                 };
                 let Swap::Done { previous } = swap else {
                     tracing::info!(%key, "the file changed while it was being brought in step; the local change is kept and goes out next");
-                    return Ok(());
+                    return Ok(false);
                 };
                 let reason = match (keep_local, remote) {
                     (true, _) => "conflict: the backend's version won",
@@ -619,7 +645,7 @@ impl Mirror {
                 }
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Restores files whose disappearance the guard refused, from the
@@ -695,8 +721,10 @@ impl Mirror {
 }
 
 /// Takes `.storehost/lock` (an advisory lock the kernel drops with the
-/// process, `kill -9` included) and writes our pid into it.
-fn lock_workspace(workspace: &Workspace) -> Result<std::fs::File, StorehostError> {
+/// process, `kill -9` included) and writes our pid into it. Held while a
+/// host mirrors the workspace: two hosts on one workspace would each take
+/// the other's writes for the proxy's.
+pub fn lock_workspace(workspace: &Workspace) -> Result<std::fs::File, StorehostError> {
     use std::io::{Read, Seek, Write};
     use std::os::unix::fs::OpenOptionsExt;
     let path = workspace.state_dir().join("lock");
@@ -712,13 +740,7 @@ fn lock_workspace(workspace: &Workspace) -> Result<std::fs::File, StorehostError
         .mode(crate::fsutil::FILE_MODE)
         .open(&path)
         .map_err(io_error)?;
-    // A host dropped a moment ago may still be letting go of it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        if std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        }
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         let mut pid = String::new();
         let _ = file.read_to_string(&mut pid);
         return Err(StorehostError::WorkspaceInUse {

@@ -16,6 +16,8 @@ pub mod paths;
 pub mod remote;
 pub mod scan;
 pub mod sync;
+#[cfg(test)]
+mod tests;
 pub mod trash;
 pub mod workspace;
 

@@ -9,6 +9,10 @@ use storehost::StorehostOptions;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [remote, workspace, prefix] = args.as_slice() else {
         anyhow::bail!("usage: crash-writer REMOTE WORKSPACE PREFIX");
@@ -23,6 +27,9 @@ async fn main() -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "ready")?;
     stdout.flush()?;
+    // The test checks the state the start left before writes begin.
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go)?;
     for n in 0.. {
         let content = format!("{{\"n\":{n},\"by\":\"{prefix}\"}}");
         let id = match n % 2 {

@@ -1,0 +1,461 @@
+//! The engine against an in-memory backend: the decisions as they are
+//! carried out, without wasm. Real components and servers are exercised
+//! by the integration tests.
+
+use super::engine::{Mirror, MirrorOptions, Saved};
+use super::hash::doc_hash;
+use super::ledger::{Ledger, MetaName};
+use super::remote::{Remote, RemoteFuture};
+use super::workspace::{Swap, Workspace};
+use crate::fsutil::Durability;
+use crate::model::{Change, Document, Entry, Key, Kind, Precondition, Snapshot};
+use crate::runtime::{BackendError, PluginError};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// An in-memory backend with preconditions, batches that apply whole, and
+/// two faults: down, and "applies the change but the reply is lost".
+#[derive(Default)]
+struct FakeRemote {
+    state: Mutex<FakeState>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    documents: BTreeMap<Key, (String, Vec<u8>)>,
+    next_version: u64,
+    down: bool,
+    lose_replies: bool,
+    applies: usize,
+}
+
+fn error(call: &'static str, error: BackendError) -> PluginError {
+    PluginError::Backend {
+        plugin: "fake".into(),
+        call,
+        error,
+    }
+}
+
+impl FakeRemote {
+    fn set(&self, key: &Key, content: &[u8]) {
+        let mut state = self.state.lock().unwrap();
+        state.next_version += 1;
+        let version = format!("v{}", state.next_version);
+        state
+            .documents
+            .insert(key.clone(), (version, content.to_vec()));
+    }
+
+    fn get(&self, key: &Key) -> Option<Vec<u8>> {
+        let state = self.state.lock().unwrap();
+        state.documents.get(key).map(|(_, c)| c.clone())
+    }
+
+    fn remove(&self, key: &Key) {
+        self.state.lock().unwrap().documents.remove(key);
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    fn document(key: &Key, (version, content): &(String, Vec<u8>)) -> Document {
+        Document {
+            entry: entry(key, version),
+            content: content.clone(),
+        }
+    }
+
+    fn apply_now(&self, changes: Vec<Change>) -> Result<Vec<Option<Entry>>, PluginError> {
+        let mut state = self.state.lock().unwrap();
+        if state.down {
+            return Err(error("apply", BackendError::Unavailable("down".into())));
+        }
+        state.applies += 1;
+        for change in &changes {
+            let (key, precondition) = match change {
+                Change::Put {
+                    key, precondition, ..
+                }
+                | Change::Remove { key, precondition } => (key, precondition),
+            };
+            let current = state.documents.get(key).map(|(v, _)| v);
+            let holds = match precondition {
+                Precondition::Any => true,
+                Precondition::Absent => current.is_none(),
+                Precondition::Matches(v) => current == Some(v),
+            };
+            if !holds {
+                return Err(error("apply", BackendError::Conflict(key.clone())));
+            }
+        }
+        let mut entries = Vec::new();
+        for change in changes {
+            match change {
+                Change::Put { key, content, .. } => {
+                    state.next_version += 1;
+                    let version = format!("v{}", state.next_version);
+                    entries.push(Some(entry(&key, &version)));
+                    state.documents.insert(key, (version, content));
+                }
+                Change::Remove { key, .. } => {
+                    state.documents.remove(&key);
+                    entries.push(None);
+                }
+            }
+        }
+        if state.lose_replies {
+            return Err(error(
+                "apply",
+                BackendError::Unavailable("reply lost".into()),
+            ));
+        }
+        Ok(entries)
+    }
+}
+
+fn entry(key: &Key, version: &str) -> Entry {
+    Entry {
+        key: key.clone(),
+        version: version.to_string(),
+        size: 0,
+        modified_ms: None,
+    }
+}
+
+impl Remote for FakeRemote {
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    fn prepare(&self) -> RemoteFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn pull<'a>(&'a self, _cursor: Option<&'a str>) -> RemoteFuture<'a, Snapshot> {
+        Box::pin(async move {
+            let state = self.state.lock().unwrap();
+            if state.down {
+                return Err(error("pull", BackendError::Unavailable("down".into())));
+            }
+            Ok(Snapshot {
+                documents: state
+                    .documents
+                    .iter()
+                    .map(|(k, d)| FakeRemote::document(k, d))
+                    .collect(),
+                removed: Vec::new(),
+                cursor: String::new(),
+                complete: true,
+            })
+        })
+    }
+
+    fn read<'a>(&'a self, keys: &'a [Key]) -> RemoteFuture<'a, Vec<Option<Document>>> {
+        Box::pin(async move {
+            let state = self.state.lock().unwrap();
+            Ok(keys
+                .iter()
+                .map(|k| state.documents.get(k).map(|d| FakeRemote::document(k, d)))
+                .collect())
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        changes: Vec<Change>,
+        _message: &'a str,
+    ) -> RemoteFuture<'a, Vec<Option<Entry>>> {
+        Box::pin(async move { self.apply_now(changes) })
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    remote: Arc<FakeRemote>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            _dir: tempfile::tempdir().unwrap(),
+            remote: Arc::new(FakeRemote::default()),
+        }
+    }
+
+    fn workspace(&self, name: &str) -> Workspace {
+        Workspace::new(self._dir.path().join(name))
+    }
+
+    async fn mirror(&self, name: &str) -> Mirror {
+        let mirror = Mirror::open(
+            self.remote.clone(),
+            self.workspace(name),
+            MirrorOptions::default(),
+        )
+        .unwrap();
+        super::bootstrap::mirrored(&mirror, None).await.unwrap();
+        mirror
+    }
+}
+
+fn auth(id: &str) -> Key {
+    Key::auth(id)
+}
+
+fn trash_reasons(mirror: &Mirror) -> Vec<String> {
+    mirror
+        .ledger()
+        .trash()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_push_whose_reply_was_lost_is_not_a_conflict() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let key = auth("a.json");
+    mirror.enqueue_put(&key, br#"{"v":1}"#.to_vec()).unwrap();
+    mirror.drain().await.unwrap();
+    fixture.remote.with(|s| s.lose_replies = true);
+    mirror.enqueue_put(&key, br#"{"v":2}"#.to_vec()).unwrap();
+    assert!(mirror.drain().await.unwrap().blocked);
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"v":2}"#);
+    // A newer write queued while the reply was lost.
+    mirror.enqueue_put(&key, br#"{"v":3}"#.to_vec()).unwrap();
+    fixture.remote.with(|s| s.lose_replies = false);
+    let drained = mirror.drain().await.unwrap();
+    assert_eq!(drained.resolved, 1, "the replay met its own write once");
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"v":3}"#);
+    assert_eq!(mirror.outbox_len().await, 0);
+    assert!(mirror.ledger().conflicts().unwrap().is_empty());
+    assert_eq!(mirror.workspace.read(&key).unwrap().unwrap(), br#"{"v":3}"#);
+}
+
+#[tokio::test]
+async fn two_writers_of_one_document_keep_the_loser_as_a_conflict_copy() {
+    let fixture = Fixture::new();
+    let (a, b) = (fixture.mirror("a").await, fixture.mirror("b").await);
+    let key = auth("shared.json");
+    a.enqueue_put(&key, br#"{"by":"a"}"#.to_vec()).unwrap();
+    b.enqueue_put(&key, br#"{"by":"b"}"#.to_vec()).unwrap();
+    a.drain().await.unwrap();
+    b.drain().await.unwrap();
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"by":"a"}"#);
+    assert_eq!(b.workspace.read(&key).unwrap().unwrap(), br#"{"by":"a"}"#);
+    let copies = b.ledger().conflicts().unwrap();
+    assert_eq!(copies.len(), 1);
+    let copy = std::fs::read(b.workspace.root().join(&copies[0])).unwrap();
+    assert_eq!(copy, br#"{"by":"b"}"#);
+    assert_eq!(trash_reasons(&b), ["conflict: the backend's version won"]);
+}
+
+#[tokio::test]
+async fn remote_changes_and_deletions_go_through_the_trash_and_come_back() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let key = auth("t.json");
+    mirror.enqueue_put(&key, br#"{"v":1}"#.to_vec()).unwrap();
+    mirror.drain().await.unwrap();
+    fixture.remote.set(&key, br#"{"v":2}"#);
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    fixture.remote.remove(&key);
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    assert!(mirror.workspace.read(&key).unwrap().is_none());
+    let trash = mirror.ledger().trash().unwrap();
+    assert_eq!(trash.len(), 2, "{trash:?}");
+    assert_eq!(trash[0].reason, "replaced by the backend's version");
+    assert_eq!(trash[1].reason, "deleted on the backend");
+    // The first version comes back through the normal write path.
+    let restored = super::trash::restore(&mirror.workspace, trash[0].id).unwrap();
+    assert_eq!(restored, key);
+    assert_eq!(mirror.workspace.read(&key).unwrap().unwrap(), br#"{"v":1}"#);
+    assert!(mirror.note_local_write(&key).unwrap().is_some());
+    mirror.drain().await.unwrap();
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"v":1}"#);
+}
+
+#[tokio::test]
+async fn a_guarded_swap_never_clobbers_a_file_that_changed() {
+    let fixture = Fixture::new();
+    let workspace = fixture.workspace("w");
+    workspace.create().unwrap();
+    let key = auth("x.json");
+    workspace.write(&key, br#"{"proxy":2}"#).unwrap();
+    let stale = doc_hash(&key, br#"{"proxy":1}"#);
+    let swap = workspace
+        .replace_if(&key, br#"{"remote":1}"#, Some(&stale), Durability::Now)
+        .unwrap();
+    assert_eq!(swap, Swap::LocalChanged);
+    assert_eq!(workspace.read(&key).unwrap().unwrap(), br#"{"proxy":2}"#);
+    assert_eq!(
+        workspace.remove_if(&key, &stale).unwrap(),
+        Swap::LocalChanged
+    );
+    assert_eq!(workspace.read(&key).unwrap().unwrap(), br#"{"proxy":2}"#);
+    // Expected absent, but the proxy created it.
+    let swap = workspace
+        .replace_if(&key, br#"{"remote":1}"#, None, Durability::Now)
+        .unwrap();
+    assert_eq!(swap, Swap::LocalChanged);
+    let current = doc_hash(&key, br#"{"proxy":2}"#);
+    let Swap::Done {
+        previous: Some(previous),
+    } = workspace
+        .replace_if(&key, br#"{"remote":1}"#, Some(&current), Durability::Now)
+        .unwrap()
+    else {
+        panic!("the swap should happen");
+    };
+    let kept = std::fs::read(workspace.trash_dir().join(previous.file)).unwrap();
+    assert_eq!(kept, br#"{"proxy":2}"#);
+    // No temp file is left behind.
+    let names: Vec<String> = std::fs::read_dir(workspace.auth_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["x.json"]);
+}
+
+#[tokio::test]
+async fn a_symlink_in_the_workspace_is_never_written_through() {
+    let fixture = Fixture::new();
+    let workspace = fixture.workspace("w");
+    workspace.create().unwrap();
+    let outside = fixture._dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, workspace.auth_dir().join("team")).unwrap();
+    let key = auth("team/a.json");
+    let error = workspace
+        .replace_if(&key, b"{}", None, Durability::Now)
+        .unwrap_err();
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+}
+
+#[tokio::test]
+async fn instances_starting_together_share_one_lineage() {
+    let fixture = Fixture::new();
+    let mirrors: Vec<Mirror> = (0..3)
+        .map(|i| {
+            Mirror::open(
+                fixture.remote.clone(),
+                fixture.workspace(&format!("m{i}")),
+                MirrorOptions::default(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let reports = futures_join_all(&mirrors).await;
+    let lineages: Vec<_> = reports.iter().map(|r| r.lineage.clone().unwrap()).collect();
+    assert!(lineages.iter().all(|l| l == &lineages[0]), "{lineages:?}");
+    let stored = fixture.remote.get(&Key::meta("lineage")).unwrap();
+    assert_eq!(String::from_utf8(stored).unwrap(), lineages[0]);
+    // And each restarts cleanly.
+    drop(mirrors);
+    for i in 0..3 {
+        let mirror = fixture.mirror(&format!("m{i}")).await;
+        assert_eq!(
+            mirror.ledger().meta(MetaName::Lineage).unwrap().unwrap(),
+            lineages[0]
+        );
+    }
+}
+
+async fn futures_join_all(mirrors: &[Mirror]) -> Vec<super::bootstrap::BootstrapReport> {
+    let (a, b, c) = tokio::join!(
+        super::bootstrap::mirrored(&mirrors[0], None),
+        super::bootstrap::mirrored(&mirrors[1], None),
+        super::bootstrap::mirrored(&mirrors[2], None),
+    );
+    vec![a.unwrap(), b.unwrap(), c.unwrap()]
+}
+
+#[tokio::test]
+async fn an_acknowledged_write_waits_for_nothing_while_the_backend_is_down() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    fixture.remote.with(|s| s.down = true);
+    let key = auth("down.json");
+    let saved = mirror.enqueue_put(&key, br#"{"q":1}"#.to_vec()).unwrap();
+    let Saved::Queued(seq) = saved else {
+        panic!("{saved:?}")
+    };
+    assert!(
+        !mirror
+            .wait_pushed(seq, Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    assert!(mirror.drain().await.unwrap().blocked);
+    fixture.remote.with(|s| s.down = false);
+    mirror.drain().await.unwrap();
+    assert!(
+        mirror
+            .wait_pushed(seq, Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"q":1}"#);
+}
+
+#[tokio::test]
+async fn an_older_workspace_state_is_migrated_into_the_ledger() {
+    let fixture = Fixture::new();
+    let workspace = fixture.workspace("old");
+    workspace.create().unwrap();
+    let (synced, queued) = (auth("synced.json"), auth("queued.json"));
+    workspace.write(&synced, br#"{"s":1}"#).unwrap();
+    workspace.write(&queued, br#"{"q":1}"#).unwrap();
+    fixture.remote.set(&synced, br#"{"s":1}"#);
+    fixture.remote.set(&Key::meta("lineage"), b"L-old");
+    let state = serde_json::json!({
+        "backend": "fake",
+        "lineage": "L-old",
+        "cursor": null,
+        "last_sync_ms": 1,
+        "documents": {
+            "auths/synced.json": {"local": super::hash::raw_hash(br#"{"s":1}"#), "remote": "v1"}
+        },
+        "conflicts": ["auths/x.json.conflict-1"]
+    });
+    let state_dir = workspace.state_dir();
+    std::fs::write(state_dir.join("state.json"), state.to_string()).unwrap();
+    std::fs::create_dir_all(state_dir.join("outbox")).unwrap();
+    std::fs::write(
+        state_dir.join("outbox").join(format!("{:020}.json", 1)),
+        r#"{"seq":1,"path":"auths/queued.json","op":"put","content":"{\"q\":1}"}"#,
+    )
+    .unwrap();
+    let mirror = fixture.mirror("old").await;
+    assert!(state_dir.join("state.json.migrated").is_file());
+    assert!(state_dir.join("outbox.migrated").is_dir());
+    assert!(!state_dir.join("state.json").exists());
+    let ledger = Ledger::open(&state_dir).unwrap();
+    assert_eq!(ledger.meta(MetaName::Lineage).unwrap().unwrap(), "L-old");
+    assert_eq!(ledger.conflicts().unwrap(), ["auths/x.json.conflict-1"]);
+    drop(ledger);
+    // The queued write was replayed; the synced one needed nothing.
+    assert_eq!(fixture.remote.get(&queued).unwrap(), br#"{"q":1}"#);
+    assert_eq!(mirror.outbox_len().await, 0);
+    let synced_version = fixture
+        .remote
+        .with(|s| s.documents.get(&synced).map(|(v, _)| v.clone()));
+    assert_eq!(
+        synced_version.as_deref(),
+        Some("v1"),
+        "the document in step was not pushed again"
+    );
+    assert!(
+        mirror
+            .ledger()
+            .bases()
+            .keys()
+            .any(|k| k.kind == Kind::Config)
+    );
+}

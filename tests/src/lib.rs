@@ -7,6 +7,7 @@ pub mod git;
 pub mod logs;
 pub mod postgres;
 pub mod s3;
+pub mod scenarios;
 pub mod tcp_front;
 pub mod tls_front;
 

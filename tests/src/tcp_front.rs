@@ -66,6 +66,8 @@ async fn serve(listener: std::net::TcpListener, target: Arc<AtomicU16>, cut: wat
         };
         let backend = target.load(Ordering::SeqCst);
         if backend == 0 {
+            // Down: reset at once, as a host with nothing on the port does.
+            let _ = socket2::SockRef::from(&client).set_linger(Some(std::time::Duration::ZERO));
             continue;
         }
         let mut cut = cut.subscribe();

@@ -119,7 +119,12 @@ fn write_order(content: &str) -> (String, u64) {
 
 #[test]
 fn acknowledged_writes_survive_sigkill_at_random_moments() {
-    let root = tempfile::tempdir().unwrap();
+    // CRASH_KEEP=1 keeps the directories of a failed run to look at.
+    let root = tempfile::Builder::new()
+        .disable_cleanup(std::env::var_os("CRASH_KEEP").is_some())
+        .tempdir()
+        .unwrap();
+    eprintln!("crash test directory: {}", root.path().display());
     let (remote, workspace) = (root.path().join("remote"), root.path().join("ws"));
     let mut acked = BTreeMap::new();
     for round in 0..ROUNDS {

@@ -67,6 +67,7 @@ async fn script(host: &Storehost) -> Vec<String> {
     seen.push(format!("after delete={ids:?}"));
     std::fs::write(host.config_path(), "port: 8317\r\n").unwrap();
     host.persist_config().await.unwrap();
+    assert_eq!(host.flush(Duration::from_secs(30)).await.unwrap(), 0);
     let config = host
         .plugin()
         .read_one(&storehost::Key::config())

@@ -268,6 +268,10 @@ impl Mirror {
                 break;
             }
             singles = singles.saturating_sub(batch.len());
+            tracing::debug!(
+                entries = ?batch.iter().map(|s| (s.seq, s.key.to_string())).collect::<Vec<_>>(),
+                "pushing"
+            );
             let changes = batch.iter().map(|sent| sent.change.clone()).collect();
             match self.remote.apply(changes, &batch_message(&batch)).await {
                 Ok(entries) => {
@@ -572,6 +576,7 @@ impl Mirror {
                 if let Some(seq) = through {
                     tx.remove_pending_through(key, seq)?;
                 }
+                return Ok(true);
             }
             Action::Push => {
                 let content = local_content.expect("a present document has content");

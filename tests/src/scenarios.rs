@@ -1,0 +1,310 @@
+//! The mirror tested the way it is used, on any backend: several hosts on
+//! one backend, the proxy writing plain files into each workspace at once,
+//! the backend cut off mid-call, hosts starting together. Each backend's
+//! test file runs these against its real server.
+
+use crate::auth_files;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+use storehost::Storehost;
+use storehost::runtime::Plugin;
+
+/// A backend the scenarios can run on.
+pub trait Backend {
+    /// A host mirroring `workspace` to the backend (polling quickly).
+    fn host(&self, workspace: &Path) -> impl Future<Output = Storehost>;
+    /// A fresh plugin on the backend, to see what it holds.
+    fn reader(&self, scratch: &Path) -> Plugin;
+}
+
+/// A backend whose server can be stopped (cutting calls in flight) and
+/// started again.
+pub trait Outage: Backend {
+    fn stop(&mut self);
+    fn resume(&mut self);
+}
+
+/// The auth documents on the backend, as JSON by id.
+pub async fn backend_auths(backend: &impl Backend, scratch: &Path) -> BTreeMap<String, String> {
+    let plugin = backend.reader(scratch);
+    plugin.start().await.unwrap();
+    let snapshot = plugin.pull(None).await.unwrap();
+    snapshot
+        .documents
+        .into_iter()
+        .filter(|d| d.entry.key.kind == storehost::Kind::Auth)
+        .map(|d| (d.entry.key.id.clone(), canonical(&d.content)))
+        .collect()
+}
+
+/// JSON with sorted keys and no spaces, so backends that store their own
+/// form (PostgreSQL's JSONB) compare equal.
+fn canonical(content: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(content)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| String::from_utf8_lossy(content).into_owned())
+}
+
+/// Writes a file as the proxy does: a temp file, then a rename.
+pub fn proxy_write(workspace: &Path, id: &str, content: &str) {
+    let path = workspace.join("auths").join(id);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let temp = path.with_extension("json.tmp-proxy");
+    std::fs::write(&temp, content).unwrap();
+    std::fs::rename(&temp, &path).unwrap();
+}
+
+/// The documents in a workspace (no conflict copies), as JSON by id.
+pub fn workspace_auths(workspace: &Path) -> BTreeMap<String, String> {
+    auth_files(workspace)
+        .into_iter()
+        .filter(|id| !id.contains(".conflict-") && !id.contains(".tmp-proxy"))
+        .map(|id| {
+            let content = std::fs::read(workspace.join("auths").join(&id)).unwrap_or_default();
+            (id, canonical(&content))
+        })
+        .collect()
+}
+
+/// Conflict copies of `id` in a workspace, as JSON.
+fn conflict_copies(workspace: &Path, id: &str) -> Vec<String> {
+    auth_files(workspace)
+        .into_iter()
+        .filter(|name| name.starts_with(&format!("{id}.conflict-")))
+        .map(|name| canonical(&std::fs::read(workspace.join("auths").join(name)).unwrap()))
+        .collect()
+}
+
+fn trash_reasons(workspace: &Path) -> Vec<String> {
+    storehost::mirror::trash::list(&storehost::mirror::Workspace::new(workspace))
+        .unwrap()
+        .into_iter()
+        .map(|entry| format!("{}: {}", entry.path, entry.reason))
+        .collect()
+}
+
+const DISTINCT: usize = 300;
+const SHARED: usize = 20;
+
+fn distinct_content(by: &str, i: usize) -> String {
+    format!(r#"{{"by":"{by}","i":{i}}}"#)
+}
+
+fn shared_content(by: &str, k: usize) -> String {
+    format!(r#"{{"by":"{by}","shared":{k}}}"#)
+}
+
+/// Two hosts on one backend, the proxy beside each writing 300 files of
+/// its own and, at the same instant as the other, the same 20 shared
+/// files. Nothing is lost: every file is on the backend and in both
+/// workspaces, every shared write is on the backend or in a conflict copy,
+/// and nothing was deleted.
+pub async fn two_hosts_writing_at_once(backend: &impl Backend) {
+    let root = tempfile::tempdir().unwrap();
+    let workspaces = [root.path().join("a"), root.path().join("b")];
+    let a = backend.host(&workspaces[0]).await;
+    a.bootstrap().await.unwrap();
+    let b = backend.host(&workspaces[1]).await;
+    b.bootstrap().await.unwrap();
+    let syncs = [
+        a.start_sync().await.unwrap().unwrap(),
+        b.start_sync().await.unwrap().unwrap(),
+    ];
+    let barrier = Arc::new(Barrier::new(2));
+    let writers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .zip(workspaces.clone())
+        .map(|(by, workspace)| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || proxy_writes(by, &workspace, &barrier))
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let scratch = root.path().join("reader");
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    for by in ["a", "b"] {
+        expected.extend((0..DISTINCT).map(|i| format!("{by}-{i:03}.json")));
+    }
+    expected.extend((0..SHARED).map(|k| format!("shared-{k:02}.json")));
+    let in_step = |workspace: &PathBuf, remote: &BTreeMap<String, String>| {
+        workspace_auths(workspace) == *remote
+    };
+    let mut remote = BTreeMap::new();
+    let started = std::time::Instant::now();
+    loop {
+        let done = remote.keys().cloned().collect::<BTreeSet<_>>() == expected
+            && workspaces.iter().all(|w| in_step(w, &remote));
+        if done {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the hosts did not converge: backend has {} of {}, a has {}, b has {}",
+            remote.len(),
+            expected.len(),
+            workspace_auths(&workspaces[0]).len(),
+            workspace_auths(&workspaces[1]).len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        remote = backend_auths(backend, &scratch).await;
+    }
+    for by in ["a", "b"] {
+        for i in 0..DISTINCT {
+            let id = format!("{by}-{i:03}.json");
+            assert_eq!(
+                remote[&id],
+                canonical(distinct_content(by, i).as_bytes()),
+                "{id}"
+            );
+        }
+    }
+    for k in 0..SHARED {
+        let id = format!("shared-{k:02}.json");
+        let mut kept: Vec<String> = vec![remote[&id].clone()];
+        for workspace in &workspaces {
+            kept.extend(conflict_copies(workspace, &id));
+        }
+        for by in ["a", "b"] {
+            let write = canonical(shared_content(by, k).as_bytes());
+            assert!(
+                kept.contains(&write),
+                "{by}'s write of {id} is neither on the backend nor in a conflict copy: {kept:?}"
+            );
+        }
+    }
+    for workspace in &workspaces {
+        let deleted: Vec<String> = trash_reasons(workspace)
+            .into_iter()
+            .filter(|r| r.contains("deleted"))
+            .collect();
+        assert!(deleted.is_empty(), "nobody deleted anything: {deleted:?}");
+    }
+    for sync in syncs {
+        assert_eq!(sync.shutdown().await, 0);
+    }
+}
+
+/// One proxy: its own files, and a shared one after every 15th, in step
+/// with the other proxy so both write it at once.
+fn proxy_writes(by: &str, workspace: &Path, barrier: &Barrier) {
+    for i in 0..DISTINCT {
+        proxy_write(
+            workspace,
+            &format!("{by}-{i:03}.json"),
+            &distinct_content(by, i),
+        );
+        if i % (DISTINCT / SHARED) == 0 {
+            let k = i / (DISTINCT / SHARED);
+            barrier.wait();
+            proxy_write(
+                workspace,
+                &format!("shared-{k:02}.json"),
+                &shared_content(by, k),
+            );
+        }
+    }
+}
+
+/// The proxy rewrites 20 files over and over while the backend is cut off
+/// mid-call and comes back: every file ends on the backend with its last
+/// content, and a single writer never meets itself as a conflict.
+pub async fn backend_cut_off_mid_push(backend: &mut impl Outage) {
+    let root = tempfile::tempdir().unwrap();
+    let workspace = root.path().join("ws");
+    let host = backend.host(&workspace).await;
+    host.bootstrap().await.unwrap();
+    let sync = host.start_sync().await.unwrap().unwrap();
+    let mut last = BTreeMap::new();
+    for round in 0..6 {
+        for i in 0..20 {
+            let id = format!("rw-{i:02}.json");
+            let content = format!(r#"{{"round":{round},"i":{i}}}"#);
+            proxy_write(&workspace, &id, &content);
+            last.insert(id, canonical(content.as_bytes()));
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        match round {
+            1 | 3 => backend.stop(),
+            2 | 4 => backend.resume(),
+            _ => {}
+        }
+    }
+    let scratch = root.path().join("reader");
+    let started = std::time::Instant::now();
+    loop {
+        let remote = backend_auths(backend, &scratch).await;
+        if remote == last && host.outbox_len().await == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the backend did not get the last writes: {} of {} right, outbox {}",
+            last.iter()
+                .filter(|(id, c)| remote.get(*id) == Some(c))
+                .count(),
+            last.len(),
+            host.outbox_len().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(workspace_auths(&workspace), last);
+    let copies: Vec<String> = auth_files(&workspace)
+        .into_iter()
+        .filter(|id| id.contains(".conflict-"))
+        .collect();
+    assert!(copies.is_empty(), "one writer made conflicts: {copies:?}");
+    assert_eq!(sync.shutdown().await, 0);
+}
+
+/// Three hosts start together on an empty backend; all bootstrap, share
+/// one lineage, and start again cleanly.
+pub async fn three_hosts_start_together(backend: &impl Backend) {
+    let root = tempfile::tempdir().unwrap();
+    let workspaces: Vec<PathBuf> = (0..3).map(|i| root.path().join(format!("h{i}"))).collect();
+    for (i, workspace) in workspaces.iter().enumerate() {
+        proxy_write(
+            workspace,
+            &format!("own-{i}.json"),
+            &format!(r#"{{"host":{i}}}"#),
+        );
+    }
+    let (h0, h1, h2) = tokio::join!(
+        backend.host(&workspaces[0]),
+        backend.host(&workspaces[1]),
+        backend.host(&workspaces[2])
+    );
+    let (r0, r1, r2) = tokio::join!(h0.bootstrap(), h1.bootstrap(), h2.bootstrap());
+    let lineages: Vec<String> = [r0, r1, r2]
+        .into_iter()
+        .map(|r| r.unwrap().lineage.unwrap())
+        .collect();
+    assert!(
+        lineages.iter().all(|l| l == &lineages[0]),
+        "one lineage: {lineages:?}"
+    );
+    for host in [&h0, &h1, &h2] {
+        assert_eq!(host.flush(Duration::from_secs(30)).await.unwrap(), 0);
+    }
+    drop((h0, h1, h2));
+    for workspace in &workspaces {
+        let host = backend.host(workspace).await;
+        let report = host
+            .bootstrap()
+            .await
+            .unwrap_or_else(|e| panic!("{} restarts cleanly: {e}", workspace.display()));
+        assert_eq!(report.lineage.as_ref(), Some(&lineages[0]));
+        assert_eq!(host.flush(Duration::from_secs(30)).await.unwrap(), 0);
+    }
+    let remote = backend_auths(backend, &root.path().join("reader")).await;
+    let expected: BTreeSet<String> = (0..3).map(|i| format!("own-{i}.json")).collect();
+    assert_eq!(remote.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    for workspace in &workspaces {
+        let ids: BTreeSet<String> = workspace_auths(workspace).into_keys().collect();
+        assert_eq!(ids, expected, "{}", workspace.display());
+    }
+}

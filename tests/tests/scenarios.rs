@@ -1,0 +1,216 @@
+//! The mirror's promises on every backend, tested as it is used: two hosts
+//! writing plain files at once, the backend cut off mid-call, three hosts
+//! starting together. Each backend is a real server on loopback.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use storehost::Storehost;
+use storehost::runtime::Plugin;
+use storehost_tests::git::GitServer;
+use storehost_tests::postgres::PostgresServer;
+use storehost_tests::s3::S3Server;
+use storehost_tests::scenarios::{self, Backend, Outage};
+use storehost_tests::{fault_mirror, git, local_plugin, postgres, s3, set_fault};
+
+const POLL: Duration = Duration::from_millis(100);
+
+fn quick() -> storehost::StorehostOptions {
+    storehost::StorehostOptions {
+        mirror: storehost::MirrorOptions {
+            poll_interval: POLL,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// A directory as the remote, through the fault-injecting local plugin.
+struct LocalDir {
+    _root: tempfile::TempDir,
+    remote: PathBuf,
+}
+
+impl LocalDir {
+    fn new() -> LocalDir {
+        let root = tempfile::tempdir().unwrap();
+        let remote = root.path().join("remote");
+        std::fs::create_dir_all(&remote).unwrap();
+        LocalDir {
+            _root: root,
+            remote,
+        }
+    }
+}
+
+impl Backend for LocalDir {
+    async fn host(&self, workspace: &Path) -> Storehost {
+        fault_mirror(&self.remote, workspace, quick()).await
+    }
+    fn reader(&self, _scratch: &Path) -> Plugin {
+        local_plugin(&self.remote)
+    }
+}
+
+impl Outage for LocalDir {
+    fn stop(&mut self) {
+        set_fault(&self.remote, Some("unavailable"));
+    }
+    fn resume(&mut self) {
+        set_fault(&self.remote, None);
+    }
+}
+
+struct Postgres {
+    server: PostgresServer,
+    schema: String,
+}
+
+impl Postgres {
+    fn new(schema: &str) -> Postgres {
+        Postgres {
+            server: PostgresServer::start(),
+            schema: schema.into(),
+        }
+    }
+}
+
+impl Backend for Postgres {
+    async fn host(&self, workspace: &Path) -> Storehost {
+        postgres::host(&self.server.dsn(), &self.schema, workspace, POLL).await
+    }
+    fn reader(&self, _scratch: &Path) -> Plugin {
+        postgres::plugin(&self.server.dsn(), &self.schema)
+    }
+}
+
+impl Outage for Postgres {
+    fn stop(&mut self) {
+        self.server.stop();
+    }
+    fn resume(&mut self) {
+        self.server.resume();
+    }
+}
+
+struct Object {
+    server: S3Server,
+    bucket: String,
+}
+
+impl Object {
+    fn new(bucket: &str) -> Object {
+        Object {
+            server: S3Server::start(),
+            bucket: bucket.into(),
+        }
+    }
+}
+
+impl Backend for Object {
+    async fn host(&self, workspace: &Path) -> Storehost {
+        s3::host(&self.server.endpoint(), &self.bucket, workspace, POLL).await
+    }
+    fn reader(&self, _scratch: &Path) -> Plugin {
+        s3::plugin(&self.server.endpoint(), &self.bucket)
+    }
+}
+
+impl Outage for Object {
+    fn stop(&mut self) {
+        self.server.stop();
+    }
+    fn resume(&mut self) {
+        self.server.resume();
+    }
+}
+
+struct Git {
+    server: GitServer,
+    url: String,
+}
+
+impl Git {
+    fn new(name: &str) -> Git {
+        let server = GitServer::start();
+        let url = server.create_repo(name);
+        Git { server, url }
+    }
+}
+
+impl Backend for Git {
+    async fn host(&self, workspace: &Path) -> Storehost {
+        git::host(&self.url, workspace, POLL).await
+    }
+    fn reader(&self, scratch: &Path) -> Plugin {
+        git::plugin(&self.url, scratch)
+    }
+}
+
+impl Outage for Git {
+    fn stop(&mut self) {
+        self.server.stop();
+    }
+    fn resume(&mut self) {
+        self.server.resume();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_two_hosts_writing_at_once() {
+    scenarios::two_hosts_writing_at_once(&LocalDir::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_hosts_writing_at_once() {
+    scenarios::two_hosts_writing_at_once(&Postgres::new("two_hosts")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_two_hosts_writing_at_once() {
+    scenarios::two_hosts_writing_at_once(&Object::new("two-hosts")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_two_hosts_writing_at_once() {
+    scenarios::two_hosts_writing_at_once(&Git::new("two-hosts")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_backend_cut_off_mid_push() {
+    scenarios::backend_cut_off_mid_push(&mut LocalDir::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend_cut_off_mid_push() {
+    scenarios::backend_cut_off_mid_push(&mut Postgres::new("cut_off")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_backend_cut_off_mid_push() {
+    scenarios::backend_cut_off_mid_push(&mut Object::new("cut-off")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_backend_cut_off_mid_push() {
+    scenarios::backend_cut_off_mid_push(&mut Git::new("cut-off")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_three_hosts_start_together() {
+    scenarios::three_hosts_start_together(&LocalDir::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_three_hosts_start_together() {
+    scenarios::three_hosts_start_together(&Postgres::new("three")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_three_hosts_start_together() {
+    scenarios::three_hosts_start_together(&Object::new("three")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_three_hosts_start_together() {
+    scenarios::three_hosts_start_together(&Git::new("three")).await;
+}

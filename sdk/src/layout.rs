@@ -10,10 +10,20 @@ pub const TEMP_PREFIX: &str = ".storehost-tmp.";
 /// Every valid auth id under `auth_dir` (recursively), sorted. Temp files
 /// and names that are not valid ids are skipped; a missing dir is empty.
 pub fn collect_auth_ids(auth_dir: &Path) -> io::Result<Vec<String>> {
-    let mut ids = Vec::new();
-    collect(auth_dir, "", &mut ids)?;
-    ids.sort();
-    Ok(ids)
+    // A file that vanishes while the directory is read (another writer's
+    // temp file, renamed away) fails the listing under WASI: read again.
+    let mut attempts = 0;
+    loop {
+        let mut ids = Vec::new();
+        match collect(auth_dir, "", &mut ids) {
+            Ok(()) => {
+                ids.sort();
+                return Ok(ids);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 8 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn collect(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> io::Result<()> {
@@ -24,6 +34,7 @@ fn collect(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> io::Result<()> {
     };
     for entry in entries {
         let entry = entry?;
+        // (a vanished entry mid-iteration is retried by the caller)
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(TEMP_PREFIX) {
             continue;
@@ -33,7 +44,12 @@ fn collect(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> io::Result<()> {
         } else {
             format!("{prefix}/{name}")
         };
-        let file_type = entry.file_type()?;
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            // Gone since the listing: it is not there.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         if file_type.is_dir() {
             collect(&entry.path(), &id, ids)?;
         } else if file_type.is_file() && check_auth_id(&id).is_ok() {

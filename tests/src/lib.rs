@@ -135,6 +135,8 @@ pub fn polling_options(workspace: &Path, poll: Duration) -> storehost::Storehost
         workspace: Some(workspace.to_path_buf()),
         mirror: storehost::MirrorOptions {
             poll_interval: poll,
+            // Quick tests look at everything now and then too.
+            complete_pull_interval: poll * 30,
             ..Default::default()
         },
         ..Default::default()

@@ -144,11 +144,10 @@ pub async fn two_hosts_writing_at_once(backend: &impl Backend) {
         }
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "the hosts did not converge: backend has {} of {}, a has {}, b has {}",
+            "the hosts did not converge: backend has {} of {}; differences: {:?}",
             remote.len(),
             expected.len(),
-            workspace_auths(&workspaces[0]).len(),
-            workspace_auths(&workspaces[1]).len()
+            differences(&remote, &workspaces)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
         remote = backend_auths(backend, &scratch).await;
@@ -187,6 +186,26 @@ pub async fn two_hosts_writing_at_once(backend: &impl Backend) {
     for sync in syncs {
         assert_eq!(sync.shutdown().await, 0);
     }
+}
+
+/// Documents where a workspace and the backend differ, with both sides.
+fn differences(remote: &BTreeMap<String, String>, workspaces: &[PathBuf]) -> Vec<String> {
+    let mut found = Vec::new();
+    for workspace in workspaces {
+        let local = workspace_auths(workspace);
+        for id in remote.keys().chain(local.keys()).collect::<BTreeSet<_>>() {
+            if remote.get(id) != local.get(id) {
+                found.push(format!(
+                    "{}: {id}: backend {:?}, workspace {:?}",
+                    workspace.display(),
+                    remote.get(id),
+                    local.get(id)
+                ));
+            }
+        }
+    }
+    found.truncate(6);
+    found
 }
 
 /// One proxy: its own files, and a shared one after every 15th, in step

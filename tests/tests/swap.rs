@@ -3,6 +3,7 @@
 //! the workspace mirrors: the same results.
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 use storehost::capabilities::Grants;
 use storehost::{CustomPlugin, Mode, Storehost, StorehostError, StorehostOptions};
 use storehost_tests::guests;

@@ -339,6 +339,20 @@ async fn ensure(bucket: &Bucket) -> Result<(), HostError> {
     match create.send().await {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
+        // Another instance created it a moment ago (some servers answer
+        // this even to the owner): fine if these keys can use it.
+        Err(e) if e.code() == Some("BucketAlreadyExists") => {
+            match bucket
+                .client
+                .head_bucket()
+                .bucket(&bucket.name)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(_) => Err(map_error(e)),
+            }
+        }
         Err(e) => Err(map_error(e)),
     }
 }

@@ -66,6 +66,15 @@ pub struct ServeArgs {
         env = "STOREHOST_SHUTDOWN_FLUSH_MS"
     )]
     shutdown_flush_ms: u64,
+    /// How often a poll asks the backend for everything, compared by
+    /// content, instead of only what changed.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 600_000,
+        env = "STOREHOST_COMPLETE_PULL_MS"
+    )]
+    complete_pull_ms: u64,
     /// How many days replaced or deleted workspace files stay in the trash.
     #[arg(
         long,
@@ -119,6 +128,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             // Chosen by selection from the environment.
             migrate_from: None,
             trash_retention: Duration::from_secs(args.trash_days.saturating_mul(24 * 3600)),
+            complete_pull_interval: Duration::from_millis(args.complete_pull_ms.max(1000)),
         },
     };
     let host = match &args.plugin {

@@ -77,7 +77,11 @@ pub fn decide(base: Option<&Base>, queued: &[Queued], local: &Local, remote: &Re
     let remote_changed = match remote {
         Remote::Unknown => false,
         Remote::Absent => base.is_some(),
-        Remote::Present { version, .. } => base.is_none_or(|b| &b.version != version),
+        // The content decides as much as the version: a server that
+        // reports the same version for other content is not believed.
+        Remote::Present { version, hash } => {
+            base.is_none_or(|b| &b.version != version || &b.hash != hash)
+        }
     };
     if !queued.is_empty() {
         return with_queue(queued, local, remote, remote_changed);
@@ -230,6 +234,7 @@ mod tests {
             ("new remotely", None, vec![], LAbsent, remote("v1", "A"), PULL),
             ("deleted remotely, local unchanged", b.clone(), vec![], present("A"), RAbsent, PULL),
             ("both deleted", b.clone(), vec![], LAbsent, RAbsent, Action::Agree { base: None, settled: None }),
+            ("same version, other content (a lying server)", b.clone(), vec![], present("A"), remote("v1", "B"), PULL),
             ("new version, same content", b.clone(), vec![], present("A"), remote("v2", "A"), agree("v2", "A", None)),
             ("both changed to equal content", b.clone(), vec![], present("C"), remote("v2", "C"), agree("v2", "C", None)),
             ("both new with equal content", None, vec![], present("C"), remote("v1", "C"), agree("v1", "C", None)),

@@ -58,6 +58,8 @@ pub struct MirrorOptions {
     pub migrate_from: Option<PathBuf>,
     /// How long replaced and deleted workspace files stay in the trash.
     pub trash_retention: Duration,
+    /// How often a poll asks for everything instead of a delta.
+    pub complete_pull_interval: Duration,
 }
 
 pub const DEFAULT_TRASH_DAYS: u64 = 7;
@@ -70,6 +72,7 @@ impl Default for MirrorOptions {
             shutdown_flush: Duration::from_secs(10),
             migrate_from: None,
             trash_retention: Duration::from_secs(DEFAULT_TRASH_DAYS * 24 * 3600),
+            complete_pull_interval: Duration::from_secs(600),
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct Mirror {
     progress: Notify,
     /// Set while the backend is unavailable.
     backend_down: AtomicBool,
+    /// When the last complete pull was (bootstrap is one).
+    last_complete_pull: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// How [`Mirror::settle`] treats what it finds.
@@ -133,6 +138,7 @@ impl Mirror {
             wake: Notify::new(),
             progress: Notify::new(),
             backend_down: AtomicBool::new(false),
+            last_complete_pull: std::sync::Mutex::new(Some(std::time::Instant::now())),
         };
         mirror.expire_trash()?;
         Ok(mirror)
@@ -409,7 +415,24 @@ impl Mirror {
     /// workspace; returns how many documents changed locally.
     pub async fn poll(&self) -> Result<usize, StorehostError> {
         let _owner = self.own().await;
-        let cursor = self.ledger().meta(MetaName::Cursor)?;
+        // Now and then everything, compared by content: a feed that missed
+        // a change, or a server whose versions lie, cannot keep a stale
+        // document in the workspace for long.
+        let complete_due = {
+            let mut last = self
+                .last_complete_pull
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let due = last.is_none_or(|at| at.elapsed() >= self.options.complete_pull_interval);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        let cursor = match complete_due {
+            true => None,
+            false => self.ledger().meta(MetaName::Cursor)?,
+        };
         let snapshot = self.remote.pull(cursor.as_deref()).await?;
         let cursor = snapshot.cursor.clone();
         let items = self.changed_items(snapshot);
@@ -446,13 +469,17 @@ impl Mirror {
             let Some(document) = checked_remote(document) else {
                 continue;
             };
-            let key = document.entry.key.clone();
-            let unchanged = ledger
-                .base(&key)
-                .is_some_and(|b| b.version == document.entry.version);
-            present.insert(key);
-            if !unchanged || queued.contains(&path_key(&document.entry.key)) {
-                items.push(remote_item(document));
+            let item = remote_item(document);
+            let (key, state, _) = &item;
+            let unchanged = match (ledger.base(key), state) {
+                (Some(base), RemoteState::Present { version, hash }) => {
+                    &base.version == version && &base.hash == hash
+                }
+                _ => false,
+            };
+            present.insert(key.clone());
+            if !unchanged || queued.contains(&path_key(key)) {
+                items.push(item);
             }
         }
         let mut gone: BTreeSet<Key> = snapshot

@@ -58,13 +58,19 @@ impl DeletionGuard {
     }
 }
 
-/// Every document key the workspace holds now (conflict copies are not
-/// documents).
+/// True for a workspace file the proxy may have written as an auth
+/// document: `*.json`, not a conflict copy (temp files and cooldown state
+/// are not documents).
+pub fn is_auth_file(id: &str) -> bool {
+    id.ends_with(".json") && !is_conflict_copy(id)
+}
+
+/// Every document key the workspace holds now.
 pub fn workspace_keys(workspace: &Workspace) -> Result<BTreeSet<Key>, StorehostError> {
     let mut keys: BTreeSet<Key> = workspace
         .auth_ids()?
         .into_iter()
-        .filter(|id| !is_conflict_copy(id))
+        .filter(|id| is_auth_file(id))
         .map(Key::auth)
         .collect();
     if workspace.config_path().is_file() {

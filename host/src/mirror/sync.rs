@@ -242,7 +242,7 @@ fn document_key(workspace: &crate::mirror::Workspace, path: &Path) -> Option<Key
         return Some(Key::config());
     }
     let id = workspace.auth_id_of(path).ok()?;
-    (!crate::mirror::workspace::is_conflict_copy(&id)).then(|| Key::auth(id))
+    super::scan::is_auth_file(&id).then(|| Key::auth(id))
 }
 
 enum WorkspaceEvent {

@@ -119,6 +119,26 @@ impl Layout {
         self.entry(key, content)
     }
 
+    /// Writes a document that must not exist yet: the content goes to a
+    /// temp file that is then hard-linked into place, which fails if
+    /// another writer created the document first (`conflict`).
+    pub fn create(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("a document path has a parent");
+        fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+        let temp = write_temp(&path, content).map_err(|e| io_error("write", &path, e))?;
+        let linked = fs::hard_link(&temp, &path);
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {
+                sync_dir(dir);
+                self.entry(key, content)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Conflict(key.clone())),
+            Err(e) => Err(io_error("write", &path, e)),
+        }
+    }
+
     pub fn remove(&self, key: &Key) -> Result<(), Error> {
         let path = self.path(key)?;
         match fs::remove_file(&path) {
@@ -153,6 +173,18 @@ impl Layout {
 
 fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
     let dir = path.parent().expect("a document path has a parent");
+    let temp = write_temp(path, content)?;
+    if let Err(e) = fs::rename(&temp, path) {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// A durable temp file beside `path` holding `content`.
+fn write_temp(path: &Path, content: &[u8]) -> io::Result<PathBuf> {
+    let dir = path.parent().expect("a document path has a parent");
     let name = path
         .file_name()
         .expect("a document path has a name")
@@ -161,15 +193,13 @@ fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut file = fs::File::create(&temp)?;
         file.write_all(content)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
+        file.sync_all()
     })();
-    if result.is_err() {
+    if let Err(e) = result {
         let _ = fs::remove_file(&temp);
+        return Err(e);
     }
-    result?;
-    sync_dir(dir);
-    Ok(())
+    Ok(temp)
 }
 
 fn unique_suffix() -> String {

@@ -82,6 +82,11 @@ impl Backend for LocalStore {
         changes
             .into_iter()
             .map(|change| match change {
+                // Created only if still absent, atomically: of several
+                // writers racing to create a document, one wins.
+                Change::Put(put) if matches!(put.precondition, Precondition::Absent) => {
+                    self.layout.create(&put.key, &put.content).map(Some)
+                }
                 Change::Put(put) => self.layout.write(&put.key, &put.content).map(Some),
                 Change::Remove(remove) => self.layout.remove(&remove.key).map(|()| None),
             })

@@ -630,3 +630,79 @@ fn status_of_a_local_workspace() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no workspace at"));
 }
+
+#[test]
+fn a_version_the_remote_replaced_comes_back_with_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("local.wasm"), storehost::builtin::local()).unwrap();
+    let args = [
+        "--plugin",
+        "local.wasm",
+        "--plugin-dir",
+        "remote",
+        "--setting",
+        "root=/store",
+        "--workspace",
+        "ws",
+        "--poll-interval-ms",
+        "100",
+    ];
+    let wait_until = |what: &str, condition: &dyn Fn() -> bool| {
+        let started = std::time::Instant::now();
+        while !condition() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "timed out: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    };
+    let (code, log) = serve_until(dir.path(), &args, "-TERM", |cwd| {
+        let (local, remote) = (cwd.join("ws/auths/t.json"), cwd.join("remote/auths/t.json"));
+        std::fs::write(&local, "{\"mine\":1}").unwrap();
+        wait_until("the proxy's file is pushed", &|| {
+            std::fs::read_to_string(&remote).is_ok_and(|c| c == "{\"mine\":1}")
+        });
+        // Another writer replaces it on the remote; the host takes it.
+        std::fs::write(&remote, "{\"theirs\":1}").unwrap();
+        wait_until("the remote version arrives", &|| {
+            std::fs::read_to_string(&local).is_ok_and(|c| c == "{\"theirs\":1}")
+        });
+        let listed = storehost(cwd)
+            .args(["restore", "--list", "--workspace", "ws"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+        assert!(listed.status.success(), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.contains("auths/t.json") && l.contains("replaced by the backend"))
+            .unwrap_or_else(|| panic!("no trash entry for t.json in:\n{text}"));
+        let id = line.split_whitespace().next().unwrap();
+        let status = storehost(cwd)
+            .args(["status", "--workspace", "ws"])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&status.stdout).contains("trash: 1"));
+        let restored = storehost(cwd)
+            .args(["restore", id, "--workspace", "ws"])
+            .output()
+            .unwrap();
+        assert!(
+            restored.status.success(),
+            "{}",
+            String::from_utf8_lossy(&restored.stderr)
+        );
+        assert_eq!(std::fs::read_to_string(&local).unwrap(), "{\"mine\":1}");
+        wait_until("the restored version is pushed", &|| {
+            std::fs::read_to_string(&remote).is_ok_and(|c| c == "{\"mine\":1}")
+        });
+        let missing = storehost(cwd)
+            .args(["restore", "999999", "--workspace", "ws"])
+            .output()
+            .unwrap();
+        assert_eq!(missing.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no trash entry 999999"));
+    });
+    assert_eq!(code, 0, "{log}");
+}

@@ -1,33 +1,43 @@
-//! Prints mirror costs: bootstrap of 1k and 10k auth files onto the local
-//! backend (as a remote in a second directory), and write-through latency.
+//! Prints mirror costs with the local backend on a second directory as the
+//! remote: bootstrap of 1k and 10k auth files, acknowledgement latency of a
+//! file the proxy writes (backend up and down), write-through at 10 and 10k
+//! documents, and what one poll costs the host beyond the plugin's pull.
 //! Run with `cargo bench -p storehost-tests --bench mirror`.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
+use storehost::mirror::ledger::Ledger;
 use storehost::{Storehost, StorehostOptions};
+use storehost_tests::scenarios::proxy_write;
+use storehost_tests::{fault_mirror, local_plugin, percentiles, set_fault};
 
-fn seed_workspace(dir: &std::path::Path, count: usize) {
+fn auth(i: usize) -> String {
+    format!(
+        "{{\"type\":\"claude\",\"email\":\"user{i}@example.com\",\"refresh_token\":\"rt-{i:08}\"}}"
+    )
+}
+
+fn seed(dir: &Path, count: usize) {
     std::fs::create_dir_all(dir.join("auths")).unwrap();
     for i in 0..count {
-        let content = format!(
-            "{{\"type\":\"claude\",\"email\":\"user{i}@example.com\",\"refresh_token\":\"rt-{i:08}\"}}"
-        );
-        std::fs::write(dir.join("auths").join(format!("user{i}.json")), content).unwrap();
+        std::fs::write(dir.join("auths").join(format!("user{i}.json")), auth(i)).unwrap();
     }
 }
 
 async fn bootstrap(count: usize) {
     let root = tempfile::tempdir().unwrap();
     let (remote, ws) = (root.path().join("remote"), root.path().join("ws"));
-    seed_workspace(&ws, count);
+    seed(&ws, count);
     let started = Instant::now();
     let host = Storehost::local_remote(&remote, &ws, StorehostOptions::default())
         .await
         .unwrap();
     let report = host.bootstrap().await.unwrap();
+    assert_eq!(host.flush(Duration::from_secs(120)).await.unwrap(), 0);
     let upload = started.elapsed();
     assert_eq!(report.uploaded, count + 1);
+    drop(host);
 
-    // A second workspace filled from that remote.
     let fresh = root.path().join("fresh");
     let started = Instant::now();
     let host = Storehost::local_remote(&remote, &fresh, StorehostOptions::default())
@@ -36,6 +46,7 @@ async fn bootstrap(count: usize) {
     let report = host.bootstrap().await.unwrap();
     let download = started.elapsed();
     assert_eq!(report.pulled, count + 1);
+    drop(host);
 
     let started = Instant::now();
     Storehost::local_remote(&remote, &fresh, StorehostOptions::default())
@@ -50,42 +61,135 @@ async fn bootstrap(count: usize) {
     );
 }
 
-async fn write_through(count: usize) {
+/// True once the ledger holds `content` for `id`: queued, or already
+/// pushed and recorded.
+fn acknowledged(ledger: &Ledger, id: &str, content: &str) -> bool {
+    let key = storehost::Key::auth(id);
+    let hash = storehost::mirror::hash::doc_hash(&key, content.as_bytes());
+    ledger.base(&key).is_some_and(|b| b.hash == hash)
+        || ledger
+            .pending_for(&key)
+            .unwrap()
+            .iter()
+            .any(|p| p.hash.as_deref() == Some(hash.as_str()))
+}
+
+/// From the proxy's rename to the change being durable in the ledger.
+async fn watched_write_ack(backend_down: bool) {
     let root = tempfile::tempdir().unwrap();
-    let host = Storehost::local_remote(
-        root.path().join("remote"),
-        root.path().join("ws"),
-        StorehostOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (remote, ws) = (root.path().join("remote"), root.path().join("ws"));
+    let host = fault_mirror(&remote, &ws, StorehostOptions::default()).await;
     host.bootstrap().await.unwrap();
-    let mut samples: Vec<Duration> = Vec::with_capacity(count);
-    for i in 0..count {
-        let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
+    let sync = host.start_sync().await.unwrap().unwrap();
+    if backend_down {
+        set_fault(&remote, Some("unavailable"));
+    }
+    let state_dir = ws.join(".storehost");
+    let mut samples = Vec::new();
+    for i in 0..300 {
+        let (id, content) = (format!("w{}.json", i % 40), format!("{{\"n\":{i}}}"));
         let started = Instant::now();
-        host.save_auth(&format!("a{}.json", i % 50), content.as_bytes())
-            .await
-            .unwrap();
+        proxy_write(&ws, &id, &content);
+        loop {
+            // A fresh connection sees every commit (WAL readers take the
+            // newest snapshot when they start).
+            let ledger = Ledger::open(&state_dir).unwrap();
+            if acknowledged(&ledger, &id, &content) {
+                break;
+            }
+            drop(ledger);
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
         samples.push(started.elapsed());
     }
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    let label = match backend_down {
+        false => "ack of a watched file write, backend up",
+        true => "ack of a watched file write, backend down",
+    };
+    percentiles(label, samples);
+    set_fault(&remote, None);
+    sync.shutdown().await;
+}
+
+/// `save_auth` (the acknowledgement) and save until the remote has it.
+async fn write_through(documents: usize) {
+    let root = tempfile::tempdir().unwrap();
+    let (remote, ws) = (root.path().join("remote"), root.path().join("ws"));
+    seed(&remote, documents);
+    let host = Storehost::local_remote(&remote, &ws, StorehostOptions::default())
+        .await
+        .unwrap();
+    host.bootstrap().await.unwrap();
+    let (mut acks, mut pushed) = (Vec::new(), Vec::new());
+    for i in 0..300 {
+        let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
+        let started = Instant::now();
+        let saved = host
+            .save_auth(&format!("user{}.json", i % 50), content.as_bytes())
+            .await
+            .unwrap();
+        acks.push(started.elapsed());
+        assert!(
+            host.wait_pushed(&saved, Duration::from_secs(10))
+                .await
+                .unwrap()
+        );
+        pushed.push(started.elapsed());
+    }
+    percentiles(&format!("save_auth ack, {documents} documents"), acks);
+    percentiles(
+        &format!("save_auth until on the remote, {documents} documents"),
+        pushed,
+    );
+}
+
+/// A poll after one remote change: the host's whole poll, and the plugin's
+/// own complete pull of the same directory (the local plugin has no delta).
+async fn poll_cost(documents: usize) {
+    let root = tempfile::tempdir().unwrap();
+    let (remote, ws) = (root.path().join("remote"), root.path().join("ws"));
+    seed(&remote, documents);
+    let host = Storehost::local_remote(&remote, &ws, StorehostOptions::default())
+        .await
+        .unwrap();
+    host.bootstrap().await.unwrap();
+    let reader = local_plugin(&remote);
+    reader.start().await.unwrap();
+    let (mut polls, mut pulls) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        std::fs::write(remote.join("auths/user7.json"), format!("{{\"n\":{i}}}")).unwrap();
+        let started = Instant::now();
+        assert_eq!(host.pull_remote().await.unwrap(), 1);
+        polls.push(started.elapsed());
+        let started = Instant::now();
+        reader.pull(None).await.unwrap();
+        pulls.push(started.elapsed());
+    }
+    let poll = percentiles(
+        &format!("poll with one change, {documents} documents"),
+        polls,
+    );
+    let pull = percentiles("  of which the plugin's own pull", pulls);
     println!(
-        "write-through save_auth (workspace + outbox + local remote, all fsynced): n={count} p50={:.2?} p99={:.2?}",
-        pick(0.5),
-        pick(0.99)
+        "{:<44} {:>9.2?}",
+        "  host time beyond the pull (p50)",
+        poll.saturating_sub(pull)
     );
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         bootstrap(1_000).await;
         bootstrap(10_000).await;
-        write_through(1_000).await;
+        watched_write_ack(false).await;
+        watched_write_ack(true).await;
+        write_through(10).await;
+        write_through(10_000).await;
+        poll_cost(10_000).await;
     });
 }

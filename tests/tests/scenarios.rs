@@ -215,16 +215,3 @@ async fn object_three_hosts_start_together() {
 async fn git_three_hosts_start_together() {
     scenarios::three_hosts_start_together(&Git::new("three")).await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zz_debug_object_two_hosts() {
-    if std::env::var_os("SCENARIO_DEBUG").is_none() {
-        return;
-    }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("storehost=debug,storehost_plugin=debug")
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .try_init();
-    scenarios::two_hosts_writing_at_once(&Object::new("two-hosts")).await;
-}

@@ -40,9 +40,9 @@ async fn script(host: &Storehost) -> Vec<String> {
     let mut seen = Vec::new();
     let report = host.bootstrap().await.unwrap();
     seen.push(format!("seeded={}", report.config_seeded));
-    storehost_tests::save_pushed(&host, "claude-a@b.com.json", br#"{"type":"claude"}"#).await;
-    storehost_tests::save_pushed(&host, "team/codex.json", br#"{"type":"codex"}"#).await;
-    storehost_tests::save_pushed(&host, "claude-a@b.com.json", br#"{"type":"claude","n":2}"#).await;
+    storehost_tests::save_pushed(host, "claude-a@b.com.json", br#"{"type":"claude"}"#).await;
+    storehost_tests::save_pushed(host, "team/codex.json", br#"{"type":"codex"}"#).await;
+    storehost_tests::save_pushed(host, "claude-a@b.com.json", br#"{"type":"claude","n":2}"#).await;
     for (id, content) in [
         ("../x.json", &b"{}"[..]),
         ("bad.json", b"[1,2]"),
@@ -63,7 +63,7 @@ async fn script(host: &Storehost) -> Vec<String> {
         .collect();
     ids.sort();
     seen.push(format!("list={ids:?}"));
-    storehost_tests::delete_pushed(&host, "team/codex.json").await;
+    storehost_tests::delete_pushed(host, "team/codex.json").await;
     let ids = auth_ids(host).await;
     seen.push(format!("after delete={ids:?}"));
     std::fs::write(host.config_path(), "port: 8317\r\n").unwrap();

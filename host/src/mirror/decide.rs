@@ -214,13 +214,23 @@ mod tests {
         }
     }
 
+    /// (case, base, queued, local, remote, expected)
+    type Case = (
+        &'static str,
+        Option<Base>,
+        Vec<Queued>,
+        Local,
+        Remote,
+        Action,
+    );
+
     #[test]
     fn every_case() {
         use Local::{Absent as LAbsent, Invalid};
         use Remote::{Absent as RAbsent, Unknown};
         let b = base("v1", "A");
         #[rustfmt::skip]
-        let table: Vec<(&str, Option<Base>, Vec<Queued>, Local, Remote, Action)> = vec![
+        let table: Vec<Case> = vec![
             ("in step", b.clone(), vec![], present("A"), remote("v1", "A"), NOTHING),
             ("in step, remote not looked at", b.clone(), vec![], present("A"), Unknown, NOTHING),
             ("own write echoed back", base("v2", "B"), vec![], present("B"), remote("v2", "B"), NOTHING),

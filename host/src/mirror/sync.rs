@@ -164,7 +164,7 @@ async fn feed_loop(
             Err(e) => tracing::warn!("following remote changes failed, will retry: {e}"),
         }
         polls += 1;
-        if polls % POLLS_PER_FULL_SCAN == 0
+        if polls.is_multiple_of(POLLS_PER_FULL_SCAN)
             && let Err(e) = mirror.scan(None).await
         {
             tracing::error!("scanning the workspace failed: {e}");

@@ -261,7 +261,7 @@ impl Workspace {
         let previous = std::fs::read(temp).map_err(|source| io_error("read", temp, source))?;
         if doc_hash(key, &previous) == expected {
             return self
-                .into_trash(key, temp, previous.len())
+                .move_to_trash(key, temp, previous.len())
                 .map(|previous| Swap::Done {
                     previous: Some(previous),
                 });
@@ -272,7 +272,7 @@ impl Workspace {
         let back = std::fs::read(temp).unwrap_or_default();
         if back != content {
             tracing::warn!(%key, "the proxy rewrote a file while it was being replaced; a copy is in the trash");
-            self.into_trash(key, temp, back.len())?;
+            self.move_to_trash(key, temp, back.len())?;
         }
         Ok(Swap::LocalChanged)
     }
@@ -312,7 +312,7 @@ impl Workspace {
         Ok(Swap::LocalChanged)
     }
 
-    fn into_trash(
+    fn move_to_trash(
         &self,
         key: &Key,
         file: &Path,

@@ -49,36 +49,15 @@ pub fn write_atomic_unsynced(path: &Path, content: &[u8]) -> io::Result<()> {
 
 /// Temp file, optional fsync, rename, optional directory fsync.
 pub fn write_atomic_with(path: &Path, content: &[u8], durability: Durability) -> io::Result<()> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("path has no parent directory"))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("path has no file name"))?;
     // Unique per write, so concurrent writers of one path never share a temp file.
-    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
-    let temp = dir.join(format!(
-        "{TEMP_PREFIX}{}.{}.{unique}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&temp)?;
-        file.write_all(content)?;
-        if durability == Durability::Now {
-            file.sync_all()?;
-        }
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
+    let temp = write_temp(dir, path, content, durability)?;
+    if let Err(e) = fs::rename(&temp, path) {
         let _ = fs::remove_file(&temp);
+        return Err(e);
     }
-    result?;
     match durability {
         Durability::Now => sync_dir(dir),
         Durability::Batched => Ok(()),
@@ -98,7 +77,7 @@ pub fn write_temp(
         .file_name()
         .ok_or_else(|| io::Error::other("path has no file name"))?;
     let temp = dir.join(format!(
-        "{TEMP_PREFIX}{}.{}.s{}",
+        "{TEMP_PREFIX}{}.{}.{}",
         name.to_string_lossy(),
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)

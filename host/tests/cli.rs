@@ -546,22 +546,25 @@ fn inspect_refuses_what_is_not_a_plugin_with_exit_code_2() {
     assert_eq!(output.status.code(), Some(2));
 }
 
+/// `serve` mirroring `ws` to the local plugin (`local.wasm`) on `remote`.
+const LOCAL_PLUGIN_MIRROR: [&str; 10] = [
+    "--plugin",
+    "local.wasm",
+    "--plugin-dir",
+    "remote",
+    "--setting",
+    "root=/store",
+    "--workspace",
+    "ws",
+    "--poll-interval-ms",
+    "100",
+];
+
 #[test]
 fn serve_mirrors_an_explicit_plugin_and_status_reports_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("local.wasm"), storehost::builtin::local()).unwrap();
-    let args = [
-        "--plugin",
-        "local.wasm",
-        "--plugin-dir",
-        "remote",
-        "--setting",
-        "root=/store",
-        "--workspace",
-        "ws",
-        "--poll-interval-ms",
-        "100",
-    ];
+    let args = LOCAL_PLUGIN_MIRROR;
     let (code, log) = serve_until(dir.path(), &args, "-TERM", |cwd| {
         let status = storehost(cwd)
             .args(["status", "--workspace", "ws"])
@@ -635,18 +638,7 @@ fn status_of_a_local_workspace() {
 fn a_version_the_remote_replaced_comes_back_with_restore() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("local.wasm"), storehost::builtin::local()).unwrap();
-    let args = [
-        "--plugin",
-        "local.wasm",
-        "--plugin-dir",
-        "remote",
-        "--setting",
-        "root=/store",
-        "--workspace",
-        "ws",
-        "--poll-interval-ms",
-        "100",
-    ];
+    let args = LOCAL_PLUGIN_MIRROR;
     let wait_until = |what: &str, condition: &dyn Fn() -> bool| {
         let started = std::time::Instant::now();
         while !condition() {

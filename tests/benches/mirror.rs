@@ -111,15 +111,21 @@ async fn watched_write_ack(backend_down: bool) {
     sync.shutdown().await;
 }
 
-/// `save_auth` (the acknowledgement) and save until the remote has it.
-async fn write_through(documents: usize) {
-    let root = tempfile::tempdir().unwrap();
-    let (remote, ws) = (root.path().join("remote"), root.path().join("ws"));
+/// A host in step with a remote directory of `documents` auths.
+async fn host_over(root: &Path, documents: usize) -> Storehost {
+    let (remote, ws) = (root.join("remote"), root.join("ws"));
     seed(&remote, documents);
     let host = Storehost::local_remote(&remote, &ws, StorehostOptions::default())
         .await
         .unwrap();
     host.bootstrap().await.unwrap();
+    host
+}
+
+/// `save_auth` (the acknowledgement) and save until the remote has it.
+async fn write_through(documents: usize) {
+    let root = tempfile::tempdir().unwrap();
+    let host = host_over(root.path(), documents).await;
     let (mut acks, mut pushed) = (Vec::new(), Vec::new());
     for i in 0..300 {
         let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
@@ -147,12 +153,8 @@ async fn write_through(documents: usize) {
 /// own complete pull of the same directory (the local plugin has no delta).
 async fn poll_cost(documents: usize) {
     let root = tempfile::tempdir().unwrap();
-    let (remote, ws) = (root.path().join("remote"), root.path().join("ws"));
-    seed(&remote, documents);
-    let host = Storehost::local_remote(&remote, &ws, StorehostOptions::default())
-        .await
-        .unwrap();
-    host.bootstrap().await.unwrap();
+    let remote = root.path().join("remote");
+    let host = host_over(root.path(), documents).await;
     let reader = local_plugin(&remote);
     reader.start().await.unwrap();
     let (mut polls, mut pulls) = (Vec::new(), Vec::new());

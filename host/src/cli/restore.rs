@@ -21,16 +21,7 @@ pub struct RestoreArgs {
 }
 
 pub fn run(args: RestoreArgs) -> ExitCode {
-    match restore(args) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    super::print_or_fail(restore(args))
 }
 
 fn restore(args: RestoreArgs) -> anyhow::Result<String> {

@@ -49,16 +49,7 @@ impl Drop for RunningMarker {
 }
 
 pub fn run(args: StatusArgs) -> ExitCode {
-    match status(args) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    super::print_or_fail(status(args))
 }
 
 /// The workspace `--workspace` names, or the one the environment selects.

@@ -7,11 +7,12 @@
 //! is never reconciled against a different remote by mistake.
 
 use super::decide::Remote as RemoteState;
-use super::engine::{Mirror, Policy, checked_remote, remote_item};
+use super::engine::Mirror;
 use super::ledger::MetaName;
 use super::now_ms;
 use super::remote::read_one;
 use super::scan::{DeletionGuard, workspace_keys};
+use super::settle::{Policy, checked_remote, remote_item};
 use super::workspace::{Workspace, is_conflict_copy, normalize_config};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;

@@ -447,28 +447,15 @@ impl LedgerTx<'_> {
     /// sent are superseded by it (only the newest content matters); sent
     /// ones stay, so a push whose reply was lost is still recognised.
     pub fn enqueue(&self, key: &Key, op: &Op) -> Result<u64, LedgerError> {
-        let path = path_key(key);
         self.run(
             "DELETE FROM outbox WHERE path = ?1 AND attempted = 0",
-            [&path],
+            [path_key(key)],
         )?;
-        let (name, content, hash) = match op {
-            Op::Put(content) => (
-                "put",
-                Some(content.as_slice()),
-                Some(doc_hash(key, content)),
-            ),
-            Op::Remove => ("remove", None, None),
-        };
-        self.run(
-            "INSERT INTO outbox (path, op, content, hash, queued_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![path, name, content, hash, super::now_ms() as i64],
-        )?;
-        Ok(self.tx.last_insert_rowid() as u64)
+        self.insert_pending(key, op)
     }
 
-    /// Inserts an entry as it was (a migration keeps every old entry).
-    fn enqueue_unmerged(&self, key: &Key, op: &Op) -> Result<(), LedgerError> {
+    /// Inserts an entry as it is (a migration keeps every old entry).
+    fn insert_pending(&self, key: &Key, op: &Op) -> Result<u64, LedgerError> {
         let (name, content, hash) = match op {
             Op::Put(content) => (
                 "put",
@@ -481,7 +468,7 @@ impl LedgerTx<'_> {
             "INSERT INTO outbox (path, op, content, hash, queued_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![path_key(key), name, content, hash, super::now_ms() as i64],
         )?;
-        Ok(())
+        Ok(self.tx.last_insert_rowid() as u64)
     }
 
     pub fn mark_attempted(&self, seq: u64) -> Result<(), LedgerError> {
@@ -638,7 +625,7 @@ pub mod migrate {
                     ("remove", _) => Op::Remove,
                     _ => continue,
                 };
-                tx.enqueue_unmerged(&key, &op)?;
+                tx.insert_pending(&key, &op)?;
             }
             Ok(())
         })?;

@@ -2,8 +2,8 @@
 //! it is kept in step with the backend (DESIGN §7).
 //!
 //! `ledger` holds the sync state (SQLite), `decide` makes every sync
-//! decision, `engine` carries them out (the write path only enqueues; one
-//! owner syncs), `remote` is the backend as the engine sees it, `scan` and
+//! decision and `settle` carries them out, `engine` is the write path (it
+//! only enqueues) and the one owner that drains and polls, `remote` is the backend as the engine sees it, `scan` and
 //! `sync` find local changes and run the background tasks, `bootstrap`
 //! is the first contact, `workspace` the files and their guarded swaps.
 
@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod paths;
 pub mod remote;
 pub mod scan;
+pub mod settle;
 pub mod sync;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,8 @@
 //! refuses mass deletions.
 
 use super::decide::Remote as RemoteState;
-use super::engine::{Mirror, Policy};
+use super::engine::Mirror;
+use super::settle::Policy;
 use super::workspace::{Workspace, is_conflict_copy};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;

@@ -12,7 +12,7 @@ use super::ledger::MetaName;
 use super::now_ms;
 use super::remote::read_one;
 use super::scan::{DeletionGuard, workspace_keys};
-use super::settle::{Policy, checked_remote, remote_item};
+use super::settle::{Policy, remote_item};
 use super::workspace::{Workspace, is_conflict_copy, normalize_config};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
@@ -96,12 +96,11 @@ pub async fn mirrored(
         report.migrated = import_previous_store(&mirror.workspace, previous, &remote_keys)?;
     }
     let cursor = snapshot.cursor.clone();
-    let mut items = Vec::new();
-    for document in snapshot.documents {
-        if let Some(document) = checked_remote(document) {
-            items.push(remote_item(document));
-        }
-    }
+    let mut items: Vec<_> = snapshot
+        .documents
+        .into_iter()
+        .filter_map(remote_item)
+        .collect();
     let present: BTreeSet<Key> = items.iter().map(|(k, _, _)| k.clone()).collect();
     let local = workspace_keys(&mirror.workspace)?;
     let (absent, tracked_auths, missing_auths) = {

@@ -15,7 +15,7 @@ use super::ledger::{Base, Ledger, MetaName, Op, Pending};
 use super::paths::path_key;
 use super::remote::{Remote, read_one};
 use super::scan::DeletionGuard;
-use super::settle::{Policy, checked_remote, remote_item};
+use super::settle::{Item, Policy, remote_item};
 use super::workspace::{Workspace, normalize_config, validate_auth};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
@@ -378,9 +378,21 @@ impl Mirror {
     /// let the decision function settle it.
     async fn resolve(&self, key: &Key) -> Result<(), StorehostError> {
         let document = read_one(self.remote.as_ref(), key).await?;
-        let item = match document.and_then(checked_remote) {
-            Some(document) => remote_item(document),
-            None => (key.clone(), RemoteState::Absent, None),
+        let version = document.as_ref().map(|d| d.entry.version.clone());
+        let item = match (document.and_then(remote_item), version) {
+            (Some(item), _) => item,
+            (None, None) => (key.clone(), RemoteState::Absent, None),
+            // The backend holds something that is not a valid document:
+            // our change replaces it (pushed against its version).
+            (None, Some(version)) => {
+                tracing::warn!(%key, "the backend holds an invalid document; the local version replaces it");
+                let base = Base {
+                    version,
+                    hash: "invalid".into(),
+                };
+                self.ledger().write(|tx| tx.set_base(key, Some(&base)))?;
+                return Ok(());
+            }
         };
         let guard = DeletionGuard::never();
         let policy = Policy {
@@ -437,19 +449,15 @@ impl Mirror {
     /// The documents of a snapshot that differ from their bases (checked;
     /// bad ones are skipped and reported), and the tracked ones a complete
     /// snapshot or the removals no longer have.
-    pub(crate) fn changed_items(
-        &self,
-        snapshot: Snapshot,
-    ) -> Vec<(Key, RemoteState, Option<Vec<u8>>)> {
+    pub(crate) fn changed_items(&self, snapshot: Snapshot) -> Vec<Item> {
         let ledger = self.ledger();
         let queued = ledger.pending_paths().unwrap_or_default();
         let mut present = BTreeSet::new();
         let mut items = Vec::new();
         for document in snapshot.documents {
-            let Some(document) = checked_remote(document) else {
+            let Some(item) = remote_item(document) else {
                 continue;
             };
-            let item = remote_item(document);
             let (key, state, _) = &item;
             let unchanged = match (ledger.base(key), state) {
                 (Some(base), RemoteState::Present { version, hash }) => {

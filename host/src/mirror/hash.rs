@@ -16,9 +16,7 @@ pub fn doc_hash(key: &Key, content: &[u8]) -> String {
     if key.kind == Kind::Auth
         && let Ok(value) = serde_json::from_slice::<serde_json::Value>(content)
     {
-        let mut canonical = Vec::with_capacity(content.len());
-        write_canonical(&value, &mut canonical);
-        return format!("j:{}", raw_hash(&canonical));
+        return json_hash(&value);
     }
     if key.kind == Kind::Config && content.contains(&b'\r') {
         // The config is pushed with `\n` line endings; a CRLF copy is the same.
@@ -28,6 +26,13 @@ pub fn doc_hash(key: &Key, content: &[u8]) -> String {
         return raw_hash(text.as_bytes());
     }
     raw_hash(content)
+}
+
+/// The hash of an auth document already parsed.
+pub fn json_hash(value: &serde_json::Value) -> String {
+    let mut canonical = Vec::new();
+    write_canonical(value, &mut canonical);
+    format!("j:{}", raw_hash(&canonical))
 }
 
 fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {

@@ -175,7 +175,7 @@ impl Ledger {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sqlite_error(&path))?;
-        let changes = std::cell::RefCell::new(Vec::new());
+        let changes = std::cell::RefCell::new(BTreeMap::new());
         let result = write(&LedgerTx {
             tx: &tx,
             path: &path,
@@ -205,6 +205,24 @@ impl Ledger {
 
     pub fn base(&self, key: &Key) -> Option<&Base> {
         self.bases.get(key)
+    }
+
+    /// The base as committed now, read from the database rather than this
+    /// handle's cache (for readers in another process or task).
+    pub fn committed_base(&self, key: &Key) -> Result<Option<Base>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT version, hash FROM documents WHERE path = ?1",
+                [path_key(key)],
+                |row| {
+                    Ok(Base {
+                        version: row.get(0)?,
+                        hash: row.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.error())
     }
 
     /// Every document's base, by key.
@@ -384,7 +402,7 @@ pub struct LedgerTx<'a> {
     path: &'a Path,
     bases: &'a BTreeMap<Key, Base>,
     /// Base changes, applied to the cache once the transaction commits.
-    changes: &'a std::cell::RefCell<Vec<(Key, Option<Base>)>>,
+    changes: &'a std::cell::RefCell<BTreeMap<Key, Option<Base>>>,
 }
 
 impl LedgerTx<'_> {
@@ -413,9 +431,8 @@ impl LedgerTx<'_> {
 
     /// The base as this transaction sees it.
     pub fn base(&self, key: &Key) -> Option<Base> {
-        let changes = self.changes.borrow();
-        match changes.iter().rev().find(|(k, _)| k == key) {
-            Some((_, base)) => base.clone(),
+        match self.changes.borrow().get(key) {
+            Some(base) => base.clone(),
             None => self.bases.get(key).cloned(),
         }
     }
@@ -431,7 +448,7 @@ impl LedgerTx<'_> {
     }
 
     pub fn set_base(&self, key: &Key, base: Option<&Base>) -> Result<(), LedgerError> {
-        self.changes.borrow_mut().push((key.clone(), base.cloned()));
+        self.changes.borrow_mut().insert(key.clone(), base.cloned());
         match base {
             Some(base) => self.run(
                 "INSERT INTO documents (path, version, hash) VALUES (?1, ?2, ?3)

@@ -8,7 +8,7 @@ use super::hash::doc_hash;
 use super::ledger::{Base, LedgerError, LedgerTx, Op};
 use super::paths::path_key;
 use super::scan::DeletionGuard;
-use super::workspace::{Swap, normalize_config, validate_auth};
+use super::workspace::{Swap, normalize_config};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::{Document, Key, Kind};
@@ -21,6 +21,13 @@ pub(crate) struct Policy<'a> {
     /// Decides whether a local disappearance may become a remote delete.
     pub guard: &'a DeletionGuard,
     pub durability: Durability,
+}
+
+/// What one document is settled with.
+struct Context<'a> {
+    policy: &'a Policy<'a>,
+    /// False when the document has no outbox entry (spares a query).
+    maybe_queued: bool,
 }
 
 /// What settling a set of documents did.
@@ -41,7 +48,7 @@ impl Mirror {
     /// rest go on.
     pub(crate) fn settle(
         &self,
-        items: Vec<(Key, RemoteState, Option<Vec<u8>>)>,
+        items: Vec<Item>,
         policy: &Policy<'_>,
     ) -> Result<Settled, StorehostError> {
         let mut settled = Settled::default();
@@ -49,10 +56,21 @@ impl Mirror {
         while items.peek().is_some() {
             let chunk: Vec<_> = items.by_ref().take(SETTLE_CHUNK).collect();
             let mut ledger = self.ledger();
+            let queued = ledger.pending_paths()?;
             ledger.write(|tx| {
                 for (key, remote, content) in &chunk {
-                    match self.settle_one(tx, key, remote, content.as_deref(), policy, &mut settled)
-                    {
+                    let context = Context {
+                        policy,
+                        maybe_queued: queued.contains(&path_key(key)),
+                    };
+                    match self.settle_one(
+                        tx,
+                        key,
+                        remote,
+                        content.as_deref(),
+                        &context,
+                        &mut settled,
+                    ) {
                         Ok(()) => {}
                         Err(StorehostError::Ledger(e)) => return Err(e),
                         Err(e) => tracing::error!(%key, "cannot bring this document in step: {e}"),
@@ -77,7 +95,7 @@ impl Mirror {
         key: &Key,
         remote: &RemoteState,
         content: Option<&[u8]>,
-        policy: &Policy<'_>,
+        context: &Context<'_>,
         settled: &mut Settled,
     ) -> Result<(), StorehostError> {
         let (local, local_content) = self.local_now(key)?;
@@ -89,7 +107,7 @@ impl Mirror {
                 remote,
                 content,
                 (&local, &local_content),
-                policy,
+                context,
                 settled,
             )?;
             if !agreed {
@@ -108,12 +126,16 @@ impl Mirror {
         remote: &RemoteState,
         content: Option<&[u8]>,
         (local, local_content): (&Local, &Option<Vec<u8>>),
-        policy: &Policy<'_>,
+        context: &Context<'_>,
         settled: &mut Settled,
     ) -> Result<bool, StorehostError> {
+        let policy = context.policy;
         let local_content = local_content.clone();
         let base = tx.base(key);
-        let pending = tx.pending_for(key)?;
+        let pending = match context.maybe_queued {
+            true => tx.pending_for(key)?,
+            false => Vec::new(),
+        };
         let queued: Vec<Queued> = pending
             .iter()
             .map(|p| Queued {
@@ -225,18 +247,17 @@ impl Mirror {
         let mut restored = 0;
         let mut ledger = self.ledger();
         ledger.write(|tx| {
-            for document in documents.into_iter().flatten().filter_map(checked_remote) {
-                let key = document.entry.key.clone();
+            for (key, state, content) in documents.into_iter().flatten().filter_map(remote_item) {
+                let (RemoteState::Present { version, hash }, Some(content)) = (state, content)
+                else {
+                    continue;
+                };
                 match self
                     .workspace
-                    .replace_if(&key, &document.content, None, Durability::Now)
+                    .replace_if(&key, &content, None, Durability::Now)
                 {
                     Ok(Swap::Done { .. }) => {
-                        let base = Base {
-                            version: document.entry.version.clone(),
-                            hash: doc_hash(&key, &document.content),
-                        };
-                        tx.set_base(&key, Some(&base))?;
+                        tx.set_base(&key, Some(&Base { version, hash }))?;
                         restored += 1;
                     }
                     Ok(Swap::LocalChanged) => {}
@@ -249,40 +270,49 @@ impl Mirror {
     }
 }
 
+/// What [`Mirror::settle`] takes: a document, the backend's state of it,
+/// and its content there.
+pub(crate) type Item = (Key, RemoteState, Option<Vec<u8>>);
+
 /// A document from the backend, checked before it may touch the
 /// workspace: a workspace key (no metadata, an id that stays inside
 /// `auths/`), a sane size, an auth that is a JSON object, a config that is
-/// YAML. A bad one is reported and skipped; the rest go on.
-pub(crate) fn checked_remote(document: Document) -> Option<Document> {
-    let key = &document.entry.key;
-    let problem = match key.kind {
+/// YAML. A bad one is reported and skipped (None); the rest go on.
+pub(crate) fn remote_item(document: Document) -> Option<Item> {
+    let key = document.entry.key.clone();
+    let hash = match key.kind {
         Kind::Meta => return None,
-        _ if document.content.len() > MAX_DOCUMENT_BYTES => Some(format!(
+        _ if document.content.len() > MAX_DOCUMENT_BYTES => Err(format!(
             "{} bytes is over the limit of {MAX_DOCUMENT_BYTES}",
             document.content.len()
         )),
         Kind::Auth => storehost_sdk::ids::check_auth_id(&key.id)
             .map_err(|p| p.to_string())
-            .and_then(|()| validate_auth(&key.id, &document.content).map_err(|e| e.to_string()))
-            .err(),
+            .and_then(|()| auth_hash(&document.content)),
         Kind::Config => normalize_config(&document.content)
-            .err()
-            .map(|e| e.to_string()),
+            .map(|_| doc_hash(&key, &document.content))
+            .map_err(|e| e.to_string()),
     };
-    match problem {
-        None => Some(document),
-        Some(problem) => {
+    match hash {
+        Ok(hash) => {
+            let state = RemoteState::Present {
+                version: document.entry.version,
+                hash,
+            };
+            Some((key, state, Some(document.content)))
+        }
+        Err(problem) => {
             tracing::warn!(key = ?key.to_string(), "skipping a document from the backend: {problem}");
             None
         }
     }
 }
 
-pub(crate) fn remote_item(document: Document) -> (Key, RemoteState, Option<Vec<u8>>) {
-    let key = document.entry.key.clone();
-    let state = RemoteState::Present {
-        version: document.entry.version.clone(),
-        hash: doc_hash(&key, &document.content),
-    };
-    (key, state, Some(document.content))
+/// An auth must be a JSON object; its hash from the one parse.
+fn auth_hash(content: &[u8]) -> Result<String, String> {
+    match serde_json::from_slice::<serde_json::Value>(content) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(super::hash::json_hash(&value)),
+        Ok(_) => Err("not a JSON object".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
 }

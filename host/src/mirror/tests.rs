@@ -459,3 +459,33 @@ async fn an_older_workspace_state_is_migrated_into_the_ledger() {
             .any(|k| k.kind == Kind::Config)
     );
 }
+
+#[tokio::test]
+async fn an_invalid_document_on_the_backend_never_reaches_the_workspace() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let (bad, good) = (auth("bad.json"), auth("good.json"));
+    fixture.remote.set(&bad, b"{not json");
+    fixture.remote.set(&good, br#"{"ok":1}"#);
+    fixture.remote.set(&auth("../escape.json"), br#"{"x":1}"#);
+    // A poll takes the good one and skips the rest.
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    assert!(mirror.workspace.read(&bad).unwrap().is_none());
+    assert_eq!(
+        mirror.workspace.read(&good).unwrap().unwrap(),
+        br#"{"ok":1}"#
+    );
+    assert!(!mirror.workspace.root().join("escape.json").exists());
+    // A local write of the bad one meets it as a conflict and replaces it.
+    mirror
+        .enqueue_put(&bad, br#"{"fixed":1}"#.to_vec())
+        .unwrap();
+    mirror.drain().await.unwrap();
+    mirror.drain().await.unwrap();
+    assert_eq!(fixture.remote.get(&bad).unwrap(), br#"{"fixed":1}"#);
+    assert_eq!(
+        mirror.workspace.read(&bad).unwrap().unwrap(),
+        br#"{"fixed":1}"#
+    );
+    assert!(mirror.ledger().conflicts().unwrap().is_empty());
+}

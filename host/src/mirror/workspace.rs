@@ -237,7 +237,10 @@ impl Workspace {
             },
             Some(expected) => self.exchange_checked(key, &temp, &path, content, expected),
         };
-        let _ = std::fs::remove_file(&temp);
+        if !matches!(outcome, Ok(Swap::Done { previous: None })) {
+            // Whatever is left at the temp name is ours and unneeded.
+            let _ = std::fs::remove_file(&temp);
+        }
         if matches!(outcome, Ok(Swap::Done { .. })) && durability == Durability::Now {
             fsutil::sync_dir(dir).map_err(|source| io_error("sync", dir, source))?;
         }
@@ -334,17 +337,21 @@ impl Workspace {
     /// directory created.
     fn checked_path(&self, key: &Key) -> Result<PathBuf, WorkspaceError> {
         let path = self.path_of(key)?;
-        let dir = path.parent().expect("documents live in a directory");
-        fsutil::create_private_dir(dir).map_err(|source| io_error("create", dir, source))?;
         let relative = path.strip_prefix(&self.root).unwrap_or(&path);
+        let parts: Vec<_> = relative.components().collect();
         let mut current = self.root.clone();
-        for part in relative.components() {
+        for (i, part) in parts.iter().enumerate() {
             current.push(part);
+            let last = i + 1 == parts.len();
             match std::fs::symlink_metadata(&current) {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     return Err(WorkspaceError::Symlink {
                         path: current.display().to_string(),
                     });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !last => {
+                    fsutil::create_private_dir(&current)
+                        .map_err(|source| io_error("create", &current, source))?;
                 }
                 _ => {}
             }

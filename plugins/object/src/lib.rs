@@ -128,10 +128,11 @@ impl Backend for ObjectStore {
             };
             entries.push(entry);
         }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(entries),
+        if let Some(error) = first_error {
+            return Err(error);
         }
+        self.verify_conditional_puts(&changes, &entries)?;
+        Ok(entries)
     }
 }
 
@@ -155,6 +156,47 @@ impl ObjectStore {
         }
         self.honours.set(Some(honours));
         Ok(honours)
+    }
+
+    /// Reads back the ETag of every conditional put: a server that checks
+    /// a condition and then writes, without holding the object between the
+    /// two, lets two racing writers both succeed. The one whose object is
+    /// not there lost: that is a conflict, as an atomic server would say.
+    fn verify_conditional_puts(
+        &self,
+        changes: &[Change],
+        entries: &[Option<Entry>],
+    ) -> Result<(), Error> {
+        let written: Vec<(&Key, &str)> = changes
+            .iter()
+            .zip(entries)
+            .filter_map(|(change, entry)| match (change, entry) {
+                (Change::Put(put), Some(entry))
+                    if !matches!(put.precondition, Precondition::Any) =>
+                {
+                    Some((&put.key, entry.version.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        if written.is_empty() {
+            return Ok(());
+        }
+        let objects = written
+            .iter()
+            .map(|(key, _)| object_key(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let heads = self.bucket.head_many(&objects).map_err(host_error)?;
+        for ((key, ours), head) in written.into_iter().zip(heads) {
+            if head.map(|info| info.etag).as_deref() != Some(ours) {
+                storehost_sdk::log::warn(&format!(
+                    "another writer replaced {} while it was written; reported as a conflict",
+                    key.id
+                ));
+                return Err(Error::Conflict(key.clone()));
+            }
+        }
+        Ok(())
     }
 
     /// Re-reads the ETags (all at once) where the server would not enforce

@@ -229,7 +229,7 @@ async fn settle_lineage(mirror: &Mirror, remote: Option<String>) -> Result<Strin
                 .apply(vec![change], "storehost: record lineage")
                 .await
             {
-                Ok(_) => candidate,
+                Ok(_) => confirmed_lineage(mirror, candidate).await?,
                 Err(e) if matches!(e.backend(), Some(BackendError::Conflict(_))) => {
                     let winner = read_one(mirror.remote.as_ref(), &Key::meta(LINEAGE_ID))
                         .await?
@@ -256,6 +256,26 @@ async fn settle_lineage(mirror: &Mirror, remote: Option<String>) -> Result<Strin
         .write(|tx| tx.set_meta(MetaName::Lineage, Some(&lineage)))?;
     Ok(lineage)
 }
+
+/// Reads a lineage we just wrote back after a moment: on a server whose
+/// conditional writes are not atomic, a racing instance may have written
+/// its own over ours, and then all must adopt the one that stayed.
+async fn confirmed_lineage(mirror: &Mirror, ours: String) -> Result<String, StorehostError> {
+    tokio::time::sleep(LINEAGE_SETTLE).await;
+    let stored = read_one(mirror.remote.as_ref(), &Key::meta(LINEAGE_ID))
+        .await?
+        .map(|d| String::from_utf8_lossy(&d.content).trim().to_string());
+    match stored {
+        Some(stored) if stored != ours => {
+            tracing::warn!(lineage = %stored, "another instance's lineage replaced ours as we wrote it; adopting it");
+            Ok(stored)
+        }
+        _ => Ok(ours),
+    }
+}
+
+/// How long a new lineage is left before it is read back.
+const LINEAGE_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn new_lineage() -> String {
     use std::hash::{BuildHasher, RandomState};

@@ -15,7 +15,7 @@ use feed::Feed;
 use std::cell::Cell;
 use storehost_sdk::capabilities::{secrets, sql};
 use storehost_sdk::{
-    Backend, Change, Document, Entry, Error, Features, Info, Key, Settings, Snapshot,
+    Backend, Change, Document, Entry, Error, Features, HostError, Info, Key, Settings, Snapshot,
 };
 use tables::{Tables, host_error};
 
@@ -49,25 +49,25 @@ impl Backend for Postgres {
     }
 
     fn prepare(&self) -> Result<(), Error> {
-        let tx = self.db.begin().map_err(host_error)?;
-        let (lock, params) = self.tables.ddl_lock();
-        tx.execute(lock, &params).map_err(host_error)?;
-        for object in self.tables.schema_objects() {
-            let probe = tx.query(object.probe, &[object.name]).map_err(host_error)?;
-            let exists = probe.rows.first().and_then(|row| row.first());
-            if !matches!(exists, Some(sql::Value::Boolean(true))) {
-                tx.execute(&object.create, &[]).map_err(host_error)?;
+        // Instances starting together run this DDL at once: a deadlock or a
+        // racing CREATE is resolved by doing it again.
+        let mut attempt = 0;
+        loop {
+            match self.create_schema().and_then(|()| self.install_feed()) {
+                Err(PrepareError::Raced(message)) if attempt < 5 => {
+                    attempt += 1;
+                    storehost_sdk::log::info(&format!(
+                        "creating the tables raced another instance ({message}); again"
+                    ));
+                }
+                Err(PrepareError::Raced(message)) => {
+                    return Err(Error::Unavailable(format!(
+                        "creating the tables: {message}"
+                    )));
+                }
+                Err(PrepareError::Other(error)) => return Err(error),
+                Ok(()) => return Ok(()),
             }
-        }
-        sql::Transaction::commit(tx).map_err(host_error)?;
-        match self.feed.install(&self.db, &self.tables) {
-            Err(Error::Denied(reason)) => {
-                storehost_sdk::log::warn(&format!(
-                    "cannot install change tracking ({reason}); every pull reads the whole tables"
-                ));
-                Ok(())
-            }
-            other => other,
         }
     }
 
@@ -137,5 +137,58 @@ impl Postgres {
             .transpose()
     }
 }
+
+enum PrepareError {
+    /// A deadlock, serialization failure or duplicate with a concurrent
+    /// instance doing the same.
+    Raced(String),
+    Other(Error),
+}
+
+fn prepare_error(error: HostError) -> PrepareError {
+    match error {
+        HostError::Conflict(message) => PrepareError::Raced(message),
+        other => PrepareError::Other(host_error(other)),
+    }
+}
+
+impl Postgres {
+    /// The schema and tables, in one transaction under the DDL lock.
+    fn create_schema(&self) -> Result<(), PrepareError> {
+        let tx = self.db.begin().map_err(prepare_error)?;
+        let (lock, params) = self.tables.ddl_lock();
+        tx.execute(lock, &params).map_err(prepare_error)?;
+        for object in self.tables.schema_objects() {
+            let probe = tx
+                .query(object.probe, &[object.name])
+                .map_err(prepare_error)?;
+            let exists = probe.rows.first().and_then(|row| row.first());
+            if !matches!(exists, Some(sql::Value::Boolean(true))) {
+                tx.execute(&object.create, &[]).map_err(prepare_error)?;
+            }
+        }
+        sql::Transaction::commit(tx).map_err(prepare_error)
+    }
+
+    /// The change tracking; a role that may not add triggers does without.
+    fn install_feed(&self) -> Result<(), PrepareError> {
+        match self.feed.install(&self.db, &self.tables) {
+            Err(Error::Denied(reason)) => {
+                storehost_sdk::log::warn(&format!(
+                    "cannot install change tracking ({reason}); every pull reads the whole tables"
+                ));
+                Ok(())
+            }
+            Err(Error::Internal(message)) if message.starts_with(RACED) => {
+                Err(PrepareError::Raced(message))
+            }
+            Err(other) => Err(PrepareError::Other(other)),
+            Ok(()) => Ok(()),
+        }
+    }
+}
+
+/// How [`host_error`] words a deadlock or serialization failure.
+const RACED: &str = "unexpected conflict";
 
 storehost_sdk::export_backend!(Postgres);

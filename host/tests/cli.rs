@@ -639,25 +639,15 @@ fn a_version_the_remote_replaced_comes_back_with_restore() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("local.wasm"), storehost::builtin::local()).unwrap();
     let args = LOCAL_PLUGIN_MIRROR;
-    let wait_until = |what: &str, condition: &dyn Fn() -> bool| {
-        let started = std::time::Instant::now();
-        while !condition() {
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "timed out: {what}"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    };
     let (code, log) = serve_until(dir.path(), &args, "-TERM", |cwd| {
         let (local, remote) = (cwd.join("ws/auths/t.json"), cwd.join("remote/auths/t.json"));
         std::fs::write(&local, "{\"mine\":1}").unwrap();
-        wait_until("the proxy's file is pushed", &|| {
+        wait_for("the proxy's file is pushed", || {
             std::fs::read_to_string(&remote).is_ok_and(|c| c == "{\"mine\":1}")
         });
         // Another writer replaces it on the remote; the host takes it.
         std::fs::write(&remote, "{\"theirs\":1}").unwrap();
-        wait_until("the remote version arrives", &|| {
+        wait_for("the remote version arrives", || {
             std::fs::read_to_string(&local).is_ok_and(|c| c == "{\"theirs\":1}")
         });
         let listed = storehost(cwd)
@@ -686,7 +676,7 @@ fn a_version_the_remote_replaced_comes_back_with_restore() {
             String::from_utf8_lossy(&restored.stderr)
         );
         assert_eq!(std::fs::read_to_string(&local).unwrap(), "{\"mine\":1}");
-        wait_until("the restored version is pushed", &|| {
+        wait_for("the restored version is pushed", || {
             std::fs::read_to_string(&remote).is_ok_and(|c| c == "{\"mine\":1}")
         });
         let missing = storehost(cwd)

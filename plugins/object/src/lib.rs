@@ -182,13 +182,10 @@ impl ObjectStore {
         if written.is_empty() {
             return Ok(());
         }
-        let objects = written
-            .iter()
-            .map(|(key, _)| object_key(key))
-            .collect::<Result<Vec<_>, _>>()?;
-        let heads = self.bucket.head_many(&objects).map_err(host_error)?;
-        for ((key, ours), head) in written.into_iter().zip(heads) {
-            if head.map(|info| info.etag).as_deref() != Some(ours) {
+        let keys: Vec<&Key> = written.iter().map(|(key, _)| *key).collect();
+        let current = self.current_etags(&keys)?;
+        for ((key, ours), etag) in written.into_iter().zip(current) {
+            if etag.as_deref() != Some(ours) {
                 storehost_sdk::log::warn(&format!(
                     "another writer replaced {} while it was written; reported as a conflict",
                     key.id
@@ -197,6 +194,19 @@ impl ObjectStore {
             }
         }
         Ok(())
+    }
+
+    /// The ETags the keys' objects have now (all asked at once).
+    fn current_etags(&self, keys: &[&Key]) -> Result<Vec<Option<String>>, Error> {
+        let objects = keys
+            .iter()
+            .map(|key| object_key(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let heads = self.bucket.head_many(&objects).map_err(host_error)?;
+        Ok(heads
+            .into_iter()
+            .map(|head| head.map(|info| info.etag))
+            .collect())
     }
 
     /// Re-reads the ETags (all at once) where the server would not enforce
@@ -223,13 +233,9 @@ impl ObjectStore {
         if checked.is_empty() {
             return Ok(());
         }
-        let objects = checked
-            .iter()
-            .map(|(key, _)| object_key(key))
-            .collect::<Result<Vec<_>, _>>()?;
-        let heads = self.bucket.head_many(&objects).map_err(host_error)?;
-        for ((key, precondition), head) in checked.into_iter().zip(heads) {
-            let current = head.map(|info| info.etag);
+        let keys: Vec<&Key> = checked.iter().map(|(key, _)| *key).collect();
+        let etags = self.current_etags(&keys)?;
+        for ((key, precondition), current) in checked.into_iter().zip(etags) {
             let holds = match precondition {
                 Precondition::Any => true,
                 Precondition::Absent => current.is_none(),

@@ -18,6 +18,13 @@ pub trait Backend {
     fn host(&self, workspace: &Path) -> impl Future<Output = Storehost>;
     /// A fresh plugin on the backend, to see what it holds.
     fn reader(&self, scratch: &Path) -> Plugin;
+    /// False for a server that checks a write's condition and then writes
+    /// without holding the object (s3s-fs): a writer racing in between can
+    /// displace an acknowledged write unseen. The host still keeps the
+    /// displaced version, in the trash, and the scenario accepts it there.
+    fn atomic_conditional_writes(&self) -> bool {
+        true
+    }
 }
 
 /// A backend whose server can be stopped (cutting calls in flight) and
@@ -75,6 +82,18 @@ fn conflict_copies(workspace: &Path, id: &str) -> Vec<String> {
         .into_iter()
         .filter(|name| name.starts_with(&format!("{id}.conflict-")))
         .map(|name| canonical(&std::fs::read(workspace.join("auths").join(name)).unwrap()))
+        .collect()
+}
+
+/// Versions of `id` kept in a workspace's trash, as JSON.
+fn trashed(workspace: &Path, id: &str) -> Vec<String> {
+    let dir = storehost::mirror::Workspace::new(workspace).trash_dir();
+    storehost::mirror::trash::list(&storehost::mirror::Workspace::new(workspace))
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.path == format!("auths/{id}"))
+        .filter_map(|entry| std::fs::read(dir.join(entry.file)).ok())
+        .map(|content| canonical(&content))
         .collect()
 }
 
@@ -167,6 +186,9 @@ pub async fn two_hosts_writing_at_once(backend: &impl Backend) {
         let mut kept: Vec<String> = vec![remote[&id].clone()];
         for workspace in &workspaces {
             kept.extend(conflict_copies(workspace, &id));
+            if !backend.atomic_conditional_writes() {
+                kept.extend(trashed(workspace, &id));
+            }
         }
         for by in ["a", "b"] {
             let write = canonical(shared_content(by, k).as_bytes());

@@ -114,6 +114,9 @@ impl Backend for Object {
     fn reader(&self, _scratch: &Path) -> Plugin {
         s3::plugin(&self.server.endpoint(), &self.bucket)
     }
+    fn atomic_conditional_writes(&self) -> bool {
+        false
+    }
 }
 
 impl Outage for Object {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use storehost::mirror::ledger::Ledger;
 use storehost::{Storehost, StorehostOptions};
 use storehost_tests::scenarios::proxy_write;
-use storehost_tests::{fault_mirror, local_plugin, percentiles, set_fault};
+use storehost_tests::{bench_selected, fault_mirror, local_plugin, percentiles, set_fault};
 
 fn auth(i: usize) -> String {
     format!(
@@ -184,12 +184,20 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        write_through(10).await;
-        write_through(10_000).await;
-        watched_write_ack(false).await;
-        watched_write_ack(true).await;
-        bootstrap(1_000).await;
-        bootstrap(10_000).await;
-        poll_cost(10_000).await;
+        if bench_selected("write_through") {
+            write_through(10).await;
+            write_through(10_000).await;
+        }
+        if bench_selected("ack") {
+            watched_write_ack(false).await;
+            watched_write_ack(true).await;
+        }
+        if bench_selected("bootstrap") {
+            bootstrap(1_000).await;
+            bootstrap(10_000).await;
+        }
+        if bench_selected("poll") {
+            poll_cost(10_000).await;
+        }
     });
 }

@@ -169,6 +169,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether a bench section runs: all of them without arguments, else
+/// those whose name contains one of the words after `--`
+/// (`cargo bench --bench postgres -- bootstrap`).
+pub fn bench_selected(section: &str) -> bool {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    words.is_empty() || words.iter().any(|w| section.contains(w.as_str()))
+}
+
 /// Prints p50 and p99 of `samples` under `label` (for the benches) and
 /// returns p50.
 pub fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {

@@ -77,7 +77,7 @@ pub async fn mirrored(
         .iter()
         .find(|d| d.entry.key == Key::meta(LINEAGE_ID))
         .map(|d| String::from_utf8_lossy(&d.content).trim().to_string());
-    let lineage = settle_lineage(mirror, remote_lineage).await?;
+    let (lineage, unconfirmed) = settle_lineage(mirror, remote_lineage).await?;
     let mut report = BootstrapReport {
         lineage: Some(lineage),
         ..Default::default()
@@ -135,6 +135,7 @@ pub async fn mirrored(
     let policy = Policy {
         guard: &guard,
         durability: Durability::Batched,
+        listed: Some(&local),
     };
     let settled = mirror.settle(items, &policy)?;
     report.pulled = settled.pulled;
@@ -157,6 +158,9 @@ pub async fn mirrored(
         tx.set_meta(MetaName::Backend, Some(remote.name()))?;
         tx.set_meta(MetaName::LastSyncMs, Some(&now_ms().to_string()))
     })?;
+    if let Some(written) = unconfirmed {
+        report.lineage = Some(confirmed_lineage(mirror, written).await?);
+    }
     mirror.drain_owned().await?;
     Ok(report)
 }
@@ -203,13 +207,26 @@ fn import_previous_store(
     Ok(imported)
 }
 
+/// A lineage this instance has just written, to be read back once it has
+/// had a moment to settle (see [`confirmed_lineage`]).
+struct UnconfirmedLineage {
+    ours: String,
+    written: std::time::Instant,
+}
+
 /// Adopts the remote's lineage, creates one for a remote that has none, or
 /// refuses a workspace that was synced with another remote. A new lineage
 /// is written only where none exists (precondition absent), so of several
 /// instances starting together on an empty backend one wins and the others
-/// adopt its lineage.
-async fn settle_lineage(mirror: &Mirror, remote: Option<String>) -> Result<String, StorehostError> {
+/// adopt its lineage. A lineage written for a workspace that knew none is
+/// returned unconfirmed: the read-back waits for the documents to settle
+/// instead of before them.
+async fn settle_lineage(
+    mirror: &Mirror,
+    remote: Option<String>,
+) -> Result<(String, Option<UnconfirmedLineage>), StorehostError> {
     let known = mirror.ledger().meta(MetaName::Lineage)?;
+    let mut unconfirmed = None;
     let lineage = match remote {
         Some(remote) => remote,
         None => {
@@ -229,7 +246,20 @@ async fn settle_lineage(mirror: &Mirror, remote: Option<String>) -> Result<Strin
                 .apply(vec![change], "storehost: record lineage")
                 .await
             {
-                Ok(_) => confirmed_lineage(mirror, candidate).await?,
+                Ok(_) if known.is_none() => {
+                    unconfirmed = Some(UnconfirmedLineage {
+                        ours: candidate.clone(),
+                        written: std::time::Instant::now(),
+                    });
+                    candidate
+                }
+                Ok(_) => {
+                    let written = UnconfirmedLineage {
+                        ours: candidate,
+                        written: std::time::Instant::now(),
+                    };
+                    confirmed_lineage(mirror, written).await?
+                }
                 Err(e) if matches!(e.backend(), Some(BackendError::Conflict(_))) => {
                     let winner = read_one(mirror.remote.as_ref(), &Key::meta(LINEAGE_ID))
                         .await?
@@ -251,26 +281,36 @@ async fn settle_lineage(mirror: &Mirror, remote: Option<String>) -> Result<Strin
             remote: lineage,
         });
     }
-    mirror
-        .ledger()
-        .write(|tx| tx.set_meta(MetaName::Lineage, Some(&lineage)))?;
-    Ok(lineage)
+    record_lineage(mirror, &lineage)?;
+    Ok((lineage, unconfirmed))
 }
 
-/// Reads a lineage we just wrote back after a moment: on a server whose
-/// conditional writes are not atomic, a racing instance may have written
-/// its own over ours, and then all must adopt the one that stayed.
-async fn confirmed_lineage(mirror: &Mirror, ours: String) -> Result<String, StorehostError> {
-    tokio::time::sleep(LINEAGE_SETTLE).await;
+fn record_lineage(mirror: &Mirror, lineage: &str) -> Result<(), StorehostError> {
+    mirror
+        .ledger()
+        .write(|tx| tx.set_meta(MetaName::Lineage, Some(lineage)))?;
+    Ok(())
+}
+
+/// Reads a lineage we wrote back once it is [`LINEAGE_SETTLE`] old: on a
+/// server whose conditional writes are not atomic, a racing instance may
+/// have written its own over ours, and then all must adopt the one that
+/// stayed.
+async fn confirmed_lineage(
+    mirror: &Mirror,
+    written: UnconfirmedLineage,
+) -> Result<String, StorehostError> {
+    tokio::time::sleep(LINEAGE_SETTLE.saturating_sub(written.written.elapsed())).await;
     let stored = read_one(mirror.remote.as_ref(), &Key::meta(LINEAGE_ID))
         .await?
         .map(|d| String::from_utf8_lossy(&d.content).trim().to_string());
     match stored {
-        Some(stored) if stored != ours => {
+        Some(stored) if stored != written.ours => {
             tracing::warn!(lineage = %stored, "another instance's lineage replaced ours as we wrote it; adopting it");
+            record_lineage(mirror, &stored)?;
             Ok(stored)
         }
-        _ => Ok(ours),
+        _ => Ok(written.ours),
     }
 }
 

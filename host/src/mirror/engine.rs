@@ -398,6 +398,7 @@ impl Mirror {
         let policy = Policy {
             guard: &guard,
             durability: Durability::Now,
+            listed: None,
         };
         self.settle(vec![item], &policy)?;
         Ok(())
@@ -432,6 +433,7 @@ impl Mirror {
         let policy = Policy {
             guard: &guard,
             durability: Durability::Now,
+            listed: None,
         };
         let settled = self.settle(items, &policy)?;
         self.ledger().write(|tx| {

@@ -121,6 +121,7 @@ impl Mirror {
         let policy = Policy {
             guard: &guard,
             durability: Durability::Now,
+            listed: None,
         };
         let settled = self.settle(items, &policy)?;
         // A refused mass disappearance is undone from the remote, so the

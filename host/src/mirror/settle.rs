@@ -8,10 +8,12 @@ use super::hash::doc_hash;
 use super::ledger::{Base, LedgerError, LedgerTx, Op};
 use super::paths::path_key;
 use super::scan::DeletionGuard;
-use super::workspace::{Swap, normalize_config};
+use super::workspace::{Swap, TrashedFile, normalize_config};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::{Document, Key, Kind};
+use rayon::prelude::*;
+use std::collections::BTreeSet;
 
 /// Documents decided in one ledger transaction.
 const SETTLE_CHUNK: usize = 512;
@@ -21,6 +23,11 @@ pub(crate) struct Policy<'a> {
     /// Decides whether a local disappearance may become a remote delete.
     pub guard: &'a DeletionGuard,
     pub durability: Durability,
+    /// The workspace's documents as listed just before, when the caller
+    /// has that list: a key not in it is taken as absent without a read.
+    /// A file created since is still never overwritten (the guarded
+    /// create refuses and the document is decided again).
+    pub listed: Option<&'a BTreeSet<Key>>,
 }
 
 /// What one document is settled with.
@@ -42,6 +49,33 @@ pub(crate) struct Settled {
     pub restore: Vec<Key>,
 }
 
+/// A document's local state and content, as [`Mirror::local_now`] reads it.
+type LocalNow = (Local, Option<Vec<u8>>);
+
+/// A decision to bring the backend's version (or its absence) into the
+/// workspace: the file operation, then what the ledger records of it.
+struct PlannedPull<'a> {
+    key: &'a Key,
+    remote: &'a RemoteState,
+    content: Option<&'a [u8]>,
+    /// The hash the local file must still have (None: it must be absent).
+    expected: Option<String>,
+    keep_local: bool,
+    /// The outbox entry through which queued changes are dropped.
+    drop_through: Option<u64>,
+    local_content: Option<Vec<u8>>,
+}
+
+/// One decision's outcome.
+enum Step<'a> {
+    /// Nothing more to do.
+    Done,
+    /// Both sides agree now; decide again, a newer local change may remain.
+    Agreed,
+    /// A file operation to carry out, then record.
+    Pull(PlannedPull<'a>),
+}
+
 impl Mirror {
     /// Decides and acts on each document, in chunks of one transaction
     /// each; a document whose file operation fails is reported and the
@@ -52,30 +86,11 @@ impl Mirror {
         policy: &Policy<'_>,
     ) -> Result<Settled, StorehostError> {
         let mut settled = Settled::default();
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            let chunk: Vec<_> = items.by_ref().take(SETTLE_CHUNK).collect();
+        for chunk in items.chunks(SETTLE_CHUNK) {
             let mut ledger = self.ledger();
             let queued = ledger.pending_paths()?;
             ledger.write(|tx| {
-                for (key, remote, content) in &chunk {
-                    let context = Context {
-                        policy,
-                        maybe_queued: queued.contains(&path_key(key)),
-                    };
-                    match self.settle_one(
-                        tx,
-                        key,
-                        remote,
-                        content.as_deref(),
-                        &context,
-                        &mut settled,
-                    ) {
-                        Ok(()) => {}
-                        Err(StorehostError::Ledger(e)) => return Err(e),
-                        Err(e) => tracing::error!(%key, "cannot bring this document in step: {e}"),
-                    }
-                }
+                self.settle_chunk(tx, chunk, &queued, policy, &mut settled)?;
                 if policy.durability == Durability::Batched {
                     // The files must be on disk before the bases that
                     // describe them.
@@ -89,19 +104,84 @@ impl Mirror {
         Ok(settled)
     }
 
-    fn settle_one(
+    /// Reads the local files and carries out the file operations of a
+    /// chunk in parallel (they are most of its cost); decisions and the
+    /// ledger stay on this thread, in order.
+    fn settle_chunk(
         &self,
         tx: &LedgerTx<'_>,
-        key: &Key,
-        remote: &RemoteState,
-        content: Option<&[u8]>,
+        chunk: &[Item],
+        queued: &BTreeSet<String>,
+        policy: &Policy<'_>,
+        settled: &mut Settled,
+    ) -> Result<(), LedgerError> {
+        let locals: Vec<_> = chunk
+            .par_iter()
+            .map(|(key, _, _)| match policy.listed {
+                Some(listed) if !listed.contains(key) => Ok((Local::Absent, None)),
+                _ => self.local_now(key),
+            })
+            .collect();
+        let mut pulls = Vec::new();
+        for ((key, remote, content), local) in chunk.iter().zip(locals) {
+            let context = Context {
+                policy,
+                maybe_queued: queued.contains(&path_key(key)),
+            };
+            let planned = local.and_then(|local| {
+                self.decide_and_plan(
+                    tx,
+                    key,
+                    remote,
+                    content.as_deref(),
+                    local,
+                    &context,
+                    settled,
+                )
+            });
+            match planned {
+                Ok(Some(pull)) => pulls.push((pull, context)),
+                Ok(None) => {}
+                Err(e) => report(key, e)?,
+            }
+        }
+        let swaps: Vec<_> = pulls
+            .par_iter()
+            .map(|(pull, _)| self.pull_file(pull, policy.durability))
+            .collect();
+        for ((pull, context), swap) in pulls.into_iter().zip(swaps) {
+            let key = pull.key;
+            let result = match swap {
+                Ok(Swap::Done { previous }) => self.record_pull(tx, pull, previous, settled),
+                // The file changed after it was read: decide again on what
+                // it holds now, this time one by one.
+                Ok(Swap::LocalChanged) => self
+                    .local_now(key)
+                    .and_then(|local| self.settle_serially(tx, pull, local, &context, settled)),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = result {
+                report(key, e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides (again after an agreement) and does what needs no file
+    /// operation; returns the pull still to carry out, if any.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_and_plan<'a>(
+        &self,
+        tx: &LedgerTx<'_>,
+        key: &'a Key,
+        remote: &'a RemoteState,
+        content: Option<&'a [u8]>,
+        (local, local_content): LocalNow,
         context: &Context<'_>,
         settled: &mut Settled,
-    ) -> Result<(), StorehostError> {
-        let (local, local_content) = self.local_now(key)?;
-        // Agreement can leave a newer local change to queue: decide again.
+    ) -> Result<Option<PlannedPull<'a>>, StorehostError> {
         for _ in 0..2 {
-            let agreed = self.settle_step(
+            let step = self.settle_step(
                 tx,
                 key,
                 remote,
@@ -110,27 +190,54 @@ impl Mirror {
                 context,
                 settled,
             )?;
-            if !agreed {
-                break;
+            match step {
+                Step::Agreed => continue,
+                Step::Done => break,
+                Step::Pull(pull) => return Ok(Some(pull)),
             }
         }
+        Ok(None)
+    }
+
+    /// Settles a document whose file changed under a planned pull: each
+    /// pull carried out at once, a few times at most.
+    fn settle_serially(
+        &self,
+        tx: &LedgerTx<'_>,
+        pull: PlannedPull<'_>,
+        mut local: LocalNow,
+        context: &Context<'_>,
+        settled: &mut Settled,
+    ) -> Result<(), StorehostError> {
+        let (key, remote, content) = (pull.key, pull.remote, pull.content);
+        for _ in 0..3 {
+            let Some(pull) =
+                self.decide_and_plan(tx, key, remote, content, local, context, settled)?
+            else {
+                return Ok(());
+            };
+            match self.pull_file(&pull, context.policy.durability)? {
+                Swap::Done { previous } => return self.record_pull(tx, pull, previous, settled),
+                Swap::LocalChanged => local = self.local_now(key)?,
+            }
+        }
+        tracing::info!(%key, "the file keeps changing while it is brought in step; the local change is kept and goes out next");
         Ok(())
     }
 
-    /// One decision and its action; true when it was an agreement.
+    /// One decision; what needs only the ledger is done here.
     #[allow(clippy::too_many_arguments)]
-    fn settle_step(
+    fn settle_step<'a>(
         &self,
         tx: &LedgerTx<'_>,
-        key: &Key,
-        remote: &RemoteState,
-        content: Option<&[u8]>,
+        key: &'a Key,
+        remote: &'a RemoteState,
+        content: Option<&'a [u8]>,
         (local, local_content): (&Local, &Option<Vec<u8>>),
         context: &Context<'_>,
         settled: &mut Settled,
-    ) -> Result<bool, StorehostError> {
+    ) -> Result<Step<'a>, StorehostError> {
         let policy = context.policy;
-        let local_content = local_content.clone();
         let base = tx.base(key);
         let pending = match context.maybe_queued {
             true => tx.pending_for(key)?,
@@ -147,6 +254,11 @@ impl Mirror {
         if action != Action::Nothing {
             tracing::debug!(%key, ?action, "decided");
         }
+        let present_content = || {
+            local_content
+                .clone()
+                .expect("a present document has content")
+        };
         match action {
             Action::Nothing => {}
             Action::Agree {
@@ -157,11 +269,10 @@ impl Mirror {
                 if let Some(seq) = through {
                     tx.remove_pending_through(key, seq)?;
                 }
-                return Ok(true);
+                return Ok(Step::Agreed);
             }
             Action::Push => {
-                let content = local_content.expect("a present document has content");
-                tx.enqueue(key, &Op::Put(content))?;
+                tx.enqueue(key, &Op::Put(present_content()))?;
                 settled.queued_puts += 1;
             }
             Action::PushRemove if policy.guard.blocks(key) => settled.restore.push(key.clone()),
@@ -173,8 +284,7 @@ impl Mirror {
                 tracing::warn!(%key, "deleted on the backend but changed here; the local version is kept and pushed again");
                 tx.set_base(key, None)?;
                 if enqueue {
-                    let content = local_content.expect("a present document has content");
-                    tx.enqueue(key, &Op::Put(content))?;
+                    tx.enqueue(key, &Op::Put(present_content()))?;
                     settled.queued_puts += 1;
                 }
             }
@@ -182,56 +292,84 @@ impl Mirror {
                 keep_local,
                 drop_queued,
             } => {
-                let expected = match local {
-                    Local::Present(hash) => Some(hash.as_str()),
-                    _ => None,
-                };
-                let swap = match (remote, content) {
-                    (RemoteState::Present { .. }, Some(content)) => {
-                        self.workspace
-                            .replace_if(key, content, expected, policy.durability)?
-                    }
-                    (_, _) => match expected {
-                        Some(hash) => self.workspace.remove_if(key, hash)?,
-                        None => Swap::Done { previous: None },
+                return Ok(Step::Pull(PlannedPull {
+                    key,
+                    remote,
+                    content,
+                    expected: match local {
+                        Local::Present(hash) => Some(hash.clone()),
+                        _ => None,
                     },
-                };
-                let Swap::Done { previous } = swap else {
-                    tracing::info!(%key, "the file changed while it was being brought in step; the local change is kept and goes out next");
-                    return Ok(false);
-                };
-                let reason = match (keep_local, remote) {
-                    (true, _) => "conflict: the backend's version won",
-                    (false, RemoteState::Absent) => "deleted on the backend",
-                    (false, _) => "replaced by the backend's version",
-                };
-                if let Some(previous) = previous {
-                    tx.add_trash(&path_key(key), &previous.file, reason, previous.size)?;
-                }
-                if keep_local && let Some(local) = &local_content {
-                    let copy = self.workspace.keep_conflict_copy(key, local)?;
-                    tracing::warn!(%key, kept = %copy, "conflict: both sides changed; the backend's version won, the local one is kept beside it");
-                    tx.add_conflict(&copy)?;
-                    settled.conflicts.push(copy);
-                }
-                let new_base = match remote {
-                    RemoteState::Present { version, hash } => Some(Base {
-                        version: version.clone(),
-                        hash: hash.clone(),
-                    }),
-                    _ => None,
-                };
-                tx.set_base(key, new_base.as_ref())?;
-                if drop_queued && let Some(last) = pending.last() {
-                    tx.remove_pending_through(key, last.seq)?;
-                }
-                match new_base {
-                    Some(_) => settled.pulled += 1,
-                    None => settled.deleted_locally += 1,
-                }
+                    keep_local,
+                    drop_through: pending.last().map(|p| p.seq).filter(|_| drop_queued),
+                    local_content: local_content.clone(),
+                }));
             }
         }
-        Ok(false)
+        Ok(Step::Done)
+    }
+
+    /// A pull's file operation: the guarded replace or removal.
+    fn pull_file(
+        &self,
+        pull: &PlannedPull<'_>,
+        durability: Durability,
+    ) -> Result<Swap, StorehostError> {
+        let expected = pull.expected.as_deref();
+        let swap = match (pull.remote, pull.content) {
+            (RemoteState::Present { .. }, Some(content)) => self
+                .workspace
+                .replace_if(pull.key, content, expected, durability)?,
+            (_, _) => match expected {
+                Some(hash) => self.workspace.remove_if(pull.key, hash)?,
+                None => Swap::Done { previous: None },
+            },
+        };
+        Ok(swap)
+    }
+
+    /// What the ledger keeps of a pull carried out: the trash entry, the
+    /// conflict copy, the new base, the queued changes it settled.
+    fn record_pull(
+        &self,
+        tx: &LedgerTx<'_>,
+        pull: PlannedPull<'_>,
+        previous: Option<TrashedFile>,
+        settled: &mut Settled,
+    ) -> Result<(), StorehostError> {
+        let key = pull.key;
+        let reason = match (pull.keep_local, pull.remote) {
+            (true, _) => "conflict: the backend's version won",
+            (false, RemoteState::Absent) => "deleted on the backend",
+            (false, _) => "replaced by the backend's version",
+        };
+        if let Some(previous) = previous {
+            tx.add_trash(&path_key(key), &previous.file, reason, previous.size)?;
+        }
+        if pull.keep_local
+            && let Some(local) = &pull.local_content
+        {
+            let copy = self.workspace.keep_conflict_copy(key, local)?;
+            tracing::warn!(%key, kept = %copy, "conflict: both sides changed; the backend's version won, the local one is kept beside it");
+            tx.add_conflict(&copy)?;
+            settled.conflicts.push(copy);
+        }
+        let new_base = match pull.remote {
+            RemoteState::Present { version, hash } => Some(Base {
+                version: version.clone(),
+                hash: hash.clone(),
+            }),
+            _ => None,
+        };
+        tx.set_base(key, new_base.as_ref())?;
+        if let Some(seq) = pull.drop_through {
+            tx.remove_pending_through(key, seq)?;
+        }
+        match new_base {
+            Some(_) => settled.pulled += 1,
+            None => settled.deleted_locally += 1,
+        }
+        Ok(())
     }
 
     /// Restores files whose disappearance the guard refused, from the
@@ -267,6 +405,18 @@ impl Mirror {
             Ok(())
         })?;
         Ok(restored)
+    }
+}
+
+/// A document that cannot be brought in step is reported and the rest go
+/// on; a ledger failure ends the transaction.
+fn report(key: &Key, error: StorehostError) -> Result<(), LedgerError> {
+    match error {
+        StorehostError::Ledger(e) => Err(e),
+        e => {
+            tracing::error!(%key, "cannot bring this document in step: {e}");
+            Ok(())
+        }
     }
 }
 

@@ -489,3 +489,64 @@ async fn an_invalid_document_on_the_backend_never_reaches_the_workspace() {
     );
     assert!(mirror.ledger().conflicts().unwrap().is_empty());
 }
+
+/// A file that appeared after the workspace was listed is taken as absent
+/// without a read; the guarded create refuses to replace it, and it is
+/// decided again on what it holds: never overwritten unseen.
+#[tokio::test]
+async fn a_file_created_after_the_listing_is_decided_again_not_clobbered() {
+    use super::decide::Remote as RemoteState;
+    use super::scan::DeletionGuard;
+    use super::settle::{Policy, remote_item};
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let (same, differs) = (auth("same.json"), auth("differs.json"));
+    fixture.remote.set(&same, br#"{"v":"remote"}"#);
+    fixture.remote.set(&differs, br#"{"v":"remote"}"#);
+    mirror.workspace.write(&same, br#"{"v":"remote"}"#).unwrap();
+    mirror
+        .workspace
+        .write(&differs, br#"{"v":"local"}"#)
+        .unwrap();
+    let items: Vec<_> = [&same, &differs]
+        .into_iter()
+        .map(|key| {
+            let content = fixture.remote.get(key).unwrap();
+            let version = fixture.remote.with(|s| s.documents[key].0.clone());
+            remote_item(Document {
+                entry: entry(key, &version),
+                content,
+            })
+            .unwrap()
+        })
+        .collect();
+    assert!(
+        items
+            .iter()
+            .all(|(_, r, _)| matches!(r, RemoteState::Present { .. }))
+    );
+    let listed_before_they_appeared = std::collections::BTreeSet::new();
+    let guard = DeletionGuard::never();
+    let policy = Policy {
+        guard: &guard,
+        durability: Durability::Now,
+        listed: Some(&listed_before_they_appeared),
+    };
+    let settled = mirror.settle(items, &policy).unwrap();
+    // Equal content: agreed, nothing rewritten, nothing copied.
+    assert_eq!(
+        mirror.workspace.read(&same).unwrap().unwrap(),
+        br#"{"v":"remote"}"#
+    );
+    assert!(mirror.ledger().base(&same).is_some());
+    // Different content: a conflict, and the local bytes are kept.
+    assert_eq!(settled.conflicts.len(), 1, "{settled:?}");
+    let copy = &settled.conflicts[0];
+    let kept = std::fs::read(mirror.workspace.root().join(copy)).unwrap();
+    assert_eq!(kept, br#"{"v":"local"}"#);
+    assert_eq!(
+        mirror.workspace.read(&differs).unwrap().unwrap(),
+        br#"{"v":"remote"}"#
+    );
+    assert_eq!(mirror.ledger().conflicts().unwrap(), vec![copy.clone()]);
+}

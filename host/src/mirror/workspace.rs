@@ -225,7 +225,11 @@ impl Workspace {
         expected: Option<&str>,
         durability: Durability,
     ) -> Result<Swap, WorkspaceError> {
-        let path = self.checked_path(key)?;
+        let file_check = match expected {
+            None => FileCheck::CreatedWithoutReplace,
+            Some(_) => FileCheck::Checked,
+        };
+        let path = self.checked_path(key, file_check)?;
         let dir = path.parent().expect("documents live in a directory");
         let temp = fsutil::write_temp(dir, &path, content, durability)
             .map_err(|source| io_error("write", &path, source))?;
@@ -283,7 +287,7 @@ impl Workspace {
     /// Deletes `key`'s file only if it still has content hash `expected`;
     /// the file is moved into the trash.
     pub fn remove_if(&self, key: &Key, expected: &str) -> Result<Swap, WorkspaceError> {
-        let path = self.checked_path(key)?;
+        let path = self.checked_path(key, FileCheck::Checked)?;
         let trash = self.trash_dir();
         fsutil::create_private_dir(&trash).map_err(|source| io_error("create", &trash, source))?;
         let file = trash_name(key);
@@ -335,7 +339,7 @@ impl Workspace {
     /// The document's path, with no symbolic link on the way from the
     /// workspace root (checked with lstat, so none is followed), and its
     /// directory created.
-    fn checked_path(&self, key: &Key) -> Result<PathBuf, WorkspaceError> {
+    fn checked_path(&self, key: &Key, file: FileCheck) -> Result<PathBuf, WorkspaceError> {
         let path = self.path_of(key)?;
         let relative = path.strip_prefix(&self.root).unwrap_or(&path);
         let parts: Vec<_> = relative.components().collect();
@@ -343,6 +347,9 @@ impl Workspace {
         for (i, part) in parts.iter().enumerate() {
             current.push(part);
             let last = i + 1 == parts.len();
+            if last && file == FileCheck::CreatedWithoutReplace {
+                break;
+            }
             match std::fs::symlink_metadata(&current) {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     return Err(WorkspaceError::Symlink {
@@ -358,6 +365,16 @@ impl Workspace {
         }
         Ok(path)
     }
+}
+
+/// Whether [`Workspace::checked_path`] checks the file itself, or only the
+/// directories above it: a file created by a rename that never replaces
+/// (`RENAME_NOREPLACE`) cannot be a symbolic link followed, since nothing
+/// that exists there is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileCheck {
+    Checked,
+    CreatedWithoutReplace,
 }
 
 /// `<unix ms>-<n>-<file name>`: unique, sortable, and readable.

@@ -52,12 +52,18 @@ pub(crate) struct Settled {
 /// A document's local state and content, as [`Mirror::local_now`] reads it.
 type LocalNow = (Local, Option<Vec<u8>>);
 
-/// A decision to bring the backend's version (or its absence) into the
-/// workspace: the file operation, then what the ledger records of it.
-struct PlannedPull<'a> {
+/// A document as the backend has it, being settled.
+#[derive(Clone, Copy)]
+struct Doc<'a> {
     key: &'a Key,
     remote: &'a RemoteState,
     content: Option<&'a [u8]>,
+}
+
+/// A decision to bring the backend's version (or its absence) into the
+/// workspace: the file operation, then what the ledger records of it.
+struct PlannedPull<'a> {
+    doc: Doc<'a>,
     /// The hash the local file must still have (None: it must be absent).
     expected: Option<String>,
     keep_local: bool,
@@ -128,17 +134,13 @@ impl Mirror {
                 policy,
                 maybe_queued: queued.contains(&path_key(key)),
             };
-            let planned = local.and_then(|local| {
-                self.decide_and_plan(
-                    tx,
-                    key,
-                    remote,
-                    content.as_deref(),
-                    local,
-                    &context,
-                    settled,
-                )
-            });
+            let doc = Doc {
+                key,
+                remote,
+                content: content.as_deref(),
+            };
+            let planned =
+                local.and_then(|local| self.decide_and_plan(tx, doc, local, &context, settled));
             match planned {
                 Ok(Some(pull)) => pulls.push((pull, context)),
                 Ok(None) => {}
@@ -150,16 +152,15 @@ impl Mirror {
             .map(|(pull, _)| self.pull_file(pull, policy.durability))
             .collect();
         for ((pull, context), swap) in pulls.into_iter().zip(swaps) {
-            let key = pull.key;
-            let result = match swap {
-                Ok(Swap::Done { previous }) => self.record_pull(tx, pull, previous, settled),
+            let key = pull.doc.key;
+            let result = swap.and_then(|swap| match swap {
+                Swap::Done { previous } => self.record_pull(tx, pull, previous, settled),
                 // The file changed after it was read: decide again on what
                 // it holds now, this time one by one.
-                Ok(Swap::LocalChanged) => self
+                Swap::LocalChanged => self
                     .local_now(key)
                     .and_then(|local| self.settle_serially(tx, pull, local, &context, settled)),
-                Err(e) => Err(e.into()),
-            };
+            });
             if let Err(e) = result {
                 report(key, e)?;
             }
@@ -169,27 +170,16 @@ impl Mirror {
 
     /// Decides (again after an agreement) and does what needs no file
     /// operation; returns the pull still to carry out, if any.
-    #[allow(clippy::too_many_arguments)]
     fn decide_and_plan<'a>(
         &self,
         tx: &LedgerTx<'_>,
-        key: &'a Key,
-        remote: &'a RemoteState,
-        content: Option<&'a [u8]>,
+        doc: Doc<'a>,
         (local, local_content): LocalNow,
         context: &Context<'_>,
         settled: &mut Settled,
     ) -> Result<Option<PlannedPull<'a>>, StorehostError> {
         for _ in 0..2 {
-            let step = self.settle_step(
-                tx,
-                key,
-                remote,
-                content,
-                (&local, &local_content),
-                context,
-                settled,
-            )?;
+            let step = self.settle_step(tx, doc, (&local, &local_content), context, settled)?;
             match step {
                 Step::Agreed => continue,
                 Step::Done => break,
@@ -209,11 +199,9 @@ impl Mirror {
         context: &Context<'_>,
         settled: &mut Settled,
     ) -> Result<(), StorehostError> {
-        let (key, remote, content) = (pull.key, pull.remote, pull.content);
+        let (doc, key) = (pull.doc, pull.doc.key);
         for _ in 0..3 {
-            let Some(pull) =
-                self.decide_and_plan(tx, key, remote, content, local, context, settled)?
-            else {
+            let Some(pull) = self.decide_and_plan(tx, doc, local, context, settled)? else {
                 return Ok(());
             };
             match self.pull_file(&pull, context.policy.durability)? {
@@ -226,18 +214,15 @@ impl Mirror {
     }
 
     /// One decision; what needs only the ledger is done here.
-    #[allow(clippy::too_many_arguments)]
     fn settle_step<'a>(
         &self,
         tx: &LedgerTx<'_>,
-        key: &'a Key,
-        remote: &'a RemoteState,
-        content: Option<&'a [u8]>,
+        doc: Doc<'a>,
         (local, local_content): (&Local, &Option<Vec<u8>>),
         context: &Context<'_>,
         settled: &mut Settled,
     ) -> Result<Step<'a>, StorehostError> {
-        let policy = context.policy;
+        let (policy, key, remote) = (context.policy, doc.key, doc.remote);
         let base = tx.base(key);
         let pending = match context.maybe_queued {
             true => tx.pending_for(key)?,
@@ -293,9 +278,7 @@ impl Mirror {
                 drop_queued,
             } => {
                 return Ok(Step::Pull(PlannedPull {
-                    key,
-                    remote,
-                    content,
+                    doc,
                     expected: match local {
                         Local::Present(hash) => Some(hash.clone()),
                         _ => None,
@@ -316,12 +299,13 @@ impl Mirror {
         durability: Durability,
     ) -> Result<Swap, StorehostError> {
         let expected = pull.expected.as_deref();
-        let swap = match (pull.remote, pull.content) {
-            (RemoteState::Present { .. }, Some(content)) => self
-                .workspace
-                .replace_if(pull.key, content, expected, durability)?,
+        let swap = match (pull.doc.remote, pull.doc.content) {
+            (RemoteState::Present { .. }, Some(content)) => {
+                self.workspace
+                    .replace_if(pull.doc.key, content, expected, durability)?
+            }
             (_, _) => match expected {
-                Some(hash) => self.workspace.remove_if(pull.key, hash)?,
+                Some(hash) => self.workspace.remove_if(pull.doc.key, hash)?,
                 None => Swap::Done { previous: None },
             },
         };
@@ -337,8 +321,8 @@ impl Mirror {
         previous: Option<TrashedFile>,
         settled: &mut Settled,
     ) -> Result<(), StorehostError> {
-        let key = pull.key;
-        let reason = match (pull.keep_local, pull.remote) {
+        let key = pull.doc.key;
+        let reason = match (pull.keep_local, pull.doc.remote) {
             (true, _) => "conflict: the backend's version won",
             (false, RemoteState::Absent) => "deleted on the backend",
             (false, _) => "replaced by the backend's version",
@@ -354,7 +338,7 @@ impl Mirror {
             tx.add_conflict(&copy)?;
             settled.conflicts.push(copy);
         }
-        let new_base = match pull.remote {
+        let new_base = match pull.doc.remote {
             RemoteState::Present { version, hash } => Some(Base {
                 version: version.clone(),
                 hash: hash.clone(),

@@ -18,6 +18,7 @@ use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::{Change, Key, Kind, Precondition};
 use crate::runtime::{BackendError, Plugin};
+use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -98,7 +99,7 @@ pub async fn mirrored(
     let cursor = snapshot.cursor.clone();
     let mut items: Vec<_> = snapshot
         .documents
-        .into_iter()
+        .into_par_iter()
         .filter_map(remote_item)
         .collect();
     let present: BTreeSet<Key> = items.iter().map(|(k, _, _)| k.clone()).collect();
@@ -218,9 +219,10 @@ struct UnconfirmedLineage {
 /// refuses a workspace that was synced with another remote. A new lineage
 /// is written only where none exists (precondition absent), so of several
 /// instances starting together on an empty backend one wins and the others
-/// adopt its lineage. A lineage written for a workspace that knew none is
-/// returned unconfirmed: the read-back waits for the documents to settle
-/// instead of before them.
+/// adopt its lineage. Where the backend's conditional writes are not atomic
+/// a racing create may still replace ours, so it is read back a moment
+/// later; for a workspace that knew no lineage that read-back is returned
+/// to be done after the documents are settled instead of before them.
 async fn settle_lineage(
     mirror: &Mirror,
     remote: Option<String>,
@@ -246,19 +248,20 @@ async fn settle_lineage(
                 .apply(vec![change], "storehost: record lineage")
                 .await
             {
-                Ok(_) if known.is_none() => {
-                    unconfirmed = Some(UnconfirmedLineage {
-                        ours: candidate.clone(),
-                        written: std::time::Instant::now(),
-                    });
-                    candidate
-                }
                 Ok(_) => {
                     let written = UnconfirmedLineage {
                         ours: candidate,
                         written: std::time::Instant::now(),
                     };
-                    confirmed_lineage(mirror, written).await?
+                    if mirror.remote.features().await?.atomic_conditional_writes() {
+                        written.ours
+                    } else if known.is_none() {
+                        let ours = written.ours.clone();
+                        unconfirmed = Some(written);
+                        ours
+                    } else {
+                        confirmed_lineage(mirror, written).await?
+                    }
                 }
                 Err(e) if matches!(e.backend(), Some(BackendError::Conflict(_))) => {
                     let winner = read_one(mirror.remote.as_ref(), &Key::meta(LINEAGE_ID))

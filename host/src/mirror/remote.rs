@@ -2,7 +2,7 @@
 //! so the engine's unit tests run against an in-memory fake while the
 //! integration tests use real components and servers.
 
-use crate::model::{Change, Document, Entry, Key, Snapshot};
+use crate::model::{Change, Document, Entry, Features, Key, Snapshot};
 use crate::runtime::{Plugin, PluginError};
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +11,7 @@ pub type RemoteFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PluginError
 
 pub trait Remote: Send + Sync {
     fn name(&self) -> &str;
+    fn features(&self) -> RemoteFuture<'_, Features>;
     fn prepare(&self) -> RemoteFuture<'_, ()>;
     fn pull<'a>(&'a self, cursor: Option<&'a str>) -> RemoteFuture<'a, Snapshot>;
     fn read<'a>(&'a self, keys: &'a [Key]) -> RemoteFuture<'a, Vec<Option<Document>>>;
@@ -24,6 +25,10 @@ pub trait Remote: Send + Sync {
 impl Remote for Plugin {
     fn name(&self) -> &str {
         Plugin::name(self)
+    }
+
+    fn features(&self) -> RemoteFuture<'_, Features> {
+        Box::pin(async move { Ok(Plugin::info(self).await?.features) })
     }
 
     fn prepare(&self) -> RemoteFuture<'_, ()> {
@@ -54,4 +59,14 @@ pub async fn read_one(remote: &dyn Remote, key: &Key) -> Result<Option<Document>
         .await?
         .pop()
         .flatten())
+}
+
+impl Features {
+    /// A backend that applies a batch all-or-nothing and enforces its
+    /// preconditions itself checks them in the same transaction as the
+    /// write: a create that succeeded cannot have been overwritten by a
+    /// racing create.
+    pub fn atomic_conditional_writes(&self) -> bool {
+        self.atomic_batch && self.conditional_write
+    }
 }

@@ -8,7 +8,7 @@ use super::ledger::{Ledger, MetaName};
 use super::remote::{Remote, RemoteFuture};
 use super::workspace::{Swap, Workspace};
 use crate::fsutil::Durability;
-use crate::model::{Change, Document, Entry, Key, Kind, Precondition, Snapshot};
+use crate::model::{Change, Document, Entry, Features, Key, Kind, Precondition, Snapshot};
 use crate::runtime::{BackendError, PluginError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,13 @@ struct FakeState {
     down: bool,
     lose_replies: bool,
     applies: usize,
+    reads: usize,
+    /// Conditional creates that a racing writer can overwrite (as on
+    /// s3s-fs); the backend then says its conditional writes are not
+    /// atomic.
+    racy_creates: bool,
+    /// What a racing writer puts over the next create, when creates are racy.
+    racer: Option<Vec<u8>>,
 }
 
 fn error(call: &'static str, error: BackendError) -> PluginError {
@@ -94,11 +101,21 @@ impl FakeRemote {
         let mut entries = Vec::new();
         for change in changes {
             match change {
-                Change::Put { key, content, .. } => {
+                Change::Put {
+                    key,
+                    content,
+                    precondition,
+                } => {
                     state.next_version += 1;
                     let version = format!("v{}", state.next_version);
                     entries.push(Some(entry(&key, &version)));
-                    state.documents.insert(key, (version, content));
+                    let raced = match precondition {
+                        Precondition::Absent if state.racy_creates => state.racer.take(),
+                        _ => None,
+                    };
+                    state
+                        .documents
+                        .insert(key, (version, raced.unwrap_or(content)));
                 }
                 Change::Remove { key, .. } => {
                     state.documents.remove(&key);
@@ -130,6 +147,17 @@ impl Remote for FakeRemote {
         "fake"
     }
 
+    fn features(&self) -> RemoteFuture<'_, Features> {
+        let atomic = !self.with(|s| s.racy_creates);
+        Box::pin(async move {
+            Ok(Features {
+                atomic_batch: atomic,
+                conditional_write: true,
+                ..Features::default()
+            })
+        })
+    }
+
     fn prepare(&self) -> RemoteFuture<'_, ()> {
         Box::pin(async { Ok(()) })
     }
@@ -155,7 +183,8 @@ impl Remote for FakeRemote {
 
     fn read<'a>(&'a self, keys: &'a [Key]) -> RemoteFuture<'a, Vec<Option<Document>>> {
         Box::pin(async move {
-            let state = self.state.lock().unwrap();
+            let mut state = self.state.lock().unwrap();
+            state.reads += 1;
             Ok(keys
                 .iter()
                 .map(|k| state.documents.get(k).map(|d| FakeRemote::document(k, d)))
@@ -365,6 +394,33 @@ async fn instances_starting_together_share_one_lineage() {
             lineages[0]
         );
     }
+}
+
+#[tokio::test]
+async fn a_lineage_a_racing_create_replaced_is_adopted_where_creates_are_not_atomic() {
+    let fixture = Fixture::new();
+    fixture.remote.with(|s| {
+        s.racy_creates = true;
+        s.racer = Some(b"L-racer".to_vec());
+    });
+    let mirror = fixture.mirror("a").await;
+    assert_eq!(
+        mirror.ledger().meta(MetaName::Lineage).unwrap().as_deref(),
+        Some("L-racer")
+    );
+    assert_eq!(fixture.remote.with(|s| s.reads), 1, "one read-back");
+}
+
+#[tokio::test]
+async fn a_lineage_created_on_an_atomic_backend_is_not_read_back() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let stored = fixture.remote.get(&Key::meta("lineage")).unwrap();
+    assert_eq!(
+        mirror.ledger().meta(MetaName::Lineage).unwrap().unwrap(),
+        String::from_utf8(stored).unwrap()
+    );
+    assert_eq!(fixture.remote.with(|s| s.reads), 0);
 }
 
 async fn futures_join_all(mirrors: &[Mirror]) -> Vec<super::bootstrap::BootstrapReport> {

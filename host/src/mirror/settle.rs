@@ -15,8 +15,10 @@ use crate::model::{Document, Key, Kind};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 
-/// Documents decided in one ledger transaction.
-const SETTLE_CHUNK: usize = 512;
+/// Documents decided in one ledger transaction: large enough that the
+/// filesystem sync and the parallel phases are paid rarely, small enough to
+/// bound a transaction.
+const SETTLE_CHUNK: usize = 4096;
 
 /// How [`Mirror::settle`] treats what it finds.
 pub(crate) struct Policy<'a> {

@@ -215,7 +215,7 @@ pub fn documents(
 ) -> Result<Vec<Document>, Error> {
     let rows = via.query(statement, params)?;
     let mut documents = Vec::with_capacity(rows.rows.len());
-    for row in &rows.rows {
+    for row in rows.rows {
         let document = tables::row_document(row)?;
         match storehost_sdk::ids::check_auth_id(&document.entry.key.id) {
             Ok(()) => documents.push(document),

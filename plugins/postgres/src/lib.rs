@@ -132,8 +132,9 @@ impl Postgres {
             .query(&statement, &[sql::Value::Text(id)])
             .map_err(host_error)?;
         rows.rows
-            .first()
-            .map(|row| tables::row_document(row))
+            .into_iter()
+            .next()
+            .map(tables::row_document)
             .transpose()
     }
 }

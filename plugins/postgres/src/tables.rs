@@ -87,20 +87,18 @@ impl Tables {
     /// Every document: kind, id, version, size, modified ms (and content).
     /// With `since`, only rows updated at or after `$1` (µs since the epoch).
     pub fn select_documents(&self, with_content: bool, since: bool) -> String {
-        let content = if with_content {
-            "content::text"
-        } else {
-            "NULL::text"
-        };
+        let content = if with_content { "t" } else { "NULL::text" };
         let recent = if since {
             "updated_at >= to_timestamp($1::float8 / 1000000)"
         } else {
             "TRUE"
         };
+        // The content as text once per row: its hash, length and value.
         let part = |kind: &str, table: &str, filter: &str| {
             format!(
-                "SELECT '{kind}'::text, id, md5(content::text), octet_length(content::text)::int8, \
-                 (extract(epoch FROM updated_at) * 1000)::int8, {content} FROM {} WHERE {filter} AND {recent}",
+                "SELECT '{kind}'::text, id, md5(t), octet_length(t)::int8, \
+                 (extract(epoch FROM updated_at) * 1000)::int8, {content} \
+                 FROM (SELECT id, updated_at, content::text AS t FROM {} WHERE {filter} AND {recent}) AS d",
                 self.table(table)
             )
         };
@@ -289,32 +287,40 @@ pub fn int(value: &Value) -> Result<i64, Error> {
 }
 
 /// Decodes `kind, id, version, size, modified ms, content` into a document.
-pub fn row_document(row: &[Value]) -> Result<Document, Error> {
-    let [kind, id, version, size, modified, content] = row else {
+pub fn row_document(row: Vec<Value>) -> Result<Document, Error> {
+    let columns = row.len();
+    let Ok([kind, id, version, size, modified, content]) = <[Value; 6]>::try_from(row) else {
         return Err(Error::Internal(format!(
-            "unexpected row shape: {} columns",
-            row.len()
+            "unexpected row shape: {columns} columns"
         )));
     };
-    let kind = match text(kind)?.as_str() {
-        "config" => Kind::Config,
-        "auth" => Kind::Auth,
-        _ => Kind::Meta,
+    let kind = match &kind {
+        Value::Text(kind) if kind == "config" => Kind::Config,
+        Value::Text(kind) if kind == "auth" => Kind::Auth,
+        Value::Text(_) => Kind::Meta,
+        other => return Err(Error::Internal(format!("expected text, got {other:?}"))),
     };
     let id = if kind == Kind::Config {
         CONFIG_ID.to_string()
     } else {
-        text(id)?
+        into_text(id)?
     };
     let content = match content {
-        Value::Text(text) => text.clone().into_bytes(),
+        Value::Text(text) => text.into_bytes(),
         _ => Vec::new(),
     };
     let entry = Entry {
         key: Key { kind, id },
-        version: text(version)?,
-        size: int(size)? as u64,
-        modified_ms: int(modified).ok(),
+        version: into_text(version)?,
+        size: int(&size)? as u64,
+        modified_ms: int(&modified).ok(),
     };
     Ok(Document { entry, content })
+}
+
+fn into_text(value: Value) -> Result<String, Error> {
+    match value {
+        Value::Text(text) => Ok(text),
+        other => Err(Error::Internal(format!("expected text, got {other:?}"))),
+    }
 }

@@ -688,3 +688,101 @@ fn a_version_the_remote_replaced_comes_back_with_restore() {
     });
     assert_eq!(code, 0, "{log}");
 }
+
+#[test]
+fn a_wiped_remote_is_refused_and_written_back_until_an_operator_accepts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("local.wasm"), storehost::builtin::local()).unwrap();
+    let mut command = storehost(dir.path());
+    command.env("STOREHOST_POLL_INTERVAL_MS", "100");
+    let (code, log) = serve_with(command, dir.path(), &LOCAL_PLUGIN_MIRROR, "-TERM", |cwd| {
+        let ids: Vec<String> = (0..5).map(|i| format!("w{i}.json")).collect();
+        for id in &ids {
+            std::fs::write(cwd.join("ws/auths").join(id), "{\"v\":1}").unwrap();
+        }
+        let on_remote = |id: &String| cwd.join("remote/auths").join(id).exists();
+        wait_for("the files are pushed", || ids.iter().all(on_remote));
+        let wipe = || {
+            for id in &ids {
+                std::fs::remove_file(cwd.join("remote/auths").join(id)).unwrap();
+            }
+        };
+        wipe();
+        wait_for("the files are written back", || ids.iter().all(on_remote));
+        assert!(ids.iter().all(|id| cwd.join("ws/auths").join(id).exists()));
+        let status = storehost(cwd)
+            .args(["status", "--workspace", "ws"])
+            .output()
+            .unwrap();
+        let status = String::from_utf8_lossy(&status.stdout).into_owned();
+        assert!(
+            status.contains("remote deletions refused: 5 documents"),
+            "{status}"
+        );
+        let accepted = storehost(cwd)
+            .args(["accept-remote-deletions", "--workspace", "ws"])
+            .output()
+            .unwrap();
+        assert!(accepted.status.success(), "{accepted:?}");
+        wipe();
+        wait_for("the accepted wipe reaches the workspace", || {
+            ids.iter().all(|id| !cwd.join("ws/auths").join(id).exists())
+        });
+        let status = storehost(cwd)
+            .args(["status", "--workspace", "ws"])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&status.stdout).contains("trash: 5"));
+    });
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("REFUSING to mirror deletions from the backend"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_bad_numeric_setting_names_its_variable_and_creates_nothing() {
+    let cases = [
+        ("STOREHOST_MAX_DELETE_SHARE", "nan", "out of range"),
+        ("STOREHOST_MAX_DELETE_SHARE", "1.5", "out of range"),
+        ("STOREHOST_PLUGIN_MEMORY_MIB", "-1", "not a number"),
+        ("STOREHOST_PLUGIN_MEMORY_MIB", "0", "out of range"),
+        ("STOREHOST_POLL_INTERVAL_MS", "abc", "not a number"),
+        ("STOREHOST_TRASH_DAYS", "99999", "out of range"),
+    ];
+    for (variable, value, problem) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let output = storehost(dir.path())
+            .args(["serve", "--once"])
+            .env(variable, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{variable}={value}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("{variable}=\"{value}\" is {problem}")),
+            "{variable}={value}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{variable}={value}: nothing may be created"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = storehost(dir.path())
+        .args(["serve", "--once", "--plugin-memory-mib", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--plugin-memory-mib=\"0\" is out of range"),
+        "{stderr}"
+    );
+}

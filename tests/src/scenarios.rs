@@ -25,6 +25,27 @@ pub trait Backend {
     fn atomic_conditional_writes(&self) -> bool {
         true
     }
+    /// Deletes every auth on the backend as another program would; by
+    /// default through a fresh plugin instance.
+    fn wipe(&self, scratch: &Path) -> impl Future<Output = ()> {
+        async move {
+            let plugin = self.reader(scratch);
+            plugin.start().await.unwrap();
+            let removes: Vec<storehost::Change> = plugin
+                .pull(None)
+                .await
+                .unwrap()
+                .documents
+                .into_iter()
+                .filter(|d| d.entry.key.kind == storehost::Kind::Auth)
+                .map(|d| storehost::Change::Remove {
+                    key: d.entry.key,
+                    precondition: storehost::Precondition::Any,
+                })
+                .collect();
+            plugin.apply(removes, "wipe").await.unwrap();
+        }
+    }
 }
 
 /// A backend whose server can be stopped (cutting calls in flight) and
@@ -348,4 +369,92 @@ pub async fn three_hosts_start_together(backend: &impl Backend) {
         let ids: BTreeSet<String> = workspace_auths(workspace).into_keys().collect();
         assert_eq!(ids, expected, "{}", workspace.display());
     }
+}
+
+/// Waits until the backend holds exactly `expected`.
+async fn backend_converges(
+    backend: &impl Backend,
+    scratch: &Path,
+    expected: &BTreeMap<String, String>,
+    what: &str,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let remote = backend_auths(backend, scratch).await;
+        if remote == *expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: the backend has {} of {} documents",
+            remote.len(),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Someone deletes every auth on the backend, while the host runs and
+/// again while it is stopped: the workspace keeps every file, the host
+/// writes them back, nothing goes to the trash. A single deletion still
+/// goes through.
+pub async fn backend_wiped(backend: &impl Backend) {
+    let root = tempfile::tempdir().unwrap();
+    let (workspace, scratch) = (root.path().join("ws"), root.path().join("reader"));
+    let host = backend.host(&workspace).await;
+    host.bootstrap().await.unwrap();
+    let sync = host.start_sync().await.unwrap().unwrap();
+    let mut expected = BTreeMap::new();
+    for i in 0..20 {
+        let (id, content) = (format!("wipe-{i:02}.json"), format!(r#"{{"i":{i}}}"#));
+        proxy_write(&workspace, &id, &content);
+        expected.insert(id, canonical(content.as_bytes()));
+    }
+    backend_converges(backend, &scratch, &expected, "first push").await;
+    backend.wipe(&scratch).await;
+    backend_converges(backend, &scratch, &expected, "written back after a wipe").await;
+    assert_eq!(workspace_auths(&workspace), expected);
+    assert!(trash_reasons(&workspace).is_empty(), "nothing trashed");
+    // One deletion is an ordinary one.
+    let plugin = backend.reader(&scratch);
+    plugin.start().await.unwrap();
+    plugin
+        .apply(
+            vec![storehost::Change::Remove {
+                key: storehost::Key::auth("wipe-00.json"),
+                precondition: storehost::Precondition::Any,
+            }],
+            "delete one",
+        )
+        .await
+        .unwrap();
+    expected.remove("wipe-00.json");
+    let started = std::time::Instant::now();
+    while workspace_auths(&workspace) != expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "a single remote deletion did not reach the workspace"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        trash_reasons(&workspace),
+        ["auths/wipe-00.json: deleted on the backend"]
+    );
+    assert_eq!(sync.shutdown().await, 0);
+    drop(host);
+    // Wiped while the host is stopped: the bootstrap refuses it too.
+    backend.wipe(&scratch).await;
+    let host = backend.host(&workspace).await;
+    let report = host.bootstrap().await.unwrap();
+    assert_eq!(report.deleted_locally, 0, "{report:?}");
+    assert_eq!(workspace_auths(&workspace), expected);
+    assert_eq!(host.flush(Duration::from_secs(30)).await.unwrap(), 0);
+    backend_converges(
+        backend,
+        &scratch,
+        &expected,
+        "written back after a wipe while stopped",
+    )
+    .await;
 }

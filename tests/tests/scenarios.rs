@@ -50,6 +50,10 @@ impl Backend for LocalDir {
     fn reader(&self, _scratch: &Path) -> Plugin {
         local_plugin(&self.remote)
     }
+    /// `rm` of the remote directory's auths.
+    async fn wipe(&self, _scratch: &Path) {
+        std::fs::remove_dir_all(self.remote.join("auths")).unwrap();
+    }
 }
 
 impl Outage for LocalDir {
@@ -64,6 +68,7 @@ impl Outage for LocalDir {
 struct Postgres {
     server: PostgresServer,
     schema: String,
+    wiped: std::sync::atomic::AtomicUsize,
 }
 
 impl Postgres {
@@ -71,6 +76,7 @@ impl Postgres {
         Postgres {
             server: PostgresServer::start(),
             schema: schema.into(),
+            wiped: Default::default(),
         }
     }
 }
@@ -81,6 +87,28 @@ impl Backend for Postgres {
     }
     fn reader(&self, _scratch: &Path) -> Plugin {
         postgres::plugin(&self.server.dsn(), &self.schema)
+    }
+    /// `DELETE FROM auth_store`, then `TRUNCATE` the next time.
+    async fn wipe(&self, _scratch: &Path) {
+        let pool = sqlx::PgPool::connect(&self.server.dsn()).await.unwrap();
+        let table = format!("\"{}\".auth_store", self.schema);
+        let emptied: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let statement = match self
+            .wiped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => format!("DELETE FROM {table}"),
+            _ => format!("TRUNCATE {table}"),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(emptied > 0);
     }
 }
 
@@ -217,4 +245,24 @@ async fn object_three_hosts_start_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_three_hosts_start_together() {
     scenarios::three_hosts_start_together(&Git::new("three")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_backend_wiped() {
+    scenarios::backend_wiped(&LocalDir::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend_wiped() {
+    scenarios::backend_wiped(&Postgres::new("wiped")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_backend_wiped() {
+    scenarios::backend_wiped(&Object::new("wiped")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_backend_wiped() {
+    scenarios::backend_wiped(&Git::new("wiped")).await;
 }

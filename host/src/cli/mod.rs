@@ -1,7 +1,9 @@
 //! Command-line parsing and the exit-code policy: 0 on success, 1 when
 //! serving fails, 2 for a bad plugin file or bad arguments.
 
+mod accept;
 mod inspect;
+mod numbers;
 mod restore;
 mod serve;
 mod status;
@@ -29,6 +31,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Bring back a workspace file the host replaced or deleted (`--list` shows the trash).
     Restore(restore::RestoreArgs),
+    /// Let the next pull that deletes many documents at once through (within an hour), once.
+    AcceptRemoteDeletions(accept::AcceptArgs),
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
@@ -49,6 +53,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Status(args) => status::run(args),
         Command::Restore(args) => restore::run(args),
+        Command::AcceptRemoteDeletions(args) => accept::run(args),
         Command::Plugin {
             command: PluginCommand::Inspect { file },
         } => inspect::run(&file),

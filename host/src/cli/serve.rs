@@ -25,67 +25,67 @@ pub struct ServeArgs {
     /// Workspace directory (default: from the environment, see README).
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
-    /// Memory cap per plugin instance, in MiB.
-    #[arg(
-        long,
-        value_name = "MIB",
-        default_value_t = 256,
-        env = "STOREHOST_PLUGIN_MEMORY_MIB"
-    )]
-    plugin_memory_mib: usize,
-    /// Deadline of one plugin call, in milliseconds.
-    #[arg(
-        long,
-        value_name = "MS",
-        default_value_t = 60_000,
-        env = "STOREHOST_PLUGIN_DEADLINE_MS"
-    )]
-    plugin_deadline_ms: u64,
-    /// How often to ask the backend for changes made by other instances.
-    #[arg(
-        long,
-        value_name = "MS",
-        default_value_t = 5_000,
-        env = "STOREHOST_POLL_INTERVAL_MS"
-    )]
-    poll_interval_ms: u64,
-    /// Refuse remote deletion when more than this share of the auth files
-    /// disappears at once (a single file is always fine).
-    #[arg(
-        long,
-        value_name = "SHARE",
-        default_value_t = 0.25,
-        env = "STOREHOST_MAX_DELETE_SHARE"
-    )]
-    max_delete_share: f64,
-    /// How long shutdown may spend pushing queued changes.
-    #[arg(
-        long,
-        value_name = "MS",
-        default_value_t = 10_000,
-        env = "STOREHOST_SHUTDOWN_FLUSH_MS"
-    )]
-    shutdown_flush_ms: u64,
-    /// How often a poll asks the backend for everything, compared by
-    /// content, instead of only what changed.
-    #[arg(
-        long,
-        value_name = "MS",
-        default_value_t = 600_000,
-        env = "STOREHOST_COMPLETE_PULL_MS"
-    )]
-    complete_pull_ms: u64,
-    /// How many days replaced or deleted workspace files stay in the trash.
-    #[arg(
-        long,
-        value_name = "DAYS",
-        default_value_t = storehost::mirror::engine::DEFAULT_TRASH_DAYS,
-        env = "STOREHOST_TRASH_DAYS"
-    )]
-    trash_days: u64,
+    /// Memory cap per plugin instance, in MiB, 1 to 65536 [env: STOREHOST_PLUGIN_MEMORY_MIB; default 256].
+    #[arg(long, value_name = "MIB")]
+    plugin_memory_mib: Option<String>,
+    /// Deadline of one plugin call, in milliseconds [env: STOREHOST_PLUGIN_DEADLINE_MS; default 60000].
+    #[arg(long, value_name = "MS")]
+    plugin_deadline_ms: Option<String>,
+    /// How often to ask the backend for changes made by other instances, 10 ms or more
+    /// [env: STOREHOST_POLL_INTERVAL_MS; default 5000].
+    #[arg(long, value_name = "MS")]
+    poll_interval_ms: Option<String>,
+    /// Refuse mirroring deletions when more than this share (0 to 1) of the auths
+    /// disappears at once, locally or on the backend; a single one is always fine
+    /// [env: STOREHOST_MAX_DELETE_SHARE; default 0.25].
+    #[arg(long, value_name = "SHARE")]
+    max_delete_share: Option<String>,
+    /// How long shutdown may spend pushing queued changes [env: STOREHOST_SHUTDOWN_FLUSH_MS; default 10000].
+    #[arg(long, value_name = "MS")]
+    shutdown_flush_ms: Option<String>,
+    /// How often a poll asks the backend for everything, compared by content, instead of
+    /// only what changed, 1000 ms or more [env: STOREHOST_COMPLETE_PULL_MS; default 600000].
+    #[arg(long, value_name = "MS")]
+    complete_pull_ms: Option<String>,
+    /// How many days replaced or deleted workspace files stay in the trash
+    /// [env: STOREHOST_TRASH_DAYS; default 7].
+    #[arg(long, value_name = "DAYS")]
+    trash_days: Option<String>,
+    /// Largest document taken from the backend, in bytes; a larger one is skipped and
+    /// quarantined [env: STOREHOST_MAX_DOCUMENT_BYTES; default 4 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_document_bytes: Option<String>,
     /// Exit after bootstrap instead of serving (for scripts and timing).
     #[arg(long, hide = true)]
     once: bool,
+}
+
+/// The numeric settings, checked.
+struct Settings {
+    plugin_memory_mib: usize,
+    plugin_deadline_ms: u64,
+    poll_interval_ms: u64,
+    max_delete_share: f64,
+    shutdown_flush_ms: u64,
+    complete_pull_ms: u64,
+    trash_days: u64,
+    max_document_bytes: usize,
+}
+
+impl Settings {
+    fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
+        use super::numbers::*;
+        Ok(Settings {
+            plugin_memory_mib: PLUGIN_MEMORY_MIB.resolve(args.plugin_memory_mib.as_deref())?,
+            plugin_deadline_ms: PLUGIN_DEADLINE_MS.resolve(args.plugin_deadline_ms.as_deref())?,
+            poll_interval_ms: POLL_INTERVAL_MS.resolve(args.poll_interval_ms.as_deref())?,
+            max_delete_share: MAX_DELETE_SHARE.resolve(args.max_delete_share.as_deref())?,
+            shutdown_flush_ms: SHUTDOWN_FLUSH_MS.resolve(args.shutdown_flush_ms.as_deref())?,
+            complete_pull_ms: COMPLETE_PULL_MS.resolve(args.complete_pull_ms.as_deref())?,
+            trash_days: TRASH_DAYS.resolve(args.trash_days.as_deref())?,
+            max_document_bytes: MAX_DOCUMENT_BYTES.resolve(args.max_document_bytes.as_deref())?,
+        })
+    }
 }
 
 fn parse_setting(value: &str) -> Result<(String, String), String> {
@@ -114,21 +114,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // Installed first, so a signal during start-up is a clean shutdown too.
     let mut shutdown = ShutdownSignals::install()?;
+    let settings = Settings::resolve(&args)?;
     let options = StorehostOptions {
         example_config: args.example_config.clone(),
         limits: Limits {
-            memory_bytes: args.plugin_memory_mib.saturating_mul(1024 * 1024),
-            call_deadline: Duration::from_millis(args.plugin_deadline_ms),
+            memory_bytes: settings.plugin_memory_mib.saturating_mul(1024 * 1024),
+            call_deadline: Duration::from_millis(settings.plugin_deadline_ms),
         },
         workspace: args.workspace.clone(),
         mirror: MirrorOptions {
-            poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
-            max_delete_share: args.max_delete_share.clamp(0.0, 1.0),
-            shutdown_flush: Duration::from_millis(args.shutdown_flush_ms),
+            poll_interval: Duration::from_millis(settings.poll_interval_ms),
+            max_delete_share: settings.max_delete_share,
+            shutdown_flush: Duration::from_millis(settings.shutdown_flush_ms),
             // Chosen by selection from the environment.
             migrate_from: None,
-            trash_retention: Duration::from_secs(args.trash_days.saturating_mul(24 * 3600)),
-            complete_pull_interval: Duration::from_millis(args.complete_pull_ms.max(1000)),
+            trash_retention: Duration::from_secs(settings.trash_days.saturating_mul(24 * 3600)),
+            complete_pull_interval: Duration::from_millis(settings.complete_pull_ms),
+            max_document_bytes: settings.max_document_bytes,
         },
     };
     let host = match &args.plugin {
@@ -153,7 +155,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "storehost ready"
     );
     if args.once {
-        host.flush(Duration::from_millis(args.shutdown_flush_ms))
+        host.flush(Duration::from_millis(settings.shutdown_flush_ms))
             .await?;
         return Ok(());
     }

@@ -74,6 +74,8 @@ struct Recorded {
     outbox: u64,
     conflicts: Vec<String>,
     trash: usize,
+    remote_deletions_refused: Option<String>,
+    quarantined: Vec<storehost::mirror::ledger::Quarantined>,
 }
 
 fn recorded(workspace: &Path) -> anyhow::Result<Recorded> {
@@ -92,6 +94,8 @@ fn recorded(workspace: &Path) -> anyhow::Result<Recorded> {
         outbox: ledger.outbox_len()?,
         conflicts: ledger.conflicts()?,
         trash: ledger.trash()?.len(),
+        remote_deletions_refused: ledger.meta(MetaName::RemoteDeletionsRefused)?,
+        quarantined: ledger.quarantined()?,
     })
 }
 
@@ -133,6 +137,29 @@ fn status(args: StatusArgs) -> anyhow::Result<String> {
         "trash: {} (storehost restore --list)\n",
         state.trash
     ));
+    text.push_str(&format!(
+        "quarantined backend documents: {}\n",
+        state.quarantined.len()
+    ));
+    for q in &state.quarantined {
+        text.push_str(&format!(
+            "  {:?} (version {:?}, {}): {}\n",
+            q.path,
+            q.version,
+            format_ms(q.at_ms),
+            q.problem
+        ));
+    }
+    if let Some(refused) = &state.remote_deletions_refused {
+        let mut parts = refused.split(' ');
+        let count = parts.next().unwrap_or("?");
+        let at = parts.next().and_then(|ms| ms.parse().ok()).map(format_ms);
+        text.push_str(&format!(
+            "remote deletions refused: {count} documents at once ({}); the workspace kept them and wrote them back \
+             (storehost accept-remote-deletions if the backend was emptied on purpose)\n",
+            at.unwrap_or_default()
+        ));
+    }
     Ok(text)
 }
 

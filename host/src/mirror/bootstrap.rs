@@ -12,13 +12,12 @@ use super::ledger::MetaName;
 use super::now_ms;
 use super::remote::read_one;
 use super::scan::{DeletionGuard, workspace_keys};
-use super::settle::{Policy, remote_item};
+use super::settle::Policy;
 use super::workspace::{Workspace, is_conflict_copy, normalize_config};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::{Change, Key, Kind, Precondition};
 use crate::runtime::{BackendError, Plugin};
-use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -97,11 +96,7 @@ pub async fn mirrored(
         report.migrated = import_previous_store(&mirror.workspace, previous, &remote_keys)?;
     }
     let cursor = snapshot.cursor.clone();
-    let mut items: Vec<_> = snapshot
-        .documents
-        .into_par_iter()
-        .filter_map(remote_item)
-        .collect();
+    let mut items = mirror.intake(snapshot.documents)?.items;
     let present: BTreeSet<Key> = items.iter().map(|(k, _, _)| k.clone()).collect();
     let local = workspace_keys(&mirror.workspace)?;
     let (absent, tracked_auths, missing_auths) = {
@@ -138,6 +133,7 @@ pub async fn mirrored(
         durability: Durability::Batched,
         listed: Some(&local),
     };
+    let items = mirror.guard_remote_deletions(items)?;
     let settled = mirror.settle(items, &policy)?;
     report.pulled = settled.pulled;
     report.deleted_locally = settled.deleted_locally;

@@ -15,7 +15,7 @@ use super::ledger::{Base, Ledger, MetaName, Op, Pending};
 use super::paths::path_key;
 use super::remote::{Remote, read_one};
 use super::scan::DeletionGuard;
-use super::settle::{Item, Policy, remote_item};
+use super::settle::{Item, Policy};
 use super::workspace::{Workspace, normalize_config, validate_auth};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
@@ -61,6 +61,8 @@ pub struct MirrorOptions {
     pub trash_retention: Duration,
     /// How often a poll asks for everything instead of a delta.
     pub complete_pull_interval: Duration,
+    /// Largest document taken from the backend.
+    pub max_document_bytes: usize,
 }
 
 pub const DEFAULT_TRASH_DAYS: u64 = 7;
@@ -74,6 +76,7 @@ impl Default for MirrorOptions {
             migrate_from: None,
             trash_retention: Duration::from_secs(DEFAULT_TRASH_DAYS * 24 * 3600),
             complete_pull_interval: Duration::from_secs(600),
+            max_document_bytes: super::intake::DEFAULT_MAX_DOCUMENT_BYTES,
         }
     }
 }
@@ -97,8 +100,6 @@ pub struct Mirror {
 
 /// Most changes one `apply` carries.
 const MAX_BATCH: usize = 256;
-/// Largest document taken from a backend.
-pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
 
 impl Mirror {
     pub fn open(
@@ -274,6 +275,14 @@ impl Mirror {
                         drained.blocked = true;
                         break;
                     }
+                    PushFailure::Violation(e) => {
+                        tracing::error!(
+                            entries = batch.len(),
+                            "contract violation by the plugin; the changes stay in the outbox and are tried again later: {e}"
+                        );
+                        drained.blocked = true;
+                        break;
+                    }
                     PushFailure::Conflict(key) if batch.iter().any(|s| s.key == key) => {
                         conflicts_seen += 1;
                         if conflicts_seen > 4 * MAX_BATCH {
@@ -379,7 +388,8 @@ impl Mirror {
     async fn resolve(&self, key: &Key) -> Result<(), StorehostError> {
         let document = read_one(self.remote.as_ref(), key).await?;
         let version = document.as_ref().map(|d| d.entry.version.clone());
-        let item = match (document.and_then(remote_item), version) {
+        let checked = self.intake(document.into_iter().collect())?;
+        let item = match (checked.items.into_iter().next(), version) {
             (Some(item), _) => item,
             (None, None) => (key.clone(), RemoteState::Absent, None),
             // The backend holds something that is not a valid document:
@@ -428,7 +438,7 @@ impl Mirror {
         };
         let snapshot = self.remote.pull(cursor.as_deref()).await?;
         let cursor = snapshot.cursor.clone();
-        let items = self.changed_items(snapshot);
+        let items = self.guard_remote_deletions(self.changed_items(snapshot)?)?;
         let guard = DeletionGuard::never();
         let policy = Policy {
             guard: &guard,
@@ -451,15 +461,15 @@ impl Mirror {
     /// The documents of a snapshot that differ from their bases (checked;
     /// bad ones are skipped and reported), and the tracked ones a complete
     /// snapshot or the removals no longer have.
-    pub(crate) fn changed_items(&self, snapshot: Snapshot) -> Vec<Item> {
+    pub(crate) fn changed_items(&self, snapshot: Snapshot) -> Result<Vec<Item>, StorehostError> {
+        let checked = self.intake(snapshot.documents)?;
+        // A key sent but refused is neither present nor gone there: the
+        // local file is left alone.
+        let present = checked.sent_keys();
         let ledger = self.ledger();
         let queued = ledger.pending_paths().unwrap_or_default();
-        let mut present = BTreeSet::new();
         let mut items = Vec::new();
-        for document in snapshot.documents {
-            let Some(item) = remote_item(document) else {
-                continue;
-            };
+        for item in checked.items {
             let (key, state, _) = &item;
             let unchanged = match (ledger.base(key), state) {
                 (Some(base), RemoteState::Present { version, hash }) => {
@@ -467,7 +477,6 @@ impl Mirror {
                 }
                 _ => false,
             };
-            present.insert(key.clone());
             if !unchanged || queued.contains(&path_key(key)) {
                 items.push(item);
             }
@@ -491,7 +500,7 @@ impl Mirror {
                 .filter(|k| ledger.base(k).is_some() || queued.contains(&path_key(k)))
                 .map(|k| (k, RemoteState::Absent, None)),
         );
-        items
+        Ok(items)
     }
 
     /// Pushes the outbox until it is empty or `bound` passes; returns how
@@ -609,6 +618,9 @@ fn batch_message(batch: &[Sent]) -> String {
 
 enum PushFailure {
     Unavailable(String),
+    /// The plugin answered outside the contract: whether the batch was
+    /// applied is unknown, so it stays queued and is tried again later.
+    Violation(String),
     Conflict(Key),
     Refused(String),
 }
@@ -617,6 +629,9 @@ impl PushFailure {
     fn from_plugin(error: PluginError) -> PushFailure {
         match error.backend() {
             Some(BackendError::Conflict(key)) => PushFailure::Conflict(key.clone()),
+            _ if matches!(error, PluginError::Contract { .. }) => {
+                PushFailure::Violation(error.to_string())
+            }
             _ if error.is_transient() => PushFailure::Unavailable(error.to_string()),
             _ => PushFailure::Refused(error.to_string()),
         }

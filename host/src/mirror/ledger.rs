@@ -87,6 +87,10 @@ pub enum MetaName {
     Lineage,
     Cursor,
     LastSyncMs,
+    /// "<count> <unix ms>" of the last pull whose deletions were refused.
+    RemoteDeletionsRefused,
+    /// Unix ms of an operator's `accept-remote-deletions`, until used.
+    AcceptRemoteDeletions,
 }
 
 impl MetaName {
@@ -96,6 +100,8 @@ impl MetaName {
             MetaName::Lineage => "lineage",
             MetaName::Cursor => "cursor",
             MetaName::LastSyncMs => "last_sync_ms",
+            MetaName::RemoteDeletionsRefused => "remote_deletions_refused",
+            MetaName::AcceptRemoteDeletions => "accept_remote_deletions",
         }
     }
 }
@@ -122,7 +128,19 @@ CREATE TABLE IF NOT EXISTS conflicts (
 CREATE TABLE IF NOT EXISTS trash (
     id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, file TEXT NOT NULL,
     reason TEXT NOT NULL, size INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    path TEXT PRIMARY KEY, version TEXT NOT NULL, problem TEXT NOT NULL,
+    at_ms INTEGER NOT NULL);
 ";
+
+/// A backend document the intake checks refused, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub path: String,
+    pub version: String,
+    pub problem: String,
+    pub at_ms: u64,
+}
 
 impl Ledger {
     pub fn file(state_dir: &Path) -> PathBuf {
@@ -329,6 +347,25 @@ impl Ledger {
         rows.collect::<Result<_, _>>().map_err(self.error())
     }
 
+    /// Backend documents refused by the intake checks, by path.
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT path, version, problem, at_ms FROM quarantine ORDER BY path")
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(Quarantined {
+                    path: row.get(0)?,
+                    version: row.get(1)?,
+                    problem: row.get(2)?,
+                    at_ms: row.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(self.error())?;
+        rows.collect::<Result<_, _>>().map_err(self.error())
+    }
+
     pub fn trash(&self) -> Result<Vec<TrashEntry>, LedgerError> {
         let mut statement = self
             .conn
@@ -445,6 +482,23 @@ impl LedgerTx<'_> {
             "SELECT seq, path, op, content, hash, attempted FROM outbox WHERE path = ?1 ORDER BY seq",
             params![path_key(key)],
         )
+    }
+
+    /// Records a refused backend document (replacing an earlier refusal).
+    pub fn quarantine(&self, path: &str, version: &str, problem: &str) -> Result<(), LedgerError> {
+        self.run(
+            "INSERT INTO quarantine (path, version, problem, at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (path) DO UPDATE SET version = excluded.version,
+                 problem = excluded.problem, at_ms = excluded.at_ms",
+            params![path, version, problem, super::now_ms() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The backend's document at `path` passed the checks again.
+    pub fn release(&self, path: &str) -> Result<(), LedgerError> {
+        self.run("DELETE FROM quarantine WHERE path = ?1", [path])?;
+        Ok(())
     }
 
     pub fn set_base(&self, key: &Key, base: Option<&Base>) -> Result<(), LedgerError> {

@@ -1,9 +1,11 @@
 //! The mirror: the local workspace the proxy reads as plain files, and how
 //! it is kept in step with the backend (DESIGN §7).
 //!
+//! `intake` checks every document a backend sends,
 //! `ledger` holds the sync state (SQLite), `decide` makes every sync
 //! decision and `settle` carries them out, `engine` is the write path (it
-//! only enqueues) and the one owner that drains and polls, `remote` is the backend as the engine sees it, `scan` and
+//! only enqueues) and the one owner that drains and polls, `remote` is the backend as the engine sees it,
+//! `remote_guard` refuses a wiped backend's deletions, `scan` and
 //! `sync` find local changes and run the background tasks, `bootstrap`
 //! is the first contact, `workspace` the files and their guarded swaps.
 
@@ -11,9 +13,11 @@ pub mod bootstrap;
 pub mod decide;
 pub mod engine;
 pub mod hash;
+pub mod intake;
 pub mod ledger;
 pub mod paths;
 pub mod remote;
+pub mod remote_guard;
 pub mod scan;
 pub mod settle;
 pub mod sync;

@@ -3,15 +3,14 @@
 //! copies) and the ledger, a chunk of documents per transaction.
 
 use super::decide::{Action, Local, Queued, Remote as RemoteState, decide};
-use super::engine::{MAX_DOCUMENT_BYTES, Mirror};
-use super::hash::doc_hash;
+use super::engine::Mirror;
 use super::ledger::{Base, LedgerError, LedgerTx, Op};
 use super::paths::path_key;
 use super::scan::DeletionGuard;
-use super::workspace::{Swap, TrashedFile, normalize_config};
+use super::workspace::{Swap, TrashedFile};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
-use crate::model::{Document, Key, Kind};
+use crate::model::Key;
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 
@@ -368,10 +367,11 @@ impl Mirror {
             return Ok(0);
         }
         let documents = self.remote.read(&keys).await?;
+        let checked = self.intake(documents.into_iter().flatten().collect())?;
         let mut restored = 0;
         let mut ledger = self.ledger();
         ledger.write(|tx| {
-            for (key, state, content) in documents.into_iter().flatten().filter_map(remote_item) {
+            for (key, state, content) in checked.items {
                 let (RemoteState::Present { version, hash }, Some(content)) = (state, content)
                 else {
                     continue;
@@ -409,46 +409,3 @@ fn report(key: &Key, error: StorehostError) -> Result<(), LedgerError> {
 /// What [`Mirror::settle`] takes: a document, the backend's state of it,
 /// and its content there.
 pub(crate) type Item = (Key, RemoteState, Option<Vec<u8>>);
-
-/// A document from the backend, checked before it may touch the
-/// workspace: a workspace key (no metadata, an id that stays inside
-/// `auths/`), a sane size, an auth that is a JSON object, a config that is
-/// YAML. A bad one is reported and skipped (None); the rest go on.
-pub(crate) fn remote_item(document: Document) -> Option<Item> {
-    let key = document.entry.key.clone();
-    let hash = match key.kind {
-        Kind::Meta => return None,
-        _ if document.content.len() > MAX_DOCUMENT_BYTES => Err(format!(
-            "{} bytes is over the limit of {MAX_DOCUMENT_BYTES}",
-            document.content.len()
-        )),
-        Kind::Auth => storehost_sdk::ids::check_auth_id(&key.id)
-            .map_err(|p| p.to_string())
-            .and_then(|()| auth_hash(&document.content)),
-        Kind::Config => normalize_config(&document.content)
-            .map(|_| doc_hash(&key, &document.content))
-            .map_err(|e| e.to_string()),
-    };
-    match hash {
-        Ok(hash) => {
-            let state = RemoteState::Present {
-                version: document.entry.version,
-                hash,
-            };
-            Some((key, state, Some(document.content)))
-        }
-        Err(problem) => {
-            tracing::warn!(key = ?key.to_string(), "skipping a document from the backend: {problem}");
-            None
-        }
-    }
-}
-
-/// An auth must be a JSON object; its hash from the one parse.
-fn auth_hash(content: &[u8]) -> Result<String, String> {
-    match serde_json::from_slice::<serde_json::Value>(content) {
-        Ok(value @ serde_json::Value::Object(_)) => Ok(super::hash::json_hash(&value)),
-        Ok(_) => Err("not a JSON object".into()),
-        Err(e) => Err(format!("not JSON: {e}")),
-    }
-}

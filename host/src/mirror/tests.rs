@@ -552,8 +552,9 @@ async fn an_invalid_document_on_the_backend_never_reaches_the_workspace() {
 #[tokio::test]
 async fn a_file_created_after_the_listing_is_decided_again_not_clobbered() {
     use super::decide::Remote as RemoteState;
+    use super::intake::{DEFAULT_MAX_DOCUMENT_BYTES, check};
     use super::scan::DeletionGuard;
-    use super::settle::{Policy, remote_item};
+    use super::settle::Policy;
     let fixture = Fixture::new();
     let mirror = fixture.mirror("a").await;
     let (same, differs) = (auth("same.json"), auth("differs.json"));
@@ -569,11 +570,14 @@ async fn a_file_created_after_the_listing_is_decided_again_not_clobbered() {
         .map(|key| {
             let content = fixture.remote.get(key).unwrap();
             let version = fixture.remote.with(|s| s.documents[key].0.clone());
-            remote_item(Document {
+            let document = Document {
                 entry: entry(key, &version),
                 content,
-            })
-            .unwrap()
+            };
+            check(vec![document], DEFAULT_MAX_DOCUMENT_BYTES)
+                .items
+                .pop()
+                .unwrap()
         })
         .collect();
     assert!(
@@ -605,4 +609,134 @@ async fn a_file_created_after_the_listing_is_decided_again_not_clobbered() {
         br#"{"v":"remote"}"#
     );
     assert_eq!(mirror.ledger().conflicts().unwrap(), vec![copy.clone()]);
+}
+
+/// A mirror with `n` auths in step with the backend.
+async fn mirrored_auths(fixture: &Fixture, name: &str, n: usize) -> (Mirror, Vec<Key>) {
+    let mirror = fixture.mirror(name).await;
+    let keys: Vec<Key> = (0..n).map(|i| auth(&format!("w{i}.json"))).collect();
+    for (i, key) in keys.iter().enumerate() {
+        mirror
+            .enqueue_put(key, format!(r#"{{"n":{i}}}"#).into_bytes())
+            .unwrap();
+    }
+    mirror.drain().await.unwrap();
+    (mirror, keys)
+}
+
+fn wipe_auths(remote: &FakeRemote) {
+    remote.with(|s| s.documents.retain(|k, _| k.kind != Kind::Auth));
+}
+
+#[tokio::test]
+async fn a_wiped_backend_gets_its_documents_back_and_the_workspace_keeps_them() {
+    let fixture = Fixture::new();
+    let (mirror, keys) = mirrored_auths(&fixture, "a", 10).await;
+    wipe_auths(&fixture.remote);
+    assert_eq!(mirror.poll().await.unwrap(), 0);
+    for key in &keys {
+        assert!(mirror.workspace.read(key).unwrap().is_some(), "{key}");
+    }
+    let refused = mirror
+        .ledger()
+        .meta(MetaName::RemoteDeletionsRefused)
+        .unwrap()
+        .unwrap();
+    assert!(refused.starts_with("10 "), "{refused}");
+    mirror.drain().await.unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            fixture.remote.get(key).unwrap(),
+            format!(r#"{{"n":{i}}}"#).into_bytes()
+        );
+    }
+    // In step again: the next poll changes nothing.
+    assert_eq!(mirror.poll().await.unwrap(), 0);
+    assert_eq!(mirror.outbox_len().await, 0);
+    assert!(mirror.ledger().trash().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_config_on_the_backend_is_written_back() {
+    let fixture = Fixture::new();
+    let (mirror, _) = mirrored_auths(&fixture, "a", 3).await;
+    assert!(fixture.remote.get(&Key::config()).is_some());
+    fixture.remote.remove(&Key::config());
+    mirror.poll().await.unwrap();
+    assert!(mirror.workspace.config_path().exists());
+    mirror.drain().await.unwrap();
+    assert!(fixture.remote.get(&Key::config()).is_some());
+}
+
+#[tokio::test]
+async fn a_wipe_while_stopped_is_refused_at_bootstrap() {
+    let fixture = Fixture::new();
+    let (mirror, keys) = mirrored_auths(&fixture, "a", 20).await;
+    drop(mirror);
+    wipe_auths(&fixture.remote);
+    let mirror = fixture.mirror("a").await;
+    for key in &keys {
+        assert!(mirror.workspace.read(key).unwrap().is_some(), "{key}");
+        assert!(fixture.remote.get(key).is_some(), "{key} written back");
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_wipe_is_mirrored_once_into_the_trash() {
+    let fixture = Fixture::new();
+    let (mirror, keys) = mirrored_auths(&fixture, "a", 10).await;
+    let now = super::now_ms().to_string();
+    mirror
+        .ledger()
+        .write(|tx| tx.set_meta(MetaName::AcceptRemoteDeletions, Some(&now)))
+        .unwrap();
+    wipe_auths(&fixture.remote);
+    assert_eq!(mirror.poll().await.unwrap(), 10);
+    for key in &keys {
+        assert!(mirror.workspace.read(key).unwrap().is_none(), "{key}");
+    }
+    assert_eq!(mirror.ledger().trash().unwrap().len(), 10);
+    assert!(
+        mirror
+            .ledger()
+            .meta(MetaName::AcceptRemoteDeletions)
+            .unwrap()
+            .is_none(),
+        "used once"
+    );
+}
+
+#[tokio::test]
+async fn a_tracked_document_gone_bad_on_the_backend_is_not_deleted_here() {
+    let fixture = Fixture::new();
+    let (mirror, keys) = mirrored_auths(&fixture, "a", 3).await;
+    fixture.remote.set(&keys[0], b"[1,2,3]");
+    mirror.poll().await.unwrap();
+    assert_eq!(
+        mirror.workspace.read(&keys[0]).unwrap().unwrap(),
+        br#"{"n":0}"#
+    );
+    assert!(mirror.ledger().trash().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_document_is_quarantined_until_the_backend_fixes_it() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let (bad, good) = (auth("bad.json"), auth("good.json"));
+    fixture.remote.set(&bad, b"\"a string\"");
+    fixture.remote.set(&good, br#"{"ok":1}"#);
+    assert_eq!(mirror.poll().await.unwrap(), 1, "the good one arrives");
+    assert_eq!(mirror.poll().await.unwrap(), 0);
+    let quarantined = mirror.ledger().quarantined().unwrap();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert_eq!(quarantined[0].path, "auths/bad.json");
+    assert_eq!(quarantined[0].problem, "not a JSON object");
+    fixture.remote.set(&bad, br#"{"fixed":1}"#);
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    assert!(mirror.ledger().quarantined().unwrap().is_empty());
+    assert_eq!(
+        mirror.workspace.read(&bad).unwrap().unwrap(),
+        br#"{"fixed":1}"#
+    );
 }

@@ -1,0 +1,141 @@
+//! The guard against a wiped backend, symmetric to the local one in
+//! `scan`: a pull that would delete more than the allowed share of the
+//! tracked auths, every auth, or the config is refused. The workspace keeps
+//! its files and the host writes them back to the backend, unless an
+//! operator said once that the backend was emptied on purpose
+//! (`storehost accept-remote-deletions`).
+
+use super::decide::Remote as RemoteState;
+use super::engine::Mirror;
+use super::ledger::{MetaName, Op};
+use super::settle::Item;
+use crate::error::StorehostError;
+use crate::model::{Key, Kind};
+use std::collections::BTreeSet;
+
+/// How long an operator's acceptance of remote deletions stays valid.
+pub const ACCEPTANCE_VALID_MS: u64 = 3600 * 1000;
+
+/// Why a pull's deletions are too many to mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wipe {
+    Config,
+    AllAuths,
+    TooMany,
+}
+
+/// Whether deleting `auths` of `tracked_auths` (and the config, if
+/// `config`) at once looks like a wipe. Single deletions always pass.
+pub(crate) fn assess(tracked_auths: usize, auths: usize, config: bool, share: f64) -> Option<Wipe> {
+    if config {
+        Some(Wipe::Config)
+    } else if auths > 1 && auths == tracked_auths {
+        Some(Wipe::AllAuths)
+    } else if auths > 1 && auths as f64 > share * tracked_auths as f64 {
+        Some(Wipe::TooMany)
+    } else {
+        None
+    }
+}
+
+impl Mirror {
+    /// Takes the deletions out of a pull's items when they look like a
+    /// wipe, queues the workspace's copies to be written back, and records
+    /// the refusal for `status`. Returns the items to settle.
+    pub(crate) fn guard_remote_deletions(
+        &self,
+        items: Vec<Item>,
+    ) -> Result<Vec<Item>, StorehostError> {
+        let (tracked_auths, deleting) = {
+            let ledger = self.ledger();
+            let bases = ledger.bases();
+            let deleting: BTreeSet<Key> = items
+                .iter()
+                .filter(|(key, state, _)| {
+                    matches!(state, RemoteState::Absent) && bases.contains_key(key)
+                })
+                .map(|(key, _, _)| key.clone())
+                .collect();
+            let tracked = bases.keys().filter(|k| k.kind == Kind::Auth).count();
+            (tracked, deleting)
+        };
+        let auths = deleting.iter().filter(|k| k.kind == Kind::Auth).count();
+        let config = deleting.contains(&Key::config());
+        let Some(wipe) = assess(tracked_auths, auths, config, self.options.max_delete_share) else {
+            return Ok(items);
+        };
+        if self.take_acceptance()? {
+            tracing::warn!(
+                deleted = deleting.len(),
+                "the backend deleted documents at once and an operator accepted it; mirroring the deletions (the files go to the trash)"
+            );
+            return Ok(items);
+        }
+        let written_back = self.write_back(&deleting)?;
+        tracing::error!(
+            deleted = deleting.len(),
+            tracked = tracked_auths,
+            reason = ?wipe,
+            written_back,
+            "REFUSING to mirror deletions from the backend: they look like a wipe. The workspace keeps every file and writes them back. \
+             If the backend was emptied on purpose, run `storehost accept-remote-deletions` and delete them there again"
+        );
+        Ok(items
+            .into_iter()
+            .filter(|(key, _, _)| !deleting.contains(key))
+            .collect())
+    }
+
+    /// Queues each document's local copy as a create, so the backend gets
+    /// it back; records the refusal. Returns how many were queued.
+    fn write_back(&self, keys: &BTreeSet<Key>) -> Result<usize, StorehostError> {
+        let mut copies = Vec::new();
+        for key in keys {
+            match self.workspace.read(key) {
+                Ok(Some(content)) => copies.push((key, content)),
+                Ok(None) => {}
+                Err(e) => tracing::error!(%key, "cannot read the local copy to write it back: {e}"),
+            }
+        }
+        let record = format!("{} {}", keys.len(), super::now_ms());
+        self.ledger().write(|tx| {
+            for (key, content) in &copies {
+                // No base: pushed as a create, refused if someone put
+                // something there meanwhile (then decided as a conflict).
+                tx.set_base(key, None)?;
+                tx.enqueue(key, &Op::Put(content.clone()))?;
+            }
+            tx.set_meta(MetaName::RemoteDeletionsRefused, Some(&record))
+        })?;
+        self.wake.notify_one();
+        Ok(copies.len())
+    }
+
+    /// True (once) when an operator accepted remote deletions within the
+    /// last [`ACCEPTANCE_VALID_MS`].
+    fn take_acceptance(&self) -> Result<bool, StorehostError> {
+        let mut ledger = self.ledger();
+        let Some(at) = ledger.meta(MetaName::AcceptRemoteDeletions)? else {
+            return Ok(false);
+        };
+        ledger.write(|tx| tx.set_meta(MetaName::AcceptRemoteDeletions, None))?;
+        let at: u64 = at.parse().unwrap_or_default();
+        Ok(super::now_ms().saturating_sub(at) <= ACCEPTANCE_VALID_MS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Wipe, assess};
+
+    #[test]
+    fn single_deletions_pass_and_wipes_do_not() {
+        assert_eq!(assess(10, 1, false, 0.25), None);
+        assert_eq!(assess(1, 1, false, 0.25), None);
+        assert_eq!(assess(10, 2, false, 0.25), None);
+        assert_eq!(assess(10, 3, false, 0.25), Some(Wipe::TooMany));
+        assert_eq!(assess(10, 10, false, 1.0), Some(Wipe::AllAuths));
+        assert_eq!(assess(10, 0, true, 0.25), Some(Wipe::Config));
+        assert_eq!(assess(0, 0, false, 0.25), None);
+    }
+}

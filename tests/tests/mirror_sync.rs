@@ -299,3 +299,85 @@ async fn the_watcher_pushes_files_other_processes_write() {
     .await;
     sync.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_apply_answering_the_wrong_count_keeps_the_changes_queued() {
+    let (_root, remote, ws) = dirs();
+    let host = fault_mirror(&remote, &ws, quick()).await;
+    host.bootstrap().await.unwrap();
+    set_fault(&remote, Some("wrong-apply-count"));
+    for id in ["a.json", "b.json"] {
+        host.save_auth(id, b"{\"v\":1}").await.unwrap();
+    }
+    assert_eq!(
+        host.flush(Duration::from_millis(500)).await.unwrap(),
+        2,
+        "kept in the outbox"
+    );
+    set_fault(&remote, None);
+    assert_eq!(host.flush(Duration::from_secs(30)).await.unwrap(), 0);
+    for id in ["a.json", "b.json"] {
+        assert_eq!(remote_auth(&remote, id).unwrap(), "{\"v\":1}");
+        assert_eq!(local_auth(&ws, id).unwrap(), "{\"v\":1}");
+    }
+    assert!(
+        auth_files(&ws).iter().all(|id| !id.contains(".conflict-")),
+        "its own writes are not conflicts"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_that_acknowledges_and_stores_nothing_loses_no_file() {
+    let (_root, remote, ws) = dirs();
+    let host = fault_mirror(&remote, &ws, quick()).await;
+    host.bootstrap().await.unwrap();
+    set_fault(&remote, Some("lying-apply"));
+    for i in 0..5 {
+        let saved = host
+            .save_auth(&format!("l{i}.json"), b"{\"v\":1}")
+            .await
+            .unwrap();
+        assert!(
+            host.wait_pushed(&saved, Duration::from_secs(10))
+                .await
+                .unwrap()
+        );
+    }
+    assert!(auth_files(&remote).is_empty(), "the plugin lied");
+    // The next complete pull shows them all gone: a wipe, refused.
+    host.pull_remote().await.unwrap();
+    assert_eq!(auth_files(&ws).len(), 5);
+    set_fault(&remote, None);
+    assert_eq!(host.flush(Duration::from_secs(30)).await.unwrap(), 0);
+    assert_eq!(auth_files(&remote).len(), 5, "written back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_spinning_in_wait_for_change_neither_stops_writes_nor_holds_shutdown() {
+    let (_root, remote, ws) = dirs();
+    let mut options = quick();
+    options.mirror.poll_interval = Duration::from_secs(30);
+    // Far longer than the wait's own bound (its timeout plus a grace).
+    options.limits.call_deadline = Duration::from_secs(300);
+    options.mirror.shutdown_flush = Duration::from_secs(5);
+    std::fs::create_dir_all(&remote).unwrap();
+    set_fault(&remote, Some("spin-watch"));
+    let host = fault_mirror(&remote, &ws, options).await;
+    host.bootstrap().await.unwrap();
+    let sync = host.start_sync().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let saved = host.save_auth("w.json", b"{\"v\":1}").await.unwrap();
+    assert!(
+        host.wait_pushed(&saved, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        "writes go through while the watch spins"
+    );
+    let started = Instant::now();
+    assert_eq!(sync.shutdown().await, 0);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "shutdown waited for the spinning call: {took:?}"
+    );
+}

@@ -24,6 +24,13 @@ pub struct HostState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: MemoryLimiter,
+    /// When the call under way must end: checked at every epoch tick, at
+    /// which a running guest also yields, so a spinning guest can be
+    /// abandoned.
+    pub deadline: std::time::Instant,
+    /// True while a call runs; still true afterwards if the call was
+    /// abandoned midway, and then the instance is not used again.
+    pub in_call: bool,
 }
 
 impl WasiView for HostState {

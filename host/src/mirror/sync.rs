@@ -270,6 +270,9 @@ fn watch_workspace(
         if event.need_rescan() || new_dir {
             let _ = events.send(WorkspaceEvent::Rescan);
         }
+        if !changes_content(&event.kind) {
+            return;
+        }
         for path in event.paths {
             let temp = path
                 .file_name()
@@ -281,4 +284,19 @@ fn watch_workspace(
     })?;
     watcher.watch(root, RecursiveMode::Recursive)?;
     Ok(watcher)
+}
+
+/// Whether an event can mean a file's content or existence changed. Opens,
+/// reads and closes without writing (the host's own reads among them) and
+/// mode changes do not, and reacting to them would make the host re-read
+/// files in a loop.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        _ => true,
+    }
 }

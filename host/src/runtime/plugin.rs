@@ -2,7 +2,7 @@
 //! instance that is re-created after a trap or a missed deadline.
 
 use super::bindings::{BackendPlugin as Backend, BackendPluginPre as BackendPre, wit_types as wit};
-use super::engine::{EPOCH_TICK, Runtime};
+use super::engine::Runtime;
 use super::error::{PluginError, RuntimeError};
 use super::limits::{Limits, MemoryLimiter};
 use crate::capabilities::stderr::GuestStderr;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use wasmtime::component::{ResourceAny, ResourceTable};
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// Where a plugin's single granted directory appears inside the sandbox.
@@ -215,7 +215,10 @@ impl Plugin {
 
     pub async fn wait_for_change(&self, timeout: Duration) -> Result<bool, PluginError> {
         let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        self.call("wait-for-change", move |b, s, h| {
+        // Bounded by its own timeout, not the general call deadline: a
+        // plugin that ignores the timeout is stopped soon after it.
+        let deadline = timeout + WAIT_GRACE;
+        self.call_within("wait-for-change", deadline, move |b, s, h| {
             Box::pin(async move {
                 b.storehost_plugin_backend()
                     .store()
@@ -241,16 +244,37 @@ impl Plugin {
     where
         F: for<'a> FnOnce(&'a Backend, &'a mut Store<HostState>, ResourceAny) -> CallFuture<'a, T>,
     {
+        self.call_within(call, self.limits.call_deadline, run).await
+    }
+
+    /// [`Plugin::call`] with its own deadline.
+    async fn call_within<T, F>(
+        &self,
+        call: &'static str,
+        deadline: Duration,
+        run: F,
+    ) -> Result<T, PluginError>
+    where
+        F: for<'a> FnOnce(&'a Backend, &'a mut Store<HostState>, ResourceAny) -> CallFuture<'a, T>,
+    {
         let mut guard = self.live.lock().await;
+        if guard.as_ref().is_some_and(|live| live.store.data().in_call) {
+            // The last call was abandoned midway (its caller gave up).
+            *guard = None;
+        }
         let live = self.ensure_live(&mut guard).await?;
-        live.store.set_epoch_deadline(self.deadline_ticks());
+        start_call(&mut live.store, deadline);
         let Live {
             store,
             bindings,
             handle,
         } = live;
-        let outcome =
-            tokio::time::timeout(self.host_timeout(), run(bindings, store, *handle)).await;
+        let outcome = tokio::time::timeout(
+            deadline + HOST_TIMEOUT_GRACE,
+            run(bindings, &mut *store, *handle),
+        )
+        .await;
+        store.data_mut().in_call = false;
         match outcome {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(error))) => Err(PluginError::Backend {
@@ -290,8 +314,13 @@ impl Plugin {
             .map_err(|e| instantiate_error(format!("{e:#}")))?;
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_callback(|context| {
+            Ok(match std::time::Instant::now() >= context.data().deadline {
+                true => UpdateDeadline::Interrupt,
+                false => UpdateDeadline::Yield(1),
+            })
+        });
+        start_call(&mut store, self.limits.call_deadline);
         let instantiated =
             tokio::time::timeout(self.host_timeout(), self.pre.instantiate_async(&mut store)).await;
         let bindings = match instantiated {
@@ -299,7 +328,7 @@ impl Plugin {
             Ok(Err(e)) => return Err(instantiate_error(format!("{e:#}"))),
             Err(_) => return Err(self.deadline_error("instantiate")),
         };
-        store.set_epoch_deadline(self.deadline_ticks());
+        start_call(&mut store, self.limits.call_deadline);
         let opened = tokio::time::timeout(
             self.host_timeout(),
             bindings
@@ -308,6 +337,7 @@ impl Plugin {
                 .call_open(&mut store, &self.settings),
         )
         .await;
+        store.data_mut().in_call = false;
         match opened {
             Ok(Ok(Ok(handle))) => Ok(Live {
                 store,
@@ -345,18 +375,15 @@ impl Plugin {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(self.limits.memory_bytes),
+            deadline: std::time::Instant::now() + self.limits.call_deadline,
+            in_call: false,
         })
-    }
-
-    fn deadline_ticks(&self) -> u64 {
-        let ticks = self.limits.call_deadline.as_millis() / EPOCH_TICK.as_millis();
-        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
     }
 
     /// Backstop for a call stuck in a host capability, where epochs cannot
     /// interrupt it.
     fn host_timeout(&self) -> Duration {
-        self.limits.call_deadline + Duration::from_secs(1)
+        self.limits.call_deadline + HOST_TIMEOUT_GRACE
     }
 
     fn deadline_error(&self, call: &'static str) -> PluginError {
@@ -409,4 +436,20 @@ fn trap_summary(error: &wasmtime::Error) -> String {
             .unwrap_or_default()
             .to_string(),
     }
+}
+
+/// How long past its timeout a `wait-for-change` may run before it is
+/// stopped.
+const WAIT_GRACE: Duration = Duration::from_secs(2);
+/// How long past a call's deadline the host waits for a call stuck in a
+/// host capability, where epochs cannot interrupt it.
+const HOST_TIMEOUT_GRACE: Duration = Duration::from_secs(1);
+
+/// Arms a call's deadline: the guest is checked (and yields) at every
+/// epoch tick, and interrupted once the deadline has passed.
+fn start_call(store: &mut Store<HostState>, deadline: Duration) {
+    let state = store.data_mut();
+    state.deadline = std::time::Instant::now() + deadline;
+    state.in_call = true;
+    store.set_epoch_deadline(1);
 }

@@ -202,7 +202,7 @@ impl Storehost {
         options: StorehostOptions,
     ) -> Result<Storehost, StorehostError> {
         let remote_dir = remote_dir.into();
-        crate::fsutil::create_private_dir(&remote_dir).map_err(|source| StorehostError::Io {
+        crate::fsutil::create_private_root(&remote_dir).map_err(|source| StorehostError::Io {
             path: remote_dir.display().to_string(),
             source,
         })?;

@@ -23,11 +23,32 @@ pub const DIR_MODE: u32 = 0o700;
 /// Creates `dir` and missing parents with mode 0700, and tightens `dir`
 /// itself if it already existed with looser bits.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    create_dir_with_mode(dir, false)
+}
+
+/// [`create_private_dir`] for a directory an operator named, which may be
+/// a link to where it really lives.
+pub fn create_private_root(dir: &Path) -> io::Result<()> {
+    create_dir_with_mode(dir, true)
+}
+
+fn create_dir_with_mode(dir: &Path, follow: bool) -> io::Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)?;
-    let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+    // Never chmod through a link: that would change a directory elsewhere.
+    let meta = match follow {
+        true => fs::metadata(dir)?,
+        false => fs::symlink_metadata(dir)?,
+    };
+    if meta.file_type().is_symlink() {
+        return Err(io::Error::other(format!(
+            "{} is a symbolic link; refusing to use it as a private directory",
+            dir.display()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o777;
     if mode != DIR_MODE {
         fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))?;
     }
@@ -144,6 +165,20 @@ pub fn tighten_tree(root: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_dir_is_never_a_link_and_its_target_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let error = create_private_dir(&link).unwrap_err();
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+        let mode = fs::metadata(&outside).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755);
+    }
 
     #[test]
     fn atomic_write_is_private_and_leaves_no_temp_file() {

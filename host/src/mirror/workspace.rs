@@ -62,12 +62,9 @@ impl Workspace {
 
     /// Creates the layout with private permissions.
     pub fn create(&self) -> Result<(), WorkspaceError> {
-        for dir in [
-            self.root.clone(),
-            self.root.join("config"),
-            self.auth_dir(),
-            self.state_dir(),
-        ] {
+        fsutil::create_private_root(&self.root)
+            .map_err(|source| io_error("create", &self.root, source))?;
+        for dir in [self.root.join("config"), self.auth_dir(), self.state_dir()] {
             fsutil::create_private_dir(&dir).map_err(|source| io_error("create", &dir, source))?;
         }
         Ok(())
@@ -158,7 +155,11 @@ impl Workspace {
             .skip(1)
             .take_while(|dir| dir.starts_with(&self.root))
         {
-            fsutil::create_private_dir(dir).map_err(|source| io_error("secure", dir, source))?;
+            let made = match dir == self.root {
+                true => fsutil::create_private_root(dir),
+                false => fsutil::create_private_dir(dir),
+            };
+            made.map_err(|source| io_error("secure", dir, source))?;
         }
         Ok(())
     }

@@ -438,7 +438,7 @@ impl Mirror {
         };
         let snapshot = self.remote.pull(cursor.as_deref()).await?;
         let cursor = snapshot.cursor.clone();
-        let items = self.guard_remote_deletions(self.changed_items(snapshot)?)?;
+        let items = self.guard_remote_deletions(self.changed_items(snapshot, complete_due)?)?;
         let guard = DeletionGuard::never();
         let policy = Policy {
             guard: &guard,
@@ -461,11 +461,24 @@ impl Mirror {
     /// The documents of a snapshot that differ from their bases (checked;
     /// bad ones are skipped and reported), and the tracked ones a complete
     /// snapshot or the removals no longer have.
-    pub(crate) fn changed_items(&self, snapshot: Snapshot) -> Result<Vec<Item>, StorehostError> {
-        let checked = self.intake(snapshot.documents)?;
+    /// Unless `compare_content`, a document whose version is the one last
+    /// agreed on is taken as unchanged without being read again (it would
+    /// not touch the workspace); the periodic complete pull compares
+    /// everything.
+    pub(crate) fn changed_items(
+        &self,
+        snapshot: Snapshot,
+        compare_content: bool,
+    ) -> Result<Vec<Item>, StorehostError> {
+        let (documents, unchanged) = match compare_content {
+            true => (snapshot.documents, Vec::new()),
+            false => self.set_aside_unchanged(snapshot.documents)?,
+        };
+        let checked = self.intake(documents)?;
         // A key sent but refused is neither present nor gone there: the
         // local file is left alone.
-        let present = checked.sent_keys();
+        let mut present = checked.sent_keys();
+        present.extend(unchanged);
         let ledger = self.ledger();
         let queued = ledger.pending_paths().unwrap_or_default();
         let mut items = Vec::new();
@@ -501,6 +514,29 @@ impl Mirror {
                 .map(|k| (k, RemoteState::Absent, None)),
         );
         Ok(items)
+    }
+
+    /// Splits off the documents at the version last agreed on (with nothing
+    /// queued); returns the rest and the keys set aside. An answer with a
+    /// key twice is left whole, for the intake to refuse.
+    fn set_aside_unchanged(
+        &self,
+        documents: Vec<crate::model::Document>,
+    ) -> Result<(Vec<crate::model::Document>, Vec<Key>), StorehostError> {
+        let keys: BTreeSet<&Key> = documents.iter().map(|d| &d.entry.key).collect();
+        if keys.len() != documents.len() {
+            return Ok((documents, Vec::new()));
+        }
+        let ledger = self.ledger();
+        let queued = ledger.pending_paths()?;
+        let (same, rest): (Vec<_>, Vec<_>) = documents.into_iter().partition(|d| {
+            let key = &d.entry.key;
+            ledger
+                .base(key)
+                .is_some_and(|base| base.version == d.entry.version)
+                && !queued.contains(&path_key(key))
+        });
+        Ok((rest, same.into_iter().map(|d| d.entry.key).collect()))
     }
 
     /// Pushes the outbox until it is empty or `bound` passes; returns how

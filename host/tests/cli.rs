@@ -650,12 +650,18 @@ fn a_version_the_remote_replaced_comes_back_with_restore() {
         wait_for("the remote version arrives", || {
             std::fs::read_to_string(&local).is_ok_and(|c| c == "{\"theirs\":1}")
         });
-        let listed = storehost(cwd)
-            .args(["restore", "--list", "--workspace", "ws"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&listed.stdout).into_owned();
-        assert!(listed.status.success(), "{text}");
+        let list = || {
+            let listed = storehost(cwd)
+                .args(["restore", "--list", "--workspace", "ws"])
+                .output()
+                .unwrap();
+            assert!(listed.status.success(), "{listed:?}");
+            String::from_utf8_lossy(&listed.stdout).into_owned()
+        };
+        // The file is in place a moment before the ledger commits its
+        // trash entry.
+        wait_for("the trash entry", || list().contains("auths/t.json"));
+        let text = list();
         let line = text
             .lines()
             .find(|l| l.contains("auths/t.json") && l.contains("replaced by the backend"))

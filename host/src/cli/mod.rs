@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Bootstrap the workspace and keep it in step with the backend until SIGINT/SIGTERM.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Show backend, workspace, lineage, last sync, outbox length and conflicts.
     Status(status::StatusArgs),
     /// Bring back a workspace file the host replaced or deleted (`--list` shows the trash).
@@ -50,7 +50,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Status(args) => status::run(args),
         Command::Restore(args) => restore::run(args),
         Command::AcceptRemoteDeletions(args) => accept::run(args),

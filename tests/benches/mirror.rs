@@ -1,7 +1,8 @@
 //! Prints mirror costs with the local backend on a second directory as the
 //! remote: bootstrap of 1k and 10k auth files, acknowledgement latency of a
 //! file the proxy writes (backend up and down), write-through at 10 and 10k
-//! documents, and what one poll costs the host beyond the plugin's pull.
+//! documents, what one poll costs the host beyond the plugin's pull, and
+//! the CPU a serving host spends when nothing changes.
 //! Run with `cargo bench -p storehost-tests --bench mirror`.
 
 use std::path::Path;
@@ -111,9 +112,13 @@ async fn watched_write_ack(backend_down: bool) {
 
 /// A host in step with a remote directory of `documents` auths.
 async fn host_over(root: &Path, documents: usize) -> Storehost {
+    host_with(root, documents, StorehostOptions::default()).await
+}
+
+async fn host_with(root: &Path, documents: usize, options: StorehostOptions) -> Storehost {
     let (remote, ws) = (root.join("remote"), root.join("ws"));
     seed(&remote, documents);
-    let host = Storehost::local_remote(&remote, &ws, StorehostOptions::default())
+    let host = Storehost::local_remote(&remote, &ws, options)
         .await
         .unwrap();
     host.bootstrap().await.unwrap();
@@ -177,6 +182,47 @@ async fn poll_cost(documents: usize) {
     );
 }
 
+/// CPU time of this whole process so far (all threads), from /proc.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // After the command name in parentheses: utime and stime are fields 14
+    // and 15, in clock ticks (100 per second on Linux).
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    Duration::from_millis((fields[0] + fields[1]) * 10)
+}
+
+/// A serving host with nothing changing: the CPU it spends (the watcher,
+/// the polls of the remote, the periodic scans), as a share of one core.
+async fn idle_cpu(documents: usize, poll: Duration) {
+    let root = tempfile::tempdir().unwrap();
+    let options = StorehostOptions {
+        mirror: storehost::MirrorOptions {
+            poll_interval: poll,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let host = host_with(root.path(), documents, options).await;
+    let sync = host.start_sync().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let window = Duration::from_secs(20);
+    let (cpu, started) = (process_cpu(), Instant::now());
+    tokio::time::sleep(window).await;
+    let spent = process_cpu().saturating_sub(cpu);
+    let elapsed = started.elapsed();
+    println!(
+        "idle CPU, {documents} documents, poll every {poll:?}: {spent:.2?} in {elapsed:.2?} = {:.2} % of a core",
+        100.0 * spent.as_secs_f64() / elapsed.as_secs_f64()
+    );
+    sync.shutdown().await;
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -198,6 +244,11 @@ fn main() {
         }
         if bench_selected("poll") {
             poll_cost(10_000).await;
+        }
+        if bench_selected("idle") {
+            idle_cpu(10_000, Duration::from_secs(5)).await;
+            // The watcher and the rest alone, without the polls.
+            idle_cpu(10_000, Duration::from_secs(3600)).await;
         }
     });
 }

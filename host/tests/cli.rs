@@ -792,3 +792,35 @@ fn a_bad_numeric_setting_names_its_variable_and_creates_nothing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_watched_file_caught_mid_write_is_taken_once_complete_without_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("local.wasm"), storehost::builtin::local()).unwrap();
+    let (code, log) = serve_until(dir.path(), &LOCAL_PLUGIN_MIRROR, "-TERM", |cwd| {
+        use std::io::Write;
+        let path = cwd.join("ws/auths/slow.json");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"{\"type\":").unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        file.write_all(b"\"claude\"}").unwrap();
+        drop(file);
+        wait_for("the completed file is pushed", || {
+            std::fs::read_to_string(cwd.join("remote/auths/slow.json"))
+                .is_ok_and(|c| c == "{\"type\":\"claude\"}")
+        });
+        std::fs::write(cwd.join("ws/auths/broken.json"), "{not json").unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+    });
+    assert_eq!(code, 0, "{log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert!(
+        errors.iter().all(|l| !l.contains("slow.json")),
+        "a write under way is not an error: {errors:?}"
+    );
+    assert!(
+        errors.iter().any(|l| l.contains("broken.json")),
+        "a file that stays invalid is reported: {log}"
+    );
+}

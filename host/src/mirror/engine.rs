@@ -16,7 +16,7 @@ use super::paths::path_key;
 use super::remote::{Remote, read_one};
 use super::scan::DeletionGuard;
 use super::settle::{Item, Policy};
-use super::workspace::{Workspace, normalize_config, validate_auth};
+use super::workspace::{Workspace, WorkspaceError, normalize_config, validate_auth};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::{Change, Key, Kind, Precondition, Snapshot};
@@ -98,6 +98,32 @@ pub struct Mirror {
     last_complete_pull: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
+/// What [`Mirror::note_local_change`] does with a file that does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInvalid {
+    /// Report it (ERROR) and leave it for the user.
+    Report,
+    /// Say nothing: it may be a write still under way.
+    Defer,
+}
+
+/// What noting a workspace change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noted {
+    Queued(u64),
+    /// Unchanged, absent, or invalid and reported.
+    Nothing,
+    /// Invalid, not reported ([`OnInvalid::Defer`]).
+    Deferred,
+}
+
+/// A workspace document's state and content, or why it does not parse.
+type LocalRead = Result<(Local, Option<Vec<u8>>), WorkspaceError>;
+
+fn report_invalid(problem: &WorkspaceError) {
+    tracing::error!("{problem}; not pushed, the remote keeps its last good version");
+}
+
 /// Most changes one `apply` carries.
 const MAX_BATCH: usize = 256;
 
@@ -176,24 +202,45 @@ impl Mirror {
     /// knows of it. Returns the entry, or None when there was nothing new
     /// (unchanged, absent, or invalid and left for the user).
     pub fn note_local_write(&self, key: &Key) -> Result<Option<u64>, StorehostError> {
+        Ok(match self.note_local_change(key, OnInvalid::Report)? {
+            Noted::Queued(seq) => Some(seq),
+            Noted::Nothing | Noted::Deferred => None,
+        })
+    }
+
+    /// [`Mirror::note_local_write`], telling what happened; with
+    /// [`OnInvalid::Defer`] a file that does not parse (a write still under
+    /// way) is not reported, for the caller to look again.
+    pub fn note_local_change(
+        &self,
+        key: &Key,
+        on_invalid: OnInvalid,
+    ) -> Result<Noted, StorehostError> {
         let mut ledger = self.ledger();
-        let (local, content) = self.local_now(key)?;
+        let (local, content) = match self.read_local(key)? {
+            Ok(read) => read,
+            Err(_) if on_invalid == OnInvalid::Defer => return Ok(Noted::Deferred),
+            Err(problem) => {
+                report_invalid(&problem);
+                return Ok(Noted::Nothing);
+            }
+        };
         let Local::Present(hash) = local else {
-            return Ok(None);
+            return Ok(Noted::Nothing);
         };
         let known = match ledger.pending_for(key)?.last() {
             Some(last) => last.hash.clone(),
             None => ledger.base(key).map(|b| b.hash.clone()),
         };
         if known.as_ref() == Some(&hash) {
-            return Ok(None);
+            return Ok(Noted::Nothing);
         }
         let content = content.expect("a present document has content");
         let seq = ledger.write(|tx| tx.enqueue(key, &Op::Put(content)))?;
         drop(ledger);
         tracing::debug!(%key, seq, "workspace change queued");
         self.wake.notify_one();
-        Ok(Some(seq))
+        Ok(Noted::Queued(seq))
     }
 
     /// True once entry `seq` has left the outbox (pushed, or settled by a
@@ -215,20 +262,23 @@ impl Mirror {
     /// for the decision, and the content to push (configs with `\n` line
     /// endings).
     pub(crate) fn local_now(&self, key: &Key) -> Result<(Local, Option<Vec<u8>>), StorehostError> {
+        Ok(self.read_local(key)?.unwrap_or_else(|problem| {
+            report_invalid(&problem);
+            (Local::Invalid, None)
+        }))
+    }
+
+    /// [`Mirror::local_now`], with a file that does not parse as the
+    /// problem instead of a report.
+    fn read_local(&self, key: &Key) -> Result<LocalRead, StorehostError> {
         let Some(content) = self.workspace.read(key)? else {
-            return Ok((Local::Absent, None));
+            return Ok(Ok((Local::Absent, None)));
         };
         let checked = match key.kind {
             Kind::Auth => validate_auth(&key.id, &content).map(|()| content),
             _ => normalize_config(&content),
         };
-        match checked {
-            Ok(content) => Ok((Local::Present(doc_hash(key, &content)), Some(content))),
-            Err(e) => {
-                tracing::error!("{e}; not pushed, the remote keeps its last good version");
-                Ok((Local::Invalid, None))
-            }
-        }
+        Ok(checked.map(|content| (Local::Present(doc_hash(key, &content)), Some(content))))
     }
 
     // ---- the sync path: one owner ----------------------------------

@@ -1,7 +1,7 @@
 //! The background work of a running host: replaying the outbox with
 //! backoff, following remote changes, and watching the workspace.
 
-use super::engine::Mirror;
+use super::engine::{Mirror, Noted, OnInvalid};
 use crate::model::Key;
 use backon::BackoffBuilder;
 use notify::{RecursiveMode, Watcher};
@@ -16,6 +16,8 @@ use tokio::task::JoinHandle;
 /// How long deletions wait for the rest of their burst, so the deletion
 /// guard sees a mass disappearance whole.
 const DELETION_SETTLE: Duration = Duration::from_millis(200);
+/// How long a watched file that does not parse is given to be completed.
+const PARTIAL_WRITE_SETTLE: Duration = Duration::from_millis(300);
 /// A full scan of the workspace every this many polls, for events the
 /// watcher may have missed.
 const POLLS_PER_FULL_SCAN: u32 = 12;
@@ -195,7 +197,8 @@ async fn watcher_loop(
                 continue;
             }
         };
-        match mirror.note_local_write(&key) {
+        match mirror.note_local_change(&key, OnInvalid::Defer) {
+            Ok(Noted::Deferred) => look_again_later(mirror.clone(), key.clone()),
             Ok(_) => {}
             Err(e) => tracing::error!(%key, "taking a workspace change failed: {e}"),
         }
@@ -203,6 +206,18 @@ async fn watcher_loop(
             let _ = deletions.send(Some(key));
         }
     }
+}
+
+/// A watched file that does not parse may be a write still under way: it
+/// is looked at again after a moment, and reported only if it still does
+/// not parse (a complete write in between raises its own event).
+fn look_again_later(mirror: Arc<Mirror>, key: Key) {
+    tokio::spawn(async move {
+        tokio::time::sleep(PARTIAL_WRITE_SETTLE).await;
+        if let Err(e) = mirror.note_local_write(&key) {
+            tracing::error!(%key, "taking a workspace change failed: {e}");
+        }
+    });
 }
 
 /// Collects a burst of deletions and hands it to the sync owner as one

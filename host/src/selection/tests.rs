@@ -388,3 +388,61 @@ fn a_remote_backend_migrates_from_where_the_local_store_was() {
     let s = select(&env(&[("LOCALSTORE_PATH", "/old/store")]), cwd()).unwrap();
     assert_eq!(s.migrate_from, None, "the local backend is that store");
 }
+
+#[test]
+fn a_dsn_url_with_a_bad_port_or_spaces_is_refused_at_selection_without_the_password() {
+    for good in [
+        "postgresql://app:pw@db.example:5432/app?sslmode=require",
+        "postgres://app:p%40ss@[::1]:6543/app",
+        "postgresql://app:pw@/app?host=/cloudsql/project:region:instance",
+        "postgresql://app:pw@h1:5432,h2:5433/app",
+        "postgresql://db.example/app",
+    ] {
+        assert!(
+            select(&env(&[("PGSTORE_DSN", good)]), cwd()).is_ok(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "postgresql://app:hunter2@db.example:54x2/app",
+        "postgresql://app:hunter2@db.example:99999/app",
+        "postgresql://app:hunter2@db.example:/app",
+        "postgresql://app:hunter2@db example/app",
+    ] {
+        let err = select(&env(&[("PGSTORE_DSN", bad)]), cwd()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SelectionError::Malformed {
+                    variable: "PGSTORE_DSN",
+                    ..
+                }
+            ),
+            "{bad}: {err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}
+
+#[test]
+fn a_git_url_with_spaces_or_a_bad_port_is_refused_at_selection() {
+    for bad in [
+        "https://git.example/org/my repo.git",
+        "https://git.example:80x/org/repo.git",
+        "https://git.example:0/org/repo.git",
+    ] {
+        let err = select(&env(&[("GITSTORE_GIT_URL", bad), GIT[1]]), cwd()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SelectionError::Malformed {
+                    variable: "GITSTORE_GIT_URL",
+                    ..
+                }
+            ),
+            "{bad}: {err}"
+        );
+    }
+    let good = "https://git.example:8443/org/repo.git";
+    assert!(select(&env(&[("GITSTORE_GIT_URL", good), GIT[1]]), cwd()).is_ok());
+}

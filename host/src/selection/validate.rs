@@ -43,8 +43,11 @@ pub fn postgres(env: &Environment) -> Result<PostgresSettings, SelectionError> {
 /// (`host=… user=…`), as libpq accepts.
 fn check_dsn(dsn: &str) -> Result<(), SelectionError> {
     let lower = dsn.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        return Ok(());
+    if let Some((_, rest)) = dsn
+        .split_once("://")
+        .filter(|_| lower.starts_with("postgres://") || lower.starts_with("postgresql://"))
+    {
+        return check_dsn_hosts(rest);
     }
     if lower.contains("://") {
         return Err(malformed(
@@ -62,6 +65,27 @@ fn check_dsn(dsn: &str) -> Result<(), SelectionError> {
                 ),
             )
         })
+}
+
+/// The hosts of a DSN URL (after the scheme): each `host`, `host:port` or
+/// `[v6]:port` with a numeric port, no spaces. An empty host (a socket
+/// directory given as `?host=`) is fine. Messages never quote the DSN.
+fn check_dsn_hosts(rest: &str) -> Result<(), SelectionError> {
+    const VAR: &str = "PGSTORE_DSN";
+    if rest.contains(char::is_whitespace) {
+        return Err(malformed(
+            VAR,
+            "a DSN URL has no spaces (percent-encode them)",
+        ));
+    }
+    let after_user = rest.rfind('@').map_or(rest, |at| &rest[at + 1..]);
+    let hosts = after_user.split(['/', '?']).next().unwrap_or_default();
+    for host in hosts.split(',').filter(|h| !h.is_empty()) {
+        if !port_is_valid(host) {
+            return Err(malformed(VAR, "the port is not a number from 1 to 65535"));
+        }
+    }
+    Ok(())
 }
 
 pub fn object(env: &Environment) -> Result<ObjectSettings, SelectionError> {
@@ -134,7 +158,7 @@ fn port_is_valid(authority: &str) -> bool {
             None => return true,
         },
     };
-    port.parse::<u16>().is_ok()
+    port.parse::<u16>().is_ok_and(|port| port > 0)
 }
 
 /// S3 bucket naming rules, which every compatible service accepts.
@@ -189,7 +213,10 @@ fn check_git_url(url: &str) -> Result<(), SelectionError> {
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(|| malformed(VAR, "must be an http:// or https:// URL"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(malformed(VAR, "a URL has no spaces (percent-encode them)"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
         return Err(malformed(
             VAR,
@@ -198,6 +225,9 @@ fn check_git_url(url: &str) -> Result<(), SelectionError> {
     }
     if authority.is_empty() {
         return Err(malformed(VAR, "no host"));
+    }
+    if !port_is_valid(authority) {
+        return Err(malformed(VAR, "the port is not a number from 1 to 65535"));
     }
     Ok(())
 }

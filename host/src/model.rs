@@ -126,6 +126,16 @@ pub struct Features {
     pub incremental_pull: bool,
 }
 
+impl Features {
+    /// A backend that applies a batch all-or-nothing and enforces its
+    /// preconditions itself checks them in the same transaction as the
+    /// write: a create that succeeded cannot have been overwritten by a
+    /// racing create.
+    pub fn atomic_conditional_writes(&self) -> bool {
+        self.atomic_batch && self.conditional_write
+    }
+}
+
 impl fmt::Display for Features {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names = [

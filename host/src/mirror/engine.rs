@@ -520,9 +520,10 @@ impl Mirror {
         snapshot: Snapshot,
         compare_content: bool,
     ) -> Result<Vec<Item>, StorehostError> {
+        let queued = self.ledger().pending_paths()?;
         let (documents, unchanged) = match compare_content {
             true => (snapshot.documents, Vec::new()),
-            false => self.set_aside_unchanged(snapshot.documents)?,
+            false => self.set_aside_unchanged(snapshot.documents, &queued),
         };
         let checked = self.intake(documents)?;
         // A key sent but refused is neither present nor gone there: the
@@ -530,7 +531,6 @@ impl Mirror {
         let mut present = checked.sent_keys();
         present.extend(unchanged);
         let ledger = self.ledger();
-        let queued = ledger.pending_paths().unwrap_or_default();
         let mut items = Vec::new();
         for item in checked.items {
             let (key, state, _) = &item;
@@ -572,13 +572,13 @@ impl Mirror {
     fn set_aside_unchanged(
         &self,
         documents: Vec<crate::model::Document>,
-    ) -> Result<(Vec<crate::model::Document>, Vec<Key>), StorehostError> {
+        queued: &BTreeSet<String>,
+    ) -> (Vec<crate::model::Document>, Vec<Key>) {
         let keys: BTreeSet<&Key> = documents.iter().map(|d| &d.entry.key).collect();
         if keys.len() != documents.len() {
-            return Ok((documents, Vec::new()));
+            return (documents, Vec::new());
         }
         let ledger = self.ledger();
-        let queued = ledger.pending_paths()?;
         let (same, rest): (Vec<_>, Vec<_>) = documents.into_iter().partition(|d| {
             let key = &d.entry.key;
             ledger
@@ -586,7 +586,7 @@ impl Mirror {
                 .is_some_and(|base| base.version == d.entry.version)
                 && !queued.contains(&path_key(key))
         });
-        Ok((rest, same.into_iter().map(|d| d.entry.key).collect()))
+        (rest, same.into_iter().map(|d| d.entry.key).collect())
     }
 
     /// Pushes the outbox until it is empty or `bound` passes; returns how

@@ -60,13 +60,3 @@ pub async fn read_one(remote: &dyn Remote, key: &Key) -> Result<Option<Document>
         .pop()
         .flatten())
 }
-
-impl Features {
-    /// A backend that applies a batch all-or-nothing and enforces its
-    /// preconditions itself checks them in the same transaction as the
-    /// write: a create that succeeded cannot have been overwritten by a
-    /// racing create.
-    pub fn atomic_conditional_writes(&self) -> bool {
-        self.atomic_batch && self.conditional_write
-    }
-}

@@ -8,6 +8,7 @@
 use super::decide::Remote as RemoteState;
 use super::engine::Mirror;
 use super::ledger::{MetaName, Op};
+use super::scan::too_many_at_once;
 use super::settle::Item;
 use crate::error::StorehostError;
 use crate::model::{Key, Kind};
@@ -31,7 +32,7 @@ pub(crate) fn assess(tracked_auths: usize, auths: usize, config: bool, share: f6
         Some(Wipe::Config)
     } else if auths > 1 && auths == tracked_auths {
         Some(Wipe::AllAuths)
-    } else if auths > 1 && auths as f64 > share * tracked_auths as f64 {
+    } else if too_many_at_once(auths, tracked_auths, share) {
         Some(Wipe::TooMany)
     } else {
         None

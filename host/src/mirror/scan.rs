@@ -27,8 +27,7 @@ impl DeletionGuard {
         max_share: f64,
     ) -> DeletionGuard {
         let folder_gone = !workspace.auth_dir().is_dir() && tracked_auths > 0;
-        let too_many =
-            missing_auths > 1 && (missing_auths as f64) > max_share * tracked_auths as f64;
+        let too_many = too_many_at_once(missing_auths, tracked_auths, max_share);
         let refused = folder_gone || too_many;
         if refused {
             tracing::error!(
@@ -57,6 +56,12 @@ impl DeletionGuard {
         // The config is never deleted remotely because its file vanished.
         key.kind == Kind::Config || self.refused
     }
+}
+
+/// The rule both deletion guards share: more than one deletion at once, and
+/// more than `max_share` of the tracked auths.
+pub(crate) fn too_many_at_once(deleted: usize, tracked: usize, max_share: f64) -> bool {
+    deleted > 1 && deleted as f64 > max_share * tracked as f64
 }
 
 /// True for a workspace file the proxy may have written as an auth

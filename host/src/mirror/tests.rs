@@ -359,12 +359,40 @@ async fn a_symlink_in_the_workspace_is_never_written_through() {
     let outside = fixture._dir.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, workspace.auth_dir().join("team")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o755)).unwrap();
     let key = auth("team/a.json");
+    let hash = doc_hash(&key, b"{}");
+    let errors = [
+        workspace
+            .replace_if(&key, b"{}", None, Durability::Now)
+            .unwrap_err(),
+        workspace
+            .replace_if(&key, b"{}", Some(&hash), Durability::Now)
+            .unwrap_err(),
+        workspace.remove_if(&key, &hash).unwrap_err(),
+        workspace.write(&key, b"{}").unwrap_err(),
+        workspace.keep_conflict_copy(&key, b"{}").unwrap_err(),
+        workspace.secure(&key).unwrap_err(),
+        workspace.remove(&key).unwrap_err(),
+    ];
+    for error in errors {
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+    }
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+    let mode = std::fs::metadata(&outside).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "no chmod through the link");
+
+    // A link as the document itself is neither replaced nor read.
+    let target = outside.join("target.json");
+    std::fs::write(&target, b"{\"outside\":1}").unwrap();
+    std::os::unix::fs::symlink(&target, workspace.auth_dir().join("b.json")).unwrap();
+    let key = auth("b.json");
     let error = workspace
-        .replace_if(&key, b"{}", None, Durability::Now)
+        .replace_if(&key, b"{}", Some(&hash), Durability::Now)
         .unwrap_err();
     assert!(error.to_string().contains("symbolic link"), "{error}");
-    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+    assert_eq!(std::fs::read(&target).unwrap(), b"{\"outside\":1}");
 }
 
 #[tokio::test]

@@ -2,9 +2,11 @@
 //! and content rules: ids that stay inside `auths/`, auths that are JSON
 //! objects, configs that are UTF-8 YAML.
 
+use crate::fsutil::beneath::{BeneathError, Dir};
 use crate::fsutil::{self, Durability};
 use crate::mirror::hash::doc_hash;
 use crate::model::{CONFIG_ID, Key, Kind};
+use rustix::fs::RenameFlags;
 use std::io;
 use std::path::{Path, PathBuf};
 use storehost_sdk::ids::check_auth_id;
@@ -57,15 +59,45 @@ impl Workspace {
 
     /// The host's own state; never mirrored.
     pub fn state_dir(&self) -> PathBuf {
-        self.root.join(".storehost")
+        self.root.join(STATE_DIR)
+    }
+
+    fn open_root(&self) -> Result<Dir, WorkspaceError> {
+        Dir::open_root(&self.root).map_err(|source| io_error("open", &self.root, source))
+    }
+
+    /// A directory of the workspace, opened (and with `create` made, 0700)
+    /// without following a link on the way.
+    fn open_dir(&self, relative: &Path, create: bool) -> Result<Dir, WorkspaceError> {
+        Ok(self.open_root()?.open_beneath(relative, create)?)
+    }
+
+    /// The directory holding `key`'s file and the file's name there.
+    fn document_dir(&self, key: &Key, create: bool) -> Result<(Dir, String), WorkspaceError> {
+        let path = self.path_of(key)?;
+        let relative = path
+            .strip_prefix(&self.root)
+            .expect("documents live in the workspace");
+        let name = relative
+            .file_name()
+            .and_then(|name| name.to_str())
+            .expect("document ids are UTF-8 with a last segment")
+            .to_string();
+        let parent = relative.parent().unwrap_or(Path::new(""));
+        Ok((self.open_dir(parent, create)?, name))
+    }
+
+    fn trash(&self) -> Result<Dir, WorkspaceError> {
+        self.open_dir(&Path::new(STATE_DIR).join(TRASH_DIR), true)
     }
 
     /// Creates the layout with private permissions.
     pub fn create(&self) -> Result<(), WorkspaceError> {
         fsutil::create_private_root(&self.root)
             .map_err(|source| io_error("create", &self.root, source))?;
-        for dir in [self.root.join("config"), self.auth_dir(), self.state_dir()] {
-            fsutil::create_private_dir(&dir).map_err(|source| io_error("create", &dir, source))?;
+        let root = self.open_root()?;
+        for dir in ["config", "auths", STATE_DIR] {
+            root.open_beneath(Path::new(dir), true)?;
         }
         Ok(())
     }
@@ -122,11 +154,9 @@ impl Workspace {
         content: &[u8],
         durability: Durability,
     ) -> Result<(), WorkspaceError> {
-        let path = self.path_of(key)?;
-        let dir = path.parent().expect("documents live in a directory");
-        fsutil::create_private_dir(dir).map_err(|source| io_error("create", dir, source))?;
-        fsutil::write_atomic_with(&path, content, durability)
-            .map_err(|source| io_error("write", &path, source))
+        let (dir, name) = self.document_dir(key, true)?;
+        dir.write_atomic(&name, content, durability)
+            .map_err(|source| io_error("write", &dir.path_of(&name), source))
     }
 
     /// Makes every batched write durable.
@@ -135,48 +165,43 @@ impl Workspace {
     }
 
     pub fn remove(&self, key: &Key) -> Result<(), WorkspaceError> {
-        let path = self.path_of(key)?;
-        match std::fs::remove_file(&path) {
+        let (dir, name) = match self.document_dir(key, false) {
+            Err(WorkspaceError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(());
+            }
+            found => found?,
+        };
+        match dir.remove(&name) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(io_error("remove", &path, source)),
+            Err(source) => Err(io_error("remove", &dir.path_of(&name), source)),
         }
     }
 
     /// Files the plugin wrote through WASI get the default mode; this makes
     /// a document and the directories up to the workspace private.
     pub fn secure(&self, key: &Key) -> Result<(), WorkspaceError> {
-        let path = self.path_of(key)?;
-        if path.exists() {
-            fsutil::tighten_tree(&path).map_err(|source| io_error("secure", &path, source))?;
+        fsutil::create_private_root(&self.root)
+            .map_err(|source| io_error("secure", &self.root, source))?;
+        let (dir, name) = self.document_dir(key, true)?;
+        match dir.tighten(&name) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(io_error("secure", &dir.path_of(&name), source)),
         }
-        for dir in path
-            .ancestors()
-            .skip(1)
-            .take_while(|dir| dir.starts_with(&self.root))
-        {
-            let made = match dir == self.root {
-                true => fsutil::create_private_root(dir),
-                false => fsutil::create_private_dir(dir),
-            };
-            made.map_err(|source| io_error("secure", dir, source))?;
-        }
-        Ok(())
     }
 
     /// Writes `content` beside `key` as `<name>.conflict-<unix ms>` and
     /// returns that path, relative to the workspace.
     pub fn keep_conflict_copy(&self, key: &Key, content: &[u8]) -> Result<String, WorkspaceError> {
-        let path = self.path_of(key)?;
-        let name = path
-            .file_name()
-            .expect("documents have names")
-            .to_string_lossy();
-        let copy = path.with_file_name(format!("{name}{CONFLICT_MARK}{}", crate::mirror::now_ms()));
-        fsutil::write_atomic(&copy, content).map_err(|source| io_error("write", &copy, source))?;
-        Ok(copy
+        let (dir, name) = self.document_dir(key, true)?;
+        let copy = format!("{name}{CONFLICT_MARK}{}", crate::mirror::now_ms());
+        let path = dir.path_of(&copy);
+        dir.write_atomic(&copy, content, Durability::Now)
+            .map_err(|source| io_error("write", &path, source))?;
+        Ok(path
             .strip_prefix(&self.root)
-            .unwrap_or(&copy)
+            .unwrap_or(&path)
             .display()
             .to_string())
     }
@@ -209,7 +234,7 @@ pub struct TrashedFile {
 impl Workspace {
     /// Where replaced and deleted files are kept.
     pub fn trash_dir(&self) -> PathBuf {
-        self.state_dir().join("trash")
+        self.state_dir().join(TRASH_DIR)
     }
 
     /// Writes `content` as `key`'s file only if the file is still what the
@@ -226,28 +251,29 @@ impl Workspace {
         expected: Option<&str>,
         durability: Durability,
     ) -> Result<Swap, WorkspaceError> {
-        let file_check = match expected {
-            None => FileCheck::CreatedWithoutReplace,
-            Some(_) => FileCheck::Checked,
-        };
-        let path = self.checked_path(key, file_check)?;
-        let dir = path.parent().expect("documents live in a directory");
-        let temp = fsutil::write_temp(dir, &path, content, durability)
+        let (dir, name) = self.document_dir(key, true)?;
+        let path = dir.path_of(&name);
+        if dir.is_link(Path::new(&name)) {
+            return Err(symlink(&path));
+        }
+        let temp = dir
+            .write_temp(&name, content, durability)
             .map_err(|source| io_error("write", &path, source))?;
         let outcome = match expected {
-            None => match fsutil::rename_noreplace(&temp, &path) {
+            None => match dir.rename(&temp, &dir, &name, RenameFlags::NOREPLACE) {
                 Ok(()) => Ok(Swap::Done { previous: None }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Swap::LocalChanged),
                 Err(source) => Err(io_error("write", &path, source)),
             },
-            Some(expected) => self.exchange_checked(key, &temp, &path, content, expected),
+            Some(expected) => self.exchange_checked(key, &dir, &temp, &name, content, expected),
         };
         if !matches!(outcome, Ok(Swap::Done { previous: None })) {
             // Whatever is left at the temp name is ours and unneeded.
-            let _ = std::fs::remove_file(&temp);
+            let _ = dir.remove(&temp);
         }
         if matches!(outcome, Ok(Swap::Done { .. })) && durability == Durability::Now {
-            fsutil::sync_dir(dir).map_err(|source| io_error("sync", dir, source))?;
+            dir.sync()
+                .map_err(|source| io_error("sync", &path, source))?;
         }
         outcome
     }
@@ -255,32 +281,45 @@ impl Workspace {
     fn exchange_checked(
         &self,
         key: &Key,
-        temp: &Path,
-        path: &Path,
+        dir: &Dir,
+        temp: &str,
+        name: &str,
         content: &[u8],
         expected: &str,
     ) -> Result<Swap, WorkspaceError> {
-        match fsutil::rename_exchange(temp, path) {
+        let path = dir.path_of(name);
+        let exchange = || dir.rename(temp, dir, name, RenameFlags::EXCHANGE);
+        match exchange() {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LocalChanged),
-            Err(source) => return Err(io_error("write", path, source)),
+            Err(source) => return Err(io_error("write", &path, source)),
         }
-        // `temp` now holds what the workspace had.
-        let previous = std::fs::read(temp).map_err(|source| io_error("read", temp, source))?;
+        // `temp` now holds what the workspace had; a link that appeared
+        // there is put back unread.
+        let previous = match dir.read(temp) {
+            Ok(previous) => previous,
+            Err(source) => {
+                exchange().map_err(|source| io_error("restore", &path, source))?;
+                return Err(match is_link_error(&source) {
+                    true => symlink(&path),
+                    false => io_error("read", &path, source),
+                });
+            }
+        };
         if doc_hash(key, &previous) == expected {
             return self
-                .move_to_trash(key, temp, previous.len())
+                .move_to_trash(key, dir, temp, previous.len())
                 .map(|previous| Swap::Done {
                     previous: Some(previous),
                 });
         }
-        fsutil::rename_exchange(temp, path).map_err(|source| io_error("restore", path, source))?;
+        exchange().map_err(|source| io_error("restore", &path, source))?;
         // Whatever came back out should be our own content; if the proxy
         // wrote in between, it is kept in the trash rather than lost.
-        let back = std::fs::read(temp).unwrap_or_default();
+        let back = dir.read(temp).unwrap_or_default();
         if back != content {
             tracing::warn!(%key, "the proxy rewrote a file while it was being replaced; a copy is in the trash");
-            self.move_to_trash(key, temp, back.len())?;
+            self.move_to_trash(key, dir, temp, back.len())?;
         }
         Ok(Swap::LocalChanged)
     }
@@ -288,20 +327,24 @@ impl Workspace {
     /// Deletes `key`'s file only if it still has content hash `expected`;
     /// the file is moved into the trash.
     pub fn remove_if(&self, key: &Key, expected: &str) -> Result<Swap, WorkspaceError> {
-        let path = self.checked_path(key, FileCheck::Checked)?;
-        let trash = self.trash_dir();
-        fsutil::create_private_dir(&trash).map_err(|source| io_error("create", &trash, source))?;
+        let (dir, name) = self.document_dir(key, true)?;
+        let path = dir.path_of(&name);
+        if dir.is_link(Path::new(&name)) {
+            return Err(symlink(&path));
+        }
+        let trash = self.trash()?;
         let file = trash_name(key);
-        let kept = trash.join(&file);
-        match std::fs::rename(&path, &kept) {
+        match dir.rename(&name, &trash, &file, RenameFlags::empty()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LocalChanged),
             Err(source) => return Err(io_error("remove", &path, source)),
         }
-        let previous = std::fs::read(&kept).map_err(|source| io_error("read", &kept, source))?;
-        if doc_hash(key, &previous) == expected {
-            let dir = path.parent().expect("documents live in a directory");
-            fsutil::sync_dir(dir).map_err(|source| io_error("sync", dir, source))?;
+        let previous = trash.read(&file);
+        if let Ok(previous) = &previous
+            && doc_hash(key, previous) == expected
+        {
+            dir.sync()
+                .map_err(|source| io_error("sync", &path, source))?;
             return Ok(Swap::Done {
                 previous: Some(TrashedFile {
                     file,
@@ -309,73 +352,68 @@ impl Workspace {
                 }),
             });
         }
-        // Changed since the decision: put it back unless the proxy has
-        // written yet another version there (then this one stays in the
-        // trash, recoverable).
-        match fsutil::rename_noreplace(&kept, &path) {
+        // Changed since the decision (or a link appeared): put it back
+        // unless the proxy has written yet another version there (then this
+        // one stays in the trash, recoverable).
+        match trash.rename(&file, &dir, &name, RenameFlags::NOREPLACE) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => return Err(io_error("restore", &path, source)),
         }
-        Ok(Swap::LocalChanged)
+        match previous {
+            Err(source) if is_link_error(&source) => Err(symlink(&path)),
+            Err(source) => Err(io_error("read", &path, source)),
+            Ok(_) => Ok(Swap::LocalChanged),
+        }
     }
 
     fn move_to_trash(
         &self,
         key: &Key,
-        file: &Path,
+        dir: &Dir,
+        file: &str,
         size: usize,
     ) -> Result<TrashedFile, WorkspaceError> {
-        let trash = self.trash_dir();
-        fsutil::create_private_dir(&trash).map_err(|source| io_error("create", &trash, source))?;
+        let trash = self.trash()?;
         let name = trash_name(key);
-        std::fs::rename(file, trash.join(&name))
-            .map_err(|source| io_error("keep in the trash", file, source))?;
+        dir.rename(file, &trash, &name, RenameFlags::empty())
+            .map_err(|source| io_error("keep in the trash", &dir.path_of(file), source))?;
         Ok(TrashedFile {
             file: name,
             size: size as u64,
         })
     }
+}
 
-    /// The document's path, with no symbolic link on the way from the
-    /// workspace root (checked with lstat, so none is followed), and its
-    /// directory created.
-    fn checked_path(&self, key: &Key, file: FileCheck) -> Result<PathBuf, WorkspaceError> {
-        let path = self.path_of(key)?;
-        let relative = path.strip_prefix(&self.root).unwrap_or(&path);
-        let parts: Vec<_> = relative.components().collect();
-        let mut current = self.root.clone();
-        for (i, part) in parts.iter().enumerate() {
-            current.push(part);
-            let last = i + 1 == parts.len();
-            if last && file == FileCheck::CreatedWithoutReplace {
-                break;
-            }
-            match std::fs::symlink_metadata(&current) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(WorkspaceError::Symlink {
-                        path: current.display().to_string(),
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !last => {
-                    fsutil::create_private_dir(&current)
-                        .map_err(|source| io_error("create", &current, source))?;
-                }
-                _ => {}
-            }
-        }
-        Ok(path)
+const STATE_DIR: &str = ".storehost";
+const TRASH_DIR: &str = "trash";
+
+fn symlink(path: &Path) -> WorkspaceError {
+    WorkspaceError::Symlink {
+        path: path.display().to_string(),
     }
 }
 
-/// Whether [`Workspace::checked_path`] checks the file itself, or only the
-/// directories above it: a file created by a rename that never replaces
-/// (`RENAME_NOREPLACE`) cannot be a symbolic link followed, since nothing
-/// that exists there is touched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FileCheck {
-    Checked,
-    CreatedWithoutReplace,
+/// `O_NOFOLLOW` met a link.
+fn is_link_error(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
+impl From<BeneathError> for WorkspaceError {
+    fn from(error: BeneathError) -> Self {
+        match error {
+            BeneathError::Symlink { path } => WorkspaceError::Symlink { path },
+            BeneathError::NotBeneath { path } => WorkspaceError::InvalidId {
+                id: path,
+                problem: "it is not a plain path beneath the workspace".into(),
+            },
+            BeneathError::Io { path, source } => WorkspaceError::Io {
+                action: "open",
+                path,
+                source,
+            },
+        }
+    }
 }
 
 /// `<unix ms>-<n>-<file name>`: unique, sortable, and readable.
@@ -518,5 +556,54 @@ mod tests {
             ws.path_of(&Key::auth("../../etc/passwd")),
             Err(WorkspaceError::InvalidId { .. })
         ));
+    }
+
+    mod properties {
+        use super::*;
+        use crate::mirror::paths::{key_of_path, path_key};
+        use proptest::prelude::*;
+
+        fn id_like() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                "[a-zA-Z0-9@._-]{1,10}",
+                Just("..".to_string()),
+                Just(".".to_string()),
+                Just(String::new()),
+                "\\PC{1,3}",
+            ];
+            prop::collection::vec(segment, 1..5).prop_map(|segments| segments.join("/"))
+        }
+
+        proptest! {
+            #[test]
+            fn an_auth_path_maps_back_to_its_id_and_stays_inside(id in id_like()) {
+                let workspace = Workspace::new("/ws");
+                let key = Key::auth(id.clone());
+                match workspace.path_of(&key) {
+                    Ok(path) => {
+                        prop_assert!(check_auth_id(&id).is_ok());
+                        prop_assert!(path.starts_with(workspace.auth_dir()));
+                        prop_assert_eq!(workspace.auth_id_of(&path).unwrap(), id.clone());
+                        let relative = path.strip_prefix(workspace.auth_dir()).unwrap();
+                        prop_assert_eq!(workspace.auth_id_of(relative).unwrap(), id);
+                        prop_assert_eq!(key_of_path(&path_key(&key)), Some(key));
+                    }
+                    Err(error) => {
+                        prop_assert!(check_auth_id(&id).is_err());
+                        prop_assert!(matches!(error, WorkspaceError::InvalidId { .. }), "{}", error);
+                    }
+                }
+            }
+
+            #[test]
+            fn a_path_outside_the_auth_dir_is_never_an_id(path in "/[a-z./]{0,20}") {
+                let workspace = Workspace::new("/ws");
+                let path = Path::new(&path);
+                if let Ok(id) = workspace.auth_id_of(path) {
+                    prop_assert!(path.starts_with("/ws/auths"));
+                    prop_assert_eq!(workspace.auth_dir().join(id), path.to_path_buf());
+                }
+            }
+        }
     }
 }

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use storehost_sdk::layout::TEMP_PREFIX;
 
+pub mod beneath;
+
 pub const FILE_MODE: u32 = 0o600;
 
 /// When a write must be on disk: before returning, or at the next
@@ -93,16 +95,10 @@ pub fn write_temp(
     content: &[u8],
     durability: Durability,
 ) -> io::Result<std::path::PathBuf> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other("path has no file name"))?;
-    let temp = dir.join(format!(
-        "{TEMP_PREFIX}{}.{}.{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
+    let temp = dir.join(temp_name(&name.to_string_lossy()));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -122,16 +118,15 @@ pub fn write_temp(
     Ok(temp)
 }
 
-/// Renames `from` to `to` unless `to` exists (`AlreadyExists` then).
-pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE).map_err(io::Error::from)
-}
-
-/// Swaps `a` and `b` atomically (`NotFound` when either is missing).
-pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(io::Error::from)
+/// A temp name for writing `name`, unique per write so concurrent writers
+/// never share one, and skipped by every listing (the prefix).
+pub fn temp_name(name: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{TEMP_PREFIX}{name}.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Flushes every write on the filesystem holding `path` to disk.
@@ -142,24 +137,6 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
-}
-
-/// Sets 0600 on every file and 0700 on every directory under `root`.
-pub fn tighten_tree(root: &Path) -> io::Result<()> {
-    let meta = fs::symlink_metadata(root)?;
-    if meta.file_type().is_symlink() {
-        return Ok(());
-    }
-    let wanted = if meta.is_dir() { DIR_MODE } else { FILE_MODE };
-    if meta.permissions().mode() & 0o777 != wanted {
-        fs::set_permissions(root, fs::Permissions::from_mode(wanted))?;
-    }
-    if meta.is_dir() {
-        for entry in fs::read_dir(root)? {
-            tighten_tree(&entry?.path())?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -108,4 +108,64 @@ mod tests {
         );
         assert_eq!(check_auth_id(&"a/".repeat(600)), Err(IdProblem::TooLong));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::path::{Component, Path};
+
+        /// Segments that are plain, tricky, or hostile, joined by slashes
+        /// (sometimes doubled, sometimes backslashes).
+        fn id_like() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                "[a-zA-Z0-9@._-]{1,12}",
+                Just(".".to_string()),
+                Just("..".to_string()),
+                Just("...".to_string()),
+                Just(String::new()),
+                Just("C:".to_string()),
+                Just("a\\b".to_string()),
+                Just("nul\u{0}".to_string()),
+                Just("\u{7f}".to_string()),
+                "\\PC{1,4}",
+                "a{250,260}",
+            ];
+            (prop::collection::vec(segment, 1..6), prop::bool::ANY).prop_map(
+                |(segments, leading_slash)| {
+                    let id = segments.join("/");
+                    match leading_slash {
+                        true => format!("/{id}"),
+                        false => id,
+                    }
+                },
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn an_accepted_id_is_a_plain_relative_path(id in prop_oneof![id_like(), any::<String>()]) {
+                if check_auth_id(&id).is_ok() {
+                    let components: Vec<_> = Path::new(&id).components().collect();
+                    prop_assert!(components.iter().all(|c| matches!(c, Component::Normal(_))), "{id:?}");
+                    prop_assert_eq!(components.len(), id.split('/').count());
+                    prop_assert!(id.len() <= MAX_ID_LEN);
+                    prop_assert!(!id.chars().any(char::is_control));
+                    let joined = Path::new("/ws/auths").join(&id);
+                    prop_assert!(joined.starts_with("/ws/auths"));
+                }
+            }
+
+            #[test]
+            fn a_dot_or_empty_segment_anywhere_is_refused(
+                segments in prop::collection::vec("[a-z0-9.]{1,8}", 0..4),
+                at in 0usize..4,
+                bad in prop_oneof![Just(""), Just("."), Just("..")],
+            ) {
+                let mut segments = segments;
+                segments.insert(at.min(segments.len()), bad.to_string());
+                let id = segments.join("/");
+                prop_assert!(check_auth_id(&id).is_err(), "{id:?}");
+            }
+        }
+    }
 }

@@ -44,3 +44,51 @@ pub fn key_of(path: &str) -> Option<Key> {
         id: id.into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn path_like() -> impl Strategy<Value = String> {
+        let prefix = prop_oneof![
+            Just(AUTH_PREFIX),
+            Just(META_PREFIX),
+            Just("config/"),
+            Just(""),
+            Just("auths"),
+        ];
+        let rest = prop_oneof![
+            "[a-z0-9./]{0,16}",
+            Just("config.yaml".to_string()),
+            Just("../x.json".to_string()),
+            "\\PC{0,8}",
+        ];
+        (prefix, rest).prop_map(|(prefix, rest)| format!("{prefix}{rest}"))
+    }
+
+    proptest! {
+        #[test]
+        fn a_path_read_as_a_key_maps_back_to_itself(path in path_like()) {
+            if let Some(key) = key_of(&path) {
+                prop_assert_eq!(path_of(&key).unwrap(), path);
+                prop_assert!(!key.id.split('/').any(|s| s == ".." || s.is_empty()));
+            }
+        }
+
+        #[test]
+        fn a_key_written_as_a_path_reads_back_as_itself(id in "[a-zA-Z0-9@._/-]{1,24}", kind in 0u8..3) {
+            let kind = [Kind::Config, Kind::Auth, Kind::Meta][kind as usize];
+            let key = Key { kind, id };
+            match path_of(&key) {
+                Ok(path) => {
+                    let back = key_of(&path).expect("a path we wrote is ours");
+                    prop_assert_eq!((back.kind as u8, back.id), (key.kind as u8, key.id));
+                }
+                Err(_) => prop_assert!(
+                    matches!(key.kind, Kind::Config) || check_auth_id(&key.id).is_err()
+                ),
+            }
+        }
+    }
+}

@@ -579,12 +579,19 @@ impl Mirror {
             return (documents, Vec::new());
         }
         let ledger = self.ledger();
+        // A quarantined key goes through the intake, which releases it.
+        let quarantined: BTreeSet<String> = match ledger.quarantined() {
+            Ok(list) => list.into_iter().map(|q| q.path).collect(),
+            Err(_) => return (documents, Vec::new()),
+        };
         let (same, rest): (Vec<_>, Vec<_>) = documents.into_iter().partition(|d| {
             let key = &d.entry.key;
+            let path = path_key(key);
             ledger
                 .base(key)
                 .is_some_and(|base| base.version == d.entry.version)
-                && !queued.contains(&path_key(key))
+                && !queued.contains(&path)
+                && !quarantined.contains(&path)
         });
         (rest, same.into_iter().map(|d| d.entry.key).collect())
     }

@@ -55,7 +55,7 @@ pub(crate) fn check(documents: Vec<Document>, max_bytes: usize) -> Checked {
     }
     let duplicated: BTreeSet<Key> = count
         .into_iter()
-        .filter(|(_, n)| *n > 1)
+        .filter(|(key, n)| *n > 1 && key.kind != Kind::Meta)
         .map(|(key, _)| key.clone())
         .collect();
     let results: Vec<Result<Option<Item>, Rejected>> = documents

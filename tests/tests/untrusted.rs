@@ -1,0 +1,277 @@
+//! A backend that serves bad ids, bad content, duplicates, huge versions or
+//! wipes itself (the fault component): nothing it serves reaches the
+//! workspace unchecked, the rest of each answer still applies, and a wipe
+//! is refused and written back.
+
+use std::path::Path;
+use std::time::Duration;
+use storehost::mirror::Workspace;
+use storehost::mirror::ledger::{Ledger, MetaName, Quarantined};
+use storehost::{MirrorOptions, StorehostOptions};
+use storehost_tests::{auth_files, eventually, fault_mirror, local_auth, remote_auth, set_fault};
+
+fn quick() -> StorehostOptions {
+    StorehostOptions {
+        mirror: MirrorOptions {
+            poll_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+struct Dirs {
+    root: tempfile::TempDir,
+    remote: std::path::PathBuf,
+    ws: std::path::PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let root = tempfile::tempdir().unwrap();
+    let (remote, ws) = (root.path().join("remote"), root.path().join("ws"));
+    Dirs { root, remote, ws }
+}
+
+fn put_remote(remote: &Path, id: &str, content: &str) {
+    let path = remote.join("auths").join(id);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+fn quarantined(ws: &Path) -> Vec<Quarantined> {
+    Ledger::open(&Workspace::new(ws).state_dir())
+        .unwrap()
+        .quarantined()
+        .unwrap()
+}
+
+fn quarantined_paths(ws: &Path) -> Vec<String> {
+    quarantined(ws).into_iter().map(|q| q.path).collect()
+}
+
+/// Every file under `dir`, relative, with its content.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in walk(dir) {
+        let relative = entry.strip_prefix(dir).unwrap().display().to_string();
+        if !relative.starts_with(".storehost") {
+            files.push((relative, std::fs::read(&entry).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => found.extend(walk(&path)),
+            false => found.push(path),
+        }
+    }
+    found
+}
+
+/// A host with `n` auths and the config mirrored both ways.
+async fn mirrored(dirs: &Dirs, n: usize) -> storehost::Storehost {
+    for i in 0..n {
+        put_remote(
+            &dirs.remote,
+            &format!("a{i}.json"),
+            &format!(r#"{{"i":{i}}}"#),
+        );
+    }
+    let host = fault_mirror(&dirs.remote, &dirs.ws, quick()).await;
+    host.bootstrap().await.unwrap();
+    assert_eq!(auth_files(&dirs.ws).len(), n);
+    host
+}
+
+#[tokio::test]
+async fn documents_with_bad_ids_are_quarantined_and_the_rest_still_arrives() {
+    let dirs = dirs();
+    put_remote(&dirs.remote, "good.json", r#"{"good":1}"#);
+    set_fault(&dirs.remote, Some("bad-ids"));
+    let host = fault_mirror(&dirs.remote, &dirs.ws, quick()).await;
+    let report = host.bootstrap().await.unwrap();
+    assert_eq!(local_auth(&dirs.ws, "good.json").unwrap(), r#"{"good":1}"#);
+    assert_eq!(report.pulled, 1, "{report:?}");
+    let outside: Vec<_> = std::fs::read_dir(dirs.root.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        outside.len(),
+        2,
+        "nothing beside remote and ws: {outside:?}"
+    );
+    assert!(auth_files(&dirs.ws).iter().all(|id| !id.contains("escape")));
+    let config = std::fs::read_to_string(dirs.ws.join("config/config.yaml")).unwrap_or_default();
+    assert!(
+        !config.contains("escaped"),
+        "a config under another id: {config}"
+    );
+    let paths = quarantined_paths(&dirs.ws);
+    assert_eq!(paths.len(), 5, "four auths and one config: {paths:?}");
+    assert!(paths.iter().all(|path| !path.contains("unknown-meta")));
+    for q in quarantined(&dirs.ws) {
+        assert!(!q.problem.is_empty(), "{q:?}");
+    }
+
+    // Arriving later, they stop nothing: the next change still comes.
+    put_remote(&dirs.remote, "later.json", r#"{"later":1}"#);
+    host.pull_remote().await.unwrap();
+    assert_eq!(
+        local_auth(&dirs.ws, "later.json").unwrap(),
+        r#"{"later":1}"#
+    );
+    assert_eq!(quarantined_paths(&dirs.ws), paths, "one entry per document");
+}
+
+#[tokio::test]
+async fn bad_content_never_replaces_a_good_file_and_is_released_when_fixed() {
+    let dirs = dirs();
+    let host = mirrored(&dirs, 4).await;
+    std::fs::create_dir_all(dirs.ws.join("config")).unwrap();
+    std::fs::write(dirs.ws.join("config/config.yaml"), "port: 8317\n").unwrap();
+    host.sync_workspace().await.unwrap();
+    assert_eq!(host.flush(Duration::from_secs(10)).await.unwrap(), 0);
+    let before = tree(&dirs.ws);
+
+    set_fault(&dirs.remote, Some("bad-content"));
+    host.pull_remote().await.unwrap();
+    host.pull_remote().await.unwrap();
+    assert_eq!(tree(&dirs.ws), before, "the workspace is untouched");
+    let problems: Vec<_> = quarantined(&dirs.ws)
+        .into_iter()
+        .map(|q| (q.path, q.problem))
+        .collect();
+    assert_eq!(problems.len(), 5, "four auths and the config: {problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|(path, _)| path == "config/config.yaml")
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|(_, problem)| problem.contains("bytes")),
+        "the 5 MiB one is refused for its size: {problems:?}"
+    );
+
+    // A new workspace bootstrapping from the bad backend gets nothing bad,
+    // and the bootstrap completes.
+    let fresh = dirs.root.path().join("fresh");
+    let other = fault_mirror(&dirs.remote, &fresh, quick()).await;
+    other.bootstrap().await.unwrap();
+    assert!(auth_files(&fresh).is_empty());
+    drop(other);
+
+    set_fault(&dirs.remote, None);
+    host.pull_remote().await.unwrap();
+    assert!(quarantined(&dirs.ws).is_empty(), "released once fixed");
+    assert_eq!(tree(&dirs.ws), before);
+}
+
+#[tokio::test]
+async fn a_duplicated_key_is_trusted_in_neither_copy_and_never_rewritten() {
+    let dirs = dirs();
+    let host = mirrored(&dirs, 2).await;
+    let file = dirs.ws.join("auths/a0.json");
+    let written = std::fs::metadata(&file).unwrap().modified().unwrap();
+    set_fault(&dirs.remote, Some("duplicates"));
+    put_remote(&dirs.remote, "new.json", r#"{"new":1}"#);
+    for _ in 0..3 {
+        host.pull_remote().await.unwrap();
+    }
+    assert_eq!(local_auth(&dirs.ws, "a0.json").unwrap(), r#"{"i":0}"#);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        written
+    );
+    assert_eq!(local_auth(&dirs.ws, "new.json"), None, "neither copy taken");
+    assert_eq!(
+        quarantined_paths(&dirs.ws),
+        [
+            "auths/a0.json",
+            "auths/a1.json",
+            "auths/new.json",
+            "config/config.yaml",
+        ]
+    );
+    set_fault(&dirs.remote, None);
+    host.pull_remote().await.unwrap();
+    assert_eq!(local_auth(&dirs.ws, "new.json").unwrap(), r#"{"new":1}"#);
+    assert!(quarantined(&dirs.ws).is_empty());
+}
+
+#[tokio::test]
+async fn huge_versions_are_refused() {
+    let dirs = dirs();
+    let host = mirrored(&dirs, 2).await;
+    let before = tree(&dirs.ws);
+    set_fault(&dirs.remote, Some("huge-versions"));
+    put_remote(&dirs.remote, "a0.json", r#"{"changed":1}"#);
+    put_remote(&dirs.remote, "new.json", r#"{"new":1}"#);
+    host.pull_remote().await.unwrap();
+    assert_eq!(tree(&dirs.ws), before);
+    let problems: Vec<_> = quarantined(&dirs.ws)
+        .into_iter()
+        .map(|q| (q.path, q.problem))
+        .collect();
+    let paths: Vec<_> = problems.iter().map(|(path, _)| path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "auths/a0.json",
+            "auths/a1.json",
+            "auths/new.json",
+            "config/config.yaml"
+        ]
+    );
+    assert!(
+        problems.iter().all(|(_, p)| p.contains("version")),
+        "{problems:?}"
+    );
+    set_fault(&dirs.remote, None);
+    host.pull_remote().await.unwrap();
+    assert_eq!(local_auth(&dirs.ws, "a0.json").unwrap(), r#"{"changed":1}"#);
+    assert_eq!(local_auth(&dirs.ws, "new.json").unwrap(), r#"{"new":1}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_wiped_while_serving_is_refused_and_written_back() {
+    let dirs = dirs();
+    let host = mirrored(&dirs, 10).await;
+    let before = tree(&dirs.ws);
+    std::fs::write(dirs.remote.join(".fault-pulls"), "0").unwrap();
+    set_fault(&dirs.remote, Some("wipe-after:2"));
+    let sync = host.start_sync().await.unwrap().unwrap();
+    eventually("the wipe happens", Duration::from_secs(20), || {
+        auth_files(&dirs.remote).len() < 10
+    })
+    .await;
+    eventually("written back", Duration::from_secs(30), || {
+        auth_files(&dirs.remote).len() == 10
+    })
+    .await;
+    for i in 0..10 {
+        let id = format!("a{i}.json");
+        assert_eq!(
+            remote_auth(&dirs.remote, &id).unwrap(),
+            format!(r#"{{"i":{i}}}"#)
+        );
+    }
+    assert_eq!(tree(&dirs.ws), before, "the workspace kept every file");
+    let refused = Ledger::open(&Workspace::new(&dirs.ws).state_dir())
+        .unwrap()
+        .meta(MetaName::RemoteDeletionsRefused)
+        .unwrap();
+    assert!(
+        refused.as_deref().is_some_and(|r| r.starts_with("11 ")),
+        "status shows the refusal of 10 auths and the config: {refused:?}"
+    );
+    assert_eq!(sync.shutdown().await, 0);
+}

@@ -3,7 +3,7 @@
 use super::cache::ComponentCache;
 use super::error::RuntimeError;
 use crate::capabilities::HostState;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
@@ -21,6 +21,29 @@ struct RuntimeInner {
     engine: Engine,
     linker: Linker<HostState>,
     cache: Option<ComponentCache>,
+    ticking: Arc<Ticking>,
+}
+
+/// How many guest calls are under way; the epoch ticker sleeps while
+/// there are none, so an idle host does not wake 100 times a second.
+#[derive(Default)]
+struct Ticking {
+    calls: Mutex<usize>,
+    started: Condvar,
+}
+
+/// Keeps the epoch advancing while a guest call runs; dropped when it ends
+/// (or is abandoned).
+#[must_use]
+pub struct EpochGuard {
+    ticking: Arc<Ticking>,
+}
+
+impl Drop for EpochGuard {
+    fn drop(&mut self) {
+        let mut calls = self.ticking.calls.lock().unwrap_or_else(|e| e.into_inner());
+        *calls = calls.saturating_sub(1);
+    }
 }
 
 impl Runtime {
@@ -37,15 +60,25 @@ impl Runtime {
     /// A runtime with its own engine; `cache: None` compiles every time.
     pub fn new(cache: Option<ComponentCache>) -> Result<Runtime, RuntimeError> {
         let engine = build_engine()?;
-        start_epoch_ticker(&engine);
+        let ticking = Arc::new(Ticking::default());
+        start_epoch_ticker(&engine, ticking.clone());
         let linker = build_linker(&engine)?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
                 cache,
+                ticking,
             }),
         })
+    }
+
+    /// Marks a guest call as under way until the guard is dropped.
+    pub fn guest_call(&self) -> EpochGuard {
+        let ticking = self.inner.ticking.clone();
+        *ticking.calls.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        ticking.started.notify_one();
+        EpochGuard { ticking }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -79,14 +112,31 @@ fn build_engine() -> Result<Engine, RuntimeError> {
     Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
 }
 
-/// A thread that advances the epoch so deadlines fire even in a guest that
-/// never yields. It ends when the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) {
+/// A thread that advances the epoch while guest calls run, so deadlines
+/// fire even in a guest that never yields. It ends once the engine is
+/// dropped (checked at least every second while idle).
+fn start_epoch_ticker(engine: &Engine, ticking: Arc<Ticking>) {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("storehost-epoch".into())
         .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
+            loop {
+                {
+                    let calls = ticking.calls.lock().unwrap_or_else(|e| e.into_inner());
+                    let (calls, _) = ticking
+                        .started
+                        .wait_timeout_while(calls, IDLE_CHECK, |calls| *calls == 0)
+                        .unwrap_or_else(|e| e.into_inner());
+                    let idle = *calls == 0;
+                    drop(calls);
+                    if idle {
+                        match weak.upgrade() {
+                            Some(_) => continue,
+                            None => return,
+                        }
+                    }
+                }
+                let Some(engine) = weak.upgrade() else { return };
                 engine.increment_epoch();
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);
@@ -94,6 +144,9 @@ fn start_epoch_ticker(engine: &Engine) {
         })
         .expect("spawning the epoch thread");
 }
+
+/// How often an idle ticker looks whether its engine is gone.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 fn build_linker(engine: &Engine) -> Result<Linker<HostState>, RuntimeError> {
     let mut linker = Linker::new(engine);

@@ -263,6 +263,7 @@ impl Plugin {
             *guard = None;
         }
         let live = self.ensure_live(&mut guard).await?;
+        let _ticking = self.runtime.guest_call();
         start_call(&mut live.store, deadline);
         let Live {
             store,
@@ -314,6 +315,7 @@ impl Plugin {
             .map_err(|e| instantiate_error(format!("{e:#}")))?;
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);
+        let _ticking = self.runtime.guest_call();
         store.epoch_deadline_callback(|context| {
             Ok(match std::time::Instant::now() >= context.data().deadline {
                 true => UpdateDeadline::Interrupt,

@@ -85,3 +85,72 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     found
 }
+
+/// Sets a file's modification time an hour back, as if written long ago.
+fn age(path: &std::path::Path) -> std::time::SystemTime {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(then).unwrap();
+    then
+}
+
+fn ids(documents: &[storehost::Document]) -> Vec<String> {
+    let mut ids: Vec<_> = documents.iter().map(|d| d.entry.key.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn local_plugin_pulls_only_what_changed_since_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let auths = dir.path().join("auths");
+    std::fs::create_dir_all(&auths).unwrap();
+    let mut written = std::collections::BTreeMap::new();
+    for id in ["a.json", "b.json", "c.json"] {
+        std::fs::write(auths.join(id), br#"{"v":1}"#).unwrap();
+        written.insert(id, age(&auths.join(id)));
+    }
+    let plugin = local_plugin(dir.path());
+    let first = plugin.pull(None).await.unwrap();
+    assert!(first.complete);
+    assert_eq!(ids(&first.documents), ["a.json", "b.json", "c.json"]);
+
+    let quiet = plugin.pull(Some(&first.cursor)).await.unwrap();
+    assert!(!quiet.complete, "a delta from its own cursor");
+    assert!(quiet.documents.is_empty() && quiet.removed.is_empty());
+
+    std::fs::write(auths.join("b.json"), br#"{"v":22}"#).unwrap();
+    std::fs::remove_file(auths.join("c.json")).unwrap();
+    std::fs::write(auths.join("d.json"), br#"{"v":1}"#).unwrap();
+    let delta = plugin.pull(Some(&quiet.cursor)).await.unwrap();
+    assert!(!delta.complete);
+    assert_eq!(ids(&delta.documents), ["b.json", "d.json"]);
+    let removed: Vec<_> = delta.removed.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(removed, ["c.json"]);
+
+    // Rewritten at once with the same size and time: a recent file's
+    // stamp is not trusted, so the change is still seen.
+    std::fs::write(auths.join("d.json"), br#"{"v":2}"#).unwrap();
+    let racy = plugin.pull(Some(&delta.cursor)).await.unwrap();
+    assert_eq!(ids(&racy.documents), ["d.json"]);
+
+    // An old file rewritten with its size and time kept looks unchanged
+    // to a delta; a complete pull (no cursor, or one this instance did
+    // not hand out) compares everything.
+    std::fs::write(auths.join("a.json"), br#"{"v":9}"#).unwrap();
+    let file = std::fs::File::options()
+        .write(true)
+        .open(auths.join("a.json"))
+        .unwrap();
+    file.set_modified(written["a.json"]).unwrap();
+    for cursor in [None, Some("not-a-cursor-of-this-instance")] {
+        let complete = plugin.pull(cursor).await.unwrap();
+        assert!(complete.complete, "{cursor:?}");
+        let a = complete
+            .documents
+            .iter()
+            .find(|d| d.entry.key.id == "a.json")
+            .unwrap();
+        assert_eq!(a.content, br#"{"v":9}"#);
+    }
+}

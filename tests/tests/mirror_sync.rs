@@ -329,7 +329,11 @@ async fn an_apply_answering_the_wrong_count_keeps_the_changes_queued() {
 #[tokio::test]
 async fn a_plugin_that_acknowledges_and_stores_nothing_loses_no_file() {
     let (_root, remote, ws) = dirs();
-    let host = fault_mirror(&remote, &ws, quick()).await;
+    let mut options = quick();
+    // A delta shows no change where nothing was stored; the periodic
+    // complete pull is what finds the lie.
+    options.mirror.complete_pull_interval = Duration::ZERO;
+    let host = fault_mirror(&remote, &ws, options).await;
     host.bootstrap().await.unwrap();
     set_fault(&remote, Some("lying-apply"));
     for i in 0..5 {

@@ -9,6 +9,8 @@ use storehost_sdk::ids::check_auth_id;
 use storehost_sdk::layout::{TEMP_PREFIX, collect_auth_ids};
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
+use crate::seen::FileStat;
+
 pub fn content_version(content: &[u8]) -> String {
     hex::encode(Sha256::digest(content))
 }
@@ -93,6 +95,34 @@ impl Layout {
             return Ok(None);
         };
         let entry = self.entry(key, &content)?;
+        Ok(Some(Document { entry, content }))
+    }
+
+    /// The file's modification time and size; None when it is gone.
+    pub fn stat(&self, key: &Key) -> Result<Option<FileStat>, Error> {
+        let path = self.path(key)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(FileStat {
+                modified: meta.modified().ok(),
+                size: meta.len(),
+            })),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(io_error("inspect", &path, e)),
+        }
+    }
+
+    /// Reads a document whose stat was just taken (so it is not taken
+    /// twice).
+    pub fn read_stated(&self, key: &Key, stat: &FileStat) -> Result<Option<Document>, Error> {
+        let Some(content) = self.read_bytes(key)? else {
+            return Ok(None);
+        };
+        let entry = Entry {
+            key: key.clone(),
+            version: content_version(&content),
+            size: content.len() as u64,
+            modified_ms: stat.modified_ms(),
+        };
         Ok(Some(Document { entry, content }))
     }
 

@@ -7,14 +7,19 @@
 //! real compare-and-swap for one writer process.
 
 mod files;
+mod seen;
 
 use files::{Layout, content_version};
+use seen::Seen;
+use std::cell::RefCell;
 use storehost_sdk::{
     Backend, Change, Document, Entry, Error, Features, Info, Key, Precondition, Settings, Snapshot,
 };
 
 pub struct LocalStore {
     layout: Layout,
+    /// What the last pull saw, for the next pull's delta.
+    seen: RefCell<Option<Seen>>,
 }
 
 impl Backend for LocalStore {
@@ -22,6 +27,7 @@ impl Backend for LocalStore {
         let root = settings.get_or("root", "/store");
         Ok(LocalStore {
             layout: Layout::new(root),
+            seen: RefCell::new(None),
         })
     }
 
@@ -51,18 +57,45 @@ impl Backend for LocalStore {
         Ok(entries)
     }
 
-    /// One pass over the files (the default would list, then read again).
-    fn pull(&self, _cursor: Option<String>) -> Result<Snapshot, Error> {
+    /// One pass over the files. Given the cursor of this instance's last
+    /// pull, only files whose modification time or size changed are read,
+    /// and the answer is a delta; otherwise every file is read.
+    fn pull(&self, cursor: Option<String>) -> Result<Snapshot, Error> {
+        let mut seen = self.seen.borrow_mut();
+        let last = seen
+            .take()
+            .filter(|last| cursor.as_deref() == Some(last.generation()));
+        let now = std::time::SystemTime::now();
+        let mut next = Seen::new();
         let mut documents = Vec::new();
         for key in self.layout.keys()? {
-            documents.extend(self.layout.read(&key)?);
+            let Some(stat) = self.layout.stat(&key)? else {
+                continue;
+            };
+            if let Some(version) = last.as_ref().and_then(|last| last.unchanged(&key, &stat)) {
+                next.record(&key, stat, version, now);
+                continue;
+            }
+            let Some(document) = self.layout.read_stated(&key, &stat)? else {
+                continue;
+            };
+            next.record(&key, stat, &document.entry.version, now);
+            let known = last.as_ref().and_then(|last| last.version(&key));
+            if known != Some(document.entry.version.as_str()) {
+                documents.push(document);
+            }
         }
-        Ok(Snapshot {
+        let snapshot = Snapshot {
             documents,
-            removed: Vec::new(),
-            cursor: String::new(),
-            complete: true,
-        })
+            removed: last
+                .as_ref()
+                .map(|last| last.gone_in(&next))
+                .unwrap_or_default(),
+            cursor: next.generation().to_string(),
+            complete: last.is_none(),
+        };
+        *seen = Some(next);
+        Ok(snapshot)
     }
 
     fn read(&self, keys: Vec<Key>) -> Result<Vec<Option<Document>>, Error> {

@@ -1,0 +1,113 @@
+//! What the last pull saw of each file (modification time, size and
+//! version), so that a pull given that pull's cursor reads and hashes only
+//! the files whose stamp changed: one stat per file instead of a read and a
+//! hash. A cursor this instance did not hand out (a restart, a host that
+//! retries an older one) gets a complete pull.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use storehost_sdk::{Key, Kind};
+
+/// A file modified this recently may change again within the same
+/// timestamp tick without its stamp changing (the "racy" case), so its
+/// stamp is not trusted and it is read again next time.
+const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub modified: Option<SystemTime>,
+    pub size: u64,
+}
+
+impl FileStat {
+    pub fn modified_ms(&self) -> Option<i64> {
+        let age = self.modified?.duration_since(UNIX_EPOCH).ok()?;
+        Some(age.as_millis() as i64)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Stamp {
+    stat: FileStat,
+    version: String,
+    trusted: bool,
+}
+
+/// The files as one pull saw them, and the cursor it handed out.
+#[derive(Debug, Default)]
+pub struct Seen {
+    generation: String,
+    files: HashMap<(u8, String), Stamp>,
+}
+
+fn slot(key: &Key) -> (u8, String) {
+    let kind = match key.kind {
+        Kind::Config => 0,
+        Kind::Auth => 1,
+        Kind::Meta => 2,
+    };
+    (kind, key.id.clone())
+}
+
+impl Seen {
+    pub fn new() -> Seen {
+        Seen {
+            generation: new_generation(),
+            files: HashMap::new(),
+        }
+    }
+
+    pub fn generation(&self) -> &str {
+        &self.generation
+    }
+
+    /// The version last seen for `key`, if its file still has that stamp.
+    pub fn unchanged(&self, key: &Key, stat: &FileStat) -> Option<&str> {
+        let stamp = self.files.get(&slot(key))?;
+        (stamp.trusted && stamp.stat == *stat).then_some(stamp.version.as_str())
+    }
+
+    /// The version last seen for `key`, whatever its stamp.
+    pub fn version(&self, key: &Key) -> Option<&str> {
+        self.files
+            .get(&slot(key))
+            .map(|stamp| stamp.version.as_str())
+    }
+
+    pub fn record(&mut self, key: &Key, stat: FileStat, version: &str, now: SystemTime) {
+        let trusted = stat.modified.is_some_and(|modified| {
+            now.duration_since(modified)
+                .is_ok_and(|age| age > RACY_WINDOW)
+        });
+        let stamp = Stamp {
+            stat,
+            version: version.to_string(),
+            trusted,
+        };
+        self.files.insert(slot(key), stamp);
+    }
+
+    /// Keys this pull saw that `next` no longer has.
+    pub fn gone_in(&self, next: &Seen) -> Vec<Key> {
+        let kinds = [Kind::Config, Kind::Auth, Kind::Meta];
+        self.files
+            .keys()
+            .filter(|slot| !next.files.contains_key(*slot))
+            .map(|(kind, id)| Key {
+                kind: kinds[*kind as usize],
+                id: id.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Unique per instance and pull: a time and a random number.
+fn new_generation() -> String {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("local-{now:x}-{random:016x}")
+}

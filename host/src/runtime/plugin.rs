@@ -369,6 +369,10 @@ impl Plugin {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         if let Some(dir) = self.grants.directory() {
+            // A local file operation takes microseconds; a hop to the
+            // blocking pool for each took several times that. Set before
+            // the preopen, which takes the setting with it.
+            wasi.allow_blocking_current_thread(true);
             wasi.preopened_dir(dir, GUEST_STORE_DIR, FsPerms::ReadWrite)?;
         }
         Ok(HostState {

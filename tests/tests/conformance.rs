@@ -134,6 +134,27 @@ async fn local_plugin_pulls_only_what_changed_since_its_cursor() {
     let racy = plugin.pull(Some(&delta.cursor)).await.unwrap();
     assert_eq!(ids(&racy.documents), ["d.json"]);
 
+    // A document this instance wrote and someone deleted before the next
+    // pull shows as removed; one it wrote and nobody touched does not show.
+    let put = |id: &str| storehost::Change::Put {
+        key: storehost::Key::auth(id),
+        content: br#"{"put":1}"#.to_vec(),
+        precondition: storehost::Precondition::Absent,
+    };
+    plugin
+        .apply(vec![put("e.json"), put("f.json")], "two")
+        .await
+        .unwrap();
+    std::fs::remove_file(auths.join("e.json")).unwrap();
+    let after_apply = plugin.pull(Some(&racy.cursor)).await.unwrap();
+    assert!(
+        after_apply.documents.is_empty(),
+        "{:?}",
+        ids(&after_apply.documents)
+    );
+    let removed: Vec<_> = after_apply.removed.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(removed, ["e.json"]);
+
     // An old file rewritten with its size and time kept looks unchanged
     // to a delta; a complete pull (no cursor, or one this instance did
     // not hand out) compares everything.

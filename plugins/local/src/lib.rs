@@ -114,20 +114,39 @@ impl Backend for LocalStore {
         }
         changes
             .into_iter()
-            .map(|change| match change {
-                // Created only if still absent, atomically: of several
-                // writers racing to create a document, one wins.
-                Change::Put(put) if matches!(put.precondition, Precondition::Absent) => {
-                    self.layout.create(&put.key, &put.content).map(Some)
-                }
-                Change::Put(put) => self.layout.write(&put.key, &put.content).map(Some),
-                Change::Remove(remove) => self.layout.remove(&remove.key).map(|()| None),
+            .map(|change| {
+                let written = match &change {
+                    // Created only if still absent, atomically: of several
+                    // writers racing to create a document, one wins.
+                    Change::Put(put) if matches!(put.precondition, Precondition::Absent) => {
+                        self.layout.create(&put.key, &put.content).map(Some)
+                    }
+                    Change::Put(put) => self.layout.write(&put.key, &put.content).map(Some),
+                    Change::Remove(remove) => self.layout.remove(&remove.key).map(|()| None),
+                };
+                self.note_applied(&change, &written);
+                written
             })
             .collect()
     }
 }
 
 impl LocalStore {
+    /// Keeps the next delta right about what this instance wrote: a file
+    /// it wrote and someone then deleted before the next pull must show as
+    /// removed, so it is known from now on (and read again next time).
+    fn note_applied(&self, change: &Change, written: &Result<Option<Entry>, Error>) {
+        let mut seen = self.seen.borrow_mut();
+        let Some(seen) = seen.as_mut() else {
+            return;
+        };
+        match (change, written) {
+            (Change::Put(_), Ok(Some(entry))) => seen.record_written(&entry.key, &entry.version),
+            (Change::Remove(remove), Ok(_)) => seen.forget(&remove.key),
+            _ => {}
+        }
+    }
+
     fn check_precondition(&self, key: &Key, precondition: &Precondition) -> Result<(), Error> {
         let current = self
             .layout

@@ -87,6 +87,24 @@ impl Seen {
         self.files.insert(slot(key), stamp);
     }
 
+    /// A document this instance just wrote: known, and read again at the
+    /// next pull (its stamp is not taken, so it is not trusted).
+    pub fn record_written(&mut self, key: &Key, version: &str) {
+        let stamp = Stamp {
+            stat: FileStat {
+                modified: None,
+                size: 0,
+            },
+            version: version.to_string(),
+            trusted: false,
+        };
+        self.files.insert(slot(key), stamp);
+    }
+
+    pub fn forget(&mut self, key: &Key) {
+        self.files.remove(&slot(key));
+    }
+
     /// Keys this pull saw that `next` no longer has.
     pub fn gone_in(&self, next: &Seen) -> Vec<Key> {
         let kinds = [Kind::Config, Kind::Auth, Kind::Meta];

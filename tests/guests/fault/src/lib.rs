@@ -20,14 +20,14 @@
 use std::time::Duration;
 use storehost_plugin_local::LocalStore;
 use storehost_sdk::{
-    Backend, Change, Document, Entry, Error, Features, Info, Key, Kind, Precondition, Remove,
-    Settings, Snapshot,
+    Backend, Change, Document, Entry, Error, Features, Info, Key, Kind, Settings, Snapshot,
 };
 
 pub struct Fault {
     inner: LocalStore,
     control: String,
     pulls: String,
+    root: String,
 }
 
 /// Longer than the host's version limit (1 KiB).
@@ -80,19 +80,12 @@ impl Fault {
             .is_some_and(|honest| pull_number == honest + 1)
     }
 
+    /// As `rm` by someone else would: behind this instance's back.
     fn wipe(&self) -> Result<(), Error> {
-        let removes = self
-            .inner
-            .list()?
-            .into_iter()
-            .map(|entry| {
-                Change::Remove(Remove {
-                    key: entry.key,
-                    precondition: Precondition::Any,
-                })
-            })
-            .collect();
-        self.inner.apply(removes, "wiped".into()).map(drop)
+        let removed = std::fs::remove_dir_all(format!("{}/auths", self.root))
+            .and_then(|()| std::fs::create_dir(format!("{}/auths", self.root)))
+            .and_then(|()| std::fs::remove_file(format!("{}/config/config.yaml", self.root)));
+        removed.map_err(|e| Error::Internal(format!("fault: wiping failed: {e}")))
     }
 
     fn distorting(&self) -> bool {
@@ -182,12 +175,13 @@ fn bad_id_documents() -> Vec<Document> {
 
 impl Backend for Fault {
     fn open(settings: Settings) -> Result<Self, Error> {
-        let root = settings.get_or("root", "/store");
+        let root = settings.get_or("root", "/store").to_string();
         let (control, pulls) = (format!("{root}/.fault"), format!("{root}/.fault-pulls"));
         Ok(Fault {
             inner: LocalStore::open(settings)?,
             control,
             pulls,
+            root,
         })
     }
 
@@ -258,8 +252,13 @@ impl Backend for Fault {
             true => None,
             false => cursor,
         };
+        let distorting = self.distorting();
         let mut snapshot = self.inner.pull(cursor)?;
         snapshot.documents = self.distort(snapshot.documents);
+        if distorting {
+            // No cursor to keep: the next honest pull is complete again.
+            snapshot.cursor.clear();
+        }
         Ok(snapshot)
     }
 

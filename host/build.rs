@@ -29,4 +29,6 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtin_plugins.rs");
     std::fs::write(out, code).unwrap();
+    let version = guests::newest_contract_version(&root);
+    println!("cargo:rustc-env=STOREHOST_CONTRACT_VERSION={version}");
 }

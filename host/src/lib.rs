@@ -12,6 +12,7 @@ pub mod capabilities;
 pub mod error;
 pub mod fsutil;
 pub mod logging;
+pub mod manifest;
 pub mod mirror;
 pub mod model;
 pub mod runtime;

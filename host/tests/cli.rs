@@ -824,3 +824,100 @@ fn a_watched_file_caught_mid_write_is_taken_once_complete_without_an_error() {
         "a file that stays invalid is reported: {log}"
     );
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn a_manifest_chooses_pins_and_grants_the_plugin_and_beats_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = storehost::builtin::local();
+    std::fs::write(dir.path().join("local.wasm"), wasm).unwrap();
+    std::fs::write(dir.path().join("token"), "sk-canary-file-5150\n").unwrap();
+    let manifest = format!(
+        "plugin:\n  file: ./local.wasm\n  sha256: {}\nsettings: {{ root: /store }}\n\
+         grants:\n  directory: ./remote\n  secrets:\n    token: {{ file: token }}\n    \
+         other: {{ env: MY_PLUGIN_SECRET }}\nworkspace: ./ws\n",
+        sha256_hex(wasm)
+    );
+    // Found as ./storehost.yaml without being named.
+    std::fs::write(dir.path().join("storehost.yaml"), manifest).unwrap();
+    let output = storehost(dir.path())
+        .args(["serve", "--once"])
+        .env("RUST_LOG", "debug")
+        .env("MY_PLUGIN_SECRET", "sk-canary-env-6160")
+        .env("PGSTORE_DSN", "postgres://u:p@127.0.0.1:1/db")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("backend chosen by a plugin manifest"),
+        "{stderr}"
+    );
+    assert!(dir.path().join("ws/config/config.yaml").is_file());
+    assert!(
+        dir.path().join("remote/config/config.yaml").is_file(),
+        "the granted directory is the plugin's store"
+    );
+    for canary in ["sk-canary-file-5150", "sk-canary-env-6160"] {
+        assert!(!stderr.contains(canary), "{stderr}");
+    }
+}
+
+#[test]
+fn a_bad_manifest_is_one_error_naming_the_key_before_anything_is_created() {
+    let wasm = storehost::builtin::local();
+    let pin = sha256_hex(b"another component");
+    let cases = [
+        (
+            "plugin: { file: local.wasm }\ngrant: {}\n".to_string(),
+            "manifest key `grant` is not known",
+        ),
+        (
+            format!("plugin: {{ file: local.wasm, sha256: {pin} }}\nworkspace: ws\n"),
+            "refusing to load it",
+        ),
+        (
+            "plugin: { file: local.wasm }\ngrants: { secrets: { dsn: { env: NOT_SET_ANYWHERE } } }\nworkspace: ws\n".into(),
+            "`grants.secrets.dsn.env`: the environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            "plugin: { file: local.wasm }\ngrants: { secrets: { dsn: { file: nowhere } } }\nworkspace: ws\n".into(),
+            "`grants.secrets.dsn.file`: cannot read the secret file",
+        ),
+        (
+            "plugin: { file: missing.wasm }\nworkspace: ws\n".into(),
+            "`plugin.file`: cannot read",
+        ),
+        (
+            "plugin: { file: local.wasm }\ngrants: { capabilities: [sql, http] }\nworkspace: ws\n".into(),
+            "`http` is not a capability",
+        ),
+    ];
+    for (manifest, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("local.wasm"), wasm).unwrap();
+        std::fs::write(dir.path().join("m.yaml"), &manifest).unwrap();
+        let output = storehost(dir.path())
+            .args(["serve", "--once"])
+            .env("STOREHOST_MANIFEST", "m.yaml")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{manifest}: {stderr}");
+        assert!(stderr.contains(expected), "{manifest}: {stderr}");
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["local.wasm", "m.yaml"],
+            "{manifest}: nothing created"
+        );
+    }
+}

@@ -1,10 +1,12 @@
 use super::status::RunningMarker;
 use anyhow::Context;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use storehost::capabilities::Grants;
+use storehost::capabilities::{Capability, Grants};
+use storehost::manifest::{DEFAULT_MANIFEST, Manifest};
+use storehost::mirror::Workspace;
 use storehost::runtime::Limits;
 use storehost::{CustomPlugin, MirrorOptions, Storehost, StorehostOptions};
 
@@ -16,6 +18,11 @@ pub struct ServeArgs {
     /// Use this plugin component instead of the backend the environment selects.
     #[arg(long, value_name = "FILE.wasm")]
     plugin: Option<PathBuf>,
+    /// Load the backend a plugin manifest describes: component, pin, settings,
+    /// grants and secrets; beats the environment's backend
+    /// [env: STOREHOST_MANIFEST; default ./storehost.yaml when it exists].
+    #[arg(long, value_name = "FILE", conflicts_with = "plugin")]
+    manifest: Option<PathBuf>,
     /// A non-secret setting for --plugin, as NAME=VALUE (repeatable).
     #[arg(long = "setting", value_name = "NAME=VALUE", requires = "plugin", value_parser = parse_setting)]
     settings: Vec<(String, String)>,
@@ -133,9 +140,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_document_bytes: settings.max_document_bytes,
         },
     };
-    let host = match &args.plugin {
-        Some(path) => open_custom(path, &args, options).await?,
-        None => Storehost::from_env(options).await?,
+    let host = match (&args.plugin, chosen_manifest(&args)?) {
+        (Some(path), _) => open_custom(path, &args, options).await?,
+        (None, Some(manifest)) => open_manifest(&manifest, &args, options).await?,
+        (None, None) => Storehost::from_env(options).await?,
     };
     let report = host.bootstrap().await.context("bootstrap failed")?;
     let info = host.info().await?;
@@ -180,17 +188,9 @@ async fn open_custom(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "custom".into());
-    let workspace = args
-        .workspace
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("storehost-workspace"));
     tracing::info!(plugin = %path.display(), "backend chosen explicitly with --plugin; the environment's backend is ignored");
     let grants = match &args.plugin_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            Grants::minimal().with_directory(dir)
-        }
+        Some(dir) => Grants::minimal().with_directory(dir),
         None => Grants::minimal(),
     };
     let plugin = CustomPlugin {
@@ -199,6 +199,77 @@ async fn open_custom(
         settings: args.settings.clone(),
         grants,
     };
+    open_plugin(plugin, args.workspace.clone(), options).await
+}
+
+/// The manifest to use: `--manifest`, else `STOREHOST_MANIFEST`, else
+/// `./storehost.yaml` when it exists (unless `--plugin` was given).
+fn chosen_manifest(args: &ServeArgs) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(path) = &args.manifest {
+        return Ok(Some(path.clone()));
+    }
+    if args.plugin.is_some() {
+        return Ok(None);
+    }
+    match std::env::var_os("STOREHOST_MANIFEST") {
+        Some(value) if value.to_string_lossy().trim().is_empty() => {
+            anyhow::bail!("STOREHOST_MANIFEST is set but empty: unset it or name a manifest file")
+        }
+        Some(value) => Ok(Some(PathBuf::from(value))),
+        None => {
+            let default = PathBuf::from(DEFAULT_MANIFEST);
+            Ok(default.is_file().then_some(default))
+        }
+    }
+}
+
+async fn open_manifest(
+    path: &Path,
+    args: &ServeArgs,
+    options: StorehostOptions,
+) -> anyhow::Result<Storehost> {
+    // Everything is read and checked (pin, secrets) before anything exists.
+    let manifest = Manifest::read(path)?;
+    let loaded = manifest.load_plugin()?;
+    let workspace = args.workspace.clone().or(manifest.workspace.clone());
+    let mut grants = loaded.grants;
+    if manifest.capabilities.contains(&Capability::Git) {
+        let state = Workspace::new(workspace_or_default(workspace.clone())).state_dir();
+        grants = grants.with_git_dir(state.join("git"));
+    }
+    tracing::info!(
+        manifest = %path.display(),
+        plugin = %manifest.plugin_file.display(),
+        pinned = manifest.sha256.is_some(),
+        capabilities = ?manifest.capabilities,
+        endpoints = ?manifest.endpoints,
+        secrets = ?grants.secret_names().collect::<Vec<_>>(),
+        "backend chosen by a plugin manifest; the environment's backend is ignored"
+    );
+    let plugin = CustomPlugin {
+        name: loaded.name,
+        wasm: loaded.wasm,
+        settings: loaded.settings,
+        grants,
+    };
+    open_plugin(plugin, workspace, options).await
+}
+
+fn workspace_or_default(workspace: Option<PathBuf>) -> PathBuf {
+    workspace.unwrap_or_else(|| PathBuf::from("storehost-workspace"))
+}
+
+/// Creates the granted directory if missing and opens the plugin mirrored
+/// into the workspace.
+async fn open_plugin(
+    plugin: CustomPlugin,
+    workspace: Option<PathBuf>,
+    options: StorehostOptions,
+) -> anyhow::Result<Storehost> {
+    if let Some(dir) = plugin.grants.directory() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let workspace = workspace_or_default(workspace);
     Ok(Storehost::with_plugin(plugin, workspace, options).await?)
 }
 

@@ -4,7 +4,7 @@
 #[path = "build_support/guests.rs"]
 mod guests;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// (package, constant name) of every built-in plugin.
 const BUILTINS: &[(&str, &str)] = &[
@@ -29,6 +29,30 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtin_plugins.rs");
     std::fs::write(out, code).unwrap();
-    let version = guests::newest_contract_version(&root);
+    let version = newest_contract_version(&root);
     println!("cargo:rustc-env=STOREHOST_CONTRACT_VERSION={version}");
+}
+
+/// The newest `wit/<version>/` folder, checked against the package line of
+/// its `storehost.wit` (a folder must hold the version it is named after).
+pub fn newest_contract_version(root: &Path) -> String {
+    let wit = root.join("wit");
+    let mut versions: Vec<(Vec<u64>, String)> = std::fs::read_dir(&wit)
+        .expect("reading wit/")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().to_string_lossy().into_owned();
+            let parts: Option<Vec<u64>> = name.split('.').map(|p| p.parse().ok()).collect();
+            Some((parts?, name))
+        })
+        .collect();
+    versions.sort();
+    let (_, newest) = versions.pop().expect("wit/ holds no <version>/ folder");
+    let text = std::fs::read_to_string(wit.join(&newest).join("storehost.wit"))
+        .expect("reading the newest contract");
+    let declared = format!("package storehost:plugin@{newest};");
+    assert!(
+        text.lines().any(|line| line.trim() == declared),
+        "wit/{newest}/storehost.wit must declare `{declared}`"
+    );
+    newest
 }

@@ -98,30 +98,6 @@ fn ensure_target_installed() {
     }
 }
 
-/// The newest `wit/<version>/` folder, checked against the package line of
-/// its `storehost.wit` (a folder must hold the version it is named after).
-pub fn newest_contract_version(root: &Path) -> String {
-    let wit = root.join("wit");
-    let mut versions: Vec<(Vec<u64>, String)> = std::fs::read_dir(&wit)
-        .expect("reading wit/")
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().to_string_lossy().into_owned();
-            let parts: Option<Vec<u64>> = name.split('.').map(|p| p.parse().ok()).collect();
-            Some((parts?, name))
-        })
-        .collect();
-    versions.sort();
-    let (_, newest) = versions.pop().expect("wit/ holds no <version>/ folder");
-    let text = std::fs::read_to_string(wit.join(&newest).join("storehost.wit"))
-        .expect("reading the newest contract");
-    let declared = format!("package storehost:plugin@{newest};");
-    assert!(
-        text.lines().any(|line| line.trim() == declared),
-        "wit/{newest}/storehost.wit must declare `{declared}`"
-    );
-    newest
-}
-
 /// Tells cargo to rebuild when guest sources, the SDK or the contract change.
 pub fn rerun_if_changed(root: &Path, dirs: &[&str]) {
     for dir in [

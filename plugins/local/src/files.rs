@@ -39,6 +39,11 @@ impl Layout {
         self.root.join(".storehost").join("meta")
     }
 
+    /// Where writers take turns (see `lock.rs`); beside the documents.
+    pub fn lock_dir(&self) -> PathBuf {
+        self.root.join(".storehost")
+    }
+
     pub fn create_dirs(&self) -> Result<(), Error> {
         for dir in [self.config_dir(), self.auth_dir()] {
             fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;

@@ -7,9 +7,11 @@
 //! real compare-and-swap for one writer process.
 
 mod files;
+mod lock;
 mod seen;
 
 use files::{Layout, content_version};
+use lock::WriteLock;
 use seen::Seen;
 use std::cell::RefCell;
 use storehost_sdk::{
@@ -103,6 +105,7 @@ impl Backend for LocalStore {
     }
 
     fn apply(&self, changes: Vec<Change>, _message: String) -> Result<Vec<Option<Entry>>, Error> {
+        let _lock = WriteLock::acquire(&self.layout.lock_dir())?;
         // Check every precondition before touching anything, so a stale
         // batch changes nothing.
         for change in &changes {

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod builtin;
 pub mod capabilities;
+pub mod conformance;
 pub mod error;
 pub mod fsutil;
 pub mod logging;

@@ -16,13 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_storehost");
 /// A command with a clean environment: no backend variables leak in from
 /// the machine running the tests.
 fn storehost(cwd: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    command.env("RUST_LOG", "info").env("NO_COLOR", "1");
-    command
+    storehost_tests::clean_command(BIN, cwd)
 }
 
 fn mode(path: &Path) -> u32 {

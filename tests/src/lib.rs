@@ -2,7 +2,7 @@
 //! kit, plugin loading helpers and log capture.
 
 pub mod certs;
-pub mod conformance;
+pub use storehost::conformance;
 pub mod git;
 pub mod logs;
 pub mod postgres;
@@ -215,4 +215,17 @@ pub async fn delete_pushed(host: &storehost::Storehost, id: &str) {
             .expect("waiting for the push"),
         "the deletion of {id} was not pushed within 30 s"
     );
+}
+
+/// A command for `bin` with a clean environment: no backend variables leak
+/// in from the machine running the tests.
+pub fn clean_command(bin: &str, cwd: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(bin);
+    command
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    command
 }

@@ -11,7 +11,9 @@ async fn local_plugin_passes_the_conformance_kit() {
 
 #[tokio::test]
 async fn memory_test_backend_passes_the_conformance_kit() {
-    conformance::run(&memory_plugin()).await.assert_all_passed();
+    conformance::run_single_instance(&memory_plugin())
+        .await
+        .assert_all_passed();
 }
 
 #[tokio::test]

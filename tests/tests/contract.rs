@@ -83,7 +83,9 @@ async fn a_component_built_against_0_1_0_loads_and_passes_the_conformance_kit() 
     );
     let info = plugin.info().await.unwrap();
     assert_eq!(info.name, "memory");
-    conformance::run(&plugin).await.assert_all_passed();
+    conformance::run_single_instance(&plugin)
+        .await
+        .assert_all_passed();
 }
 
 #[test]

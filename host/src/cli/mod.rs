@@ -4,6 +4,7 @@
 mod accept;
 mod inspect;
 mod numbers;
+mod plugin_test;
 mod restore;
 mod serve;
 mod status;
@@ -44,6 +45,9 @@ enum Command {
 enum PluginCommand {
     /// Print the contract version, imported capabilities and loadability of a component.
     Inspect { file: PathBuf },
+    /// Run the conformance kit against a component: behaviour, two contending
+    /// instances, the memory cap and deadline, and a line per import.
+    Test(Box<plugin_test::TestArgs>),
 }
 
 pub fn run() -> ExitCode {
@@ -57,6 +61,9 @@ pub fn run() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Inspect { file },
         } => inspect::run(&file),
+        Command::Plugin {
+            command: PluginCommand::Test(args),
+        } => plugin_test::run(*args),
     }
 }
 

@@ -25,6 +25,7 @@ impl Default for Limits {
 pub struct MemoryLimiter {
     limit_bytes: usize,
     hit: bool,
+    peak_bytes: usize,
 }
 
 impl MemoryLimiter {
@@ -32,11 +33,17 @@ impl MemoryLimiter {
         MemoryLimiter {
             limit_bytes,
             hit: false,
+            peak_bytes: 0,
         }
     }
 
     pub fn limit_bytes(&self) -> usize {
         self.limit_bytes
+    }
+
+    /// The largest linear memory granted so far.
+    pub fn peak_bytes(&self) -> usize {
+        self.peak_bytes
     }
 
     /// Whether a growth was refused since the last call to this.
@@ -58,6 +65,7 @@ impl ResourceLimiter for MemoryLimiter {
             // instead of the guest's allocator aborting as "unreachable".
             wasmtime::bail!("memory limit of {} bytes reached", self.limit_bytes);
         }
+        self.peak_bytes = self.peak_bytes.max(desired);
         Ok(true)
     }
 

@@ -95,6 +95,17 @@ impl Plugin {
         self.limits
     }
 
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// The largest linear memory the live instance has had, if one is live.
+    pub async fn peak_memory_bytes(&self) -> Option<usize> {
+        let live = self.live.lock().await;
+        live.as_ref()
+            .map(|live| live.store.data().limiter.peak_bytes())
+    }
+
     /// Instantiates and opens the store now, so configuration errors show at
     /// start-up rather than on the first call.
     pub async fn start(&self) -> Result<(), PluginError> {

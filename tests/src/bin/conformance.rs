@@ -96,16 +96,6 @@ async fn run() -> anyhow::Result<bool> {
     spec.settings.extend(settings);
     let plugin = Plugin::load(&Runtime::shared()?, spec, &wasm)?;
     let report = conformance::run(&plugin).await;
-    for name in &report.passed {
-        println!("pass  {name}");
-    }
-    for (name, why) in &report.failed {
-        println!("FAIL  {name}: {why}");
-    }
-    println!(
-        "{} passed, {} failed",
-        report.passed.len(),
-        report.failed.len()
-    );
-    Ok(report.failed.is_empty())
+    print!("{}", report.to_text());
+    Ok(report.all_passed())
 }

@@ -1,6 +1,6 @@
 use super::{Case, CaseFuture, check, err, expect_backend_error, put, remove, same};
-use storehost::runtime::{BackendError, Plugin};
-use storehost::{Change, Key, Precondition};
+use crate::runtime::{BackendError, Plugin};
+use crate::{Change, Key, Precondition};
 
 pub const CASES: &[(&str, Case)] = &[
     ("absent: creates once, then conflicts", absent_precondition),

@@ -1,7 +1,7 @@
 use super::{Case, CaseFuture, check, err, put, remove, same};
+use crate::runtime::Plugin;
+use crate::{Key, Precondition};
 use std::collections::BTreeMap;
-use storehost::runtime::Plugin;
-use storehost::{Key, Precondition};
 
 pub const CASES: &[(&str, Case)] = &[("pull without a cursor is the whole store", full_pull)];
 

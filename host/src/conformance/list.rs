@@ -1,6 +1,6 @@
 use super::{Case, CaseFuture, check, err, put};
-use storehost::runtime::Plugin;
-use storehost::{Key, Precondition};
+use crate::runtime::Plugin;
+use crate::{Key, Precondition};
 
 pub const CASES: &[(&str, Case)] = &[
     ("list of an empty store is empty", list_empty),

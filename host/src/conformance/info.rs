@@ -1,6 +1,6 @@
 use super::{Case, CaseFuture, check, err};
+use crate::runtime::Plugin;
 use std::time::Duration;
-use storehost::runtime::Plugin;
 
 pub const CASES: &[(&str, Case)] = &[
     ("info names the backend", info_names_the_backend),

@@ -1,28 +1,35 @@
-//! The conformance kit: one suite that any backend component must pass.
-//! One file per operation; each case starts from an empty store.
-//!
-//! Run it against a component with
-//! `cargo run --release -p storehost-tests --bin storehost-conformance -- FILE.wasm`.
+//! The conformance kit: one suite that any backend component must pass,
+//! run by `storehost plugin test FILE.wasm`. One file per operation; each
+//! behaviour case starts from an empty store. Besides behaviour it checks
+//! two instances contending on one key, a workload within the memory cap
+//! and deadline, and (given the component) that every import is granted.
 
 mod apply;
+mod contention;
 mod ids;
+mod imports;
 mod info;
+mod limits;
 mod list;
 mod pull;
 mod read;
+mod report;
 mod sizes;
 
+pub use report::{Outcome, Report};
+
+use crate::runtime::inspect::Inspection;
+use crate::runtime::{BackendError, Plugin, PluginError};
+use crate::{Change, Entry, Key, Precondition};
 use std::future::Future;
 use std::pin::Pin;
-use storehost::runtime::{BackendError, Plugin, PluginError};
-use storehost::{Change, Entry, Key, Precondition};
 
 pub type CaseResult = Result<(), String>;
 pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = CaseResult> + 'a>>;
 pub type Case = for<'a> fn(&'a Plugin) -> CaseFuture<'a>;
 
-/// Every case, by name.
-pub fn cases() -> Vec<(&'static str, Case)> {
+/// Every behaviour case of one instance, by name.
+pub fn single_instance_cases() -> Vec<(&'static str, Case)> {
     [
         info::CASES,
         list::CASES,
@@ -35,36 +42,46 @@ pub fn cases() -> Vec<(&'static str, Case)> {
     .concat()
 }
 
-#[derive(Debug, Default)]
-pub struct Report {
-    pub passed: Vec<&'static str>,
-    pub failed: Vec<(&'static str, String)>,
+/// Every behaviour case, by name.
+pub fn cases() -> Vec<(&'static str, Case)> {
+    [single_instance_cases(), contention::CASES.to_vec()].concat()
 }
 
-impl Report {
-    pub fn assert_all_passed(&self) {
-        assert!(
-            self.failed.is_empty(),
-            "conformance failures: {:#?}",
-            self.failed
-        );
-        assert!(!self.passed.is_empty(), "no conformance case ran");
-    }
-}
-
-/// Runs every case against `plugin`, wiping the store before each.
+/// Runs every behaviour case against `plugin`, wiping the store before
+/// each, then the workload within the limits.
 pub async fn run(plugin: &Plugin) -> Report {
+    run_cases(plugin, cases()).await
+}
+
+/// [`run`] without the two-instance case, for a backend whose instances
+/// do not share one store (the in-memory test backend).
+pub async fn run_single_instance(plugin: &Plugin) -> Report {
+    run_cases(plugin, single_instance_cases()).await
+}
+
+async fn run_cases(plugin: &Plugin, cases: Vec<(&'static str, Case)>) -> Report {
     let mut report = Report::default();
-    for (name, case) in cases() {
+    for (name, case) in cases {
         let outcome = match wipe(plugin).await {
             Ok(()) => case(plugin).await,
             Err(e) => Err(format!("wiping the store before the case failed: {e}")),
         };
-        match outcome {
-            Ok(()) => report.passed.push(name),
-            Err(message) => report.failed.push((name, message)),
-        }
+        report.push(match outcome {
+            Ok(()) => Outcome::pass("behaviour", name, String::new()),
+            Err(message) => Outcome::fail("behaviour", name, message),
+        });
     }
+    report.push(limits::check(plugin).await);
+    report
+}
+
+/// [`run`], preceded by a line per import saying whether it is granted.
+pub async fn run_component(plugin: &Plugin, inspection: &Inspection) -> Report {
+    let mut report = Report::default();
+    for outcome in imports::check(inspection, plugin.grants()) {
+        report.push(outcome);
+    }
+    report.extend(run(plugin).await);
     report
 }
 
@@ -144,7 +161,7 @@ fn expect_backend_error<T: std::fmt::Debug>(
 /// Auth content is JSON and may come back in the backend's canonical form
 /// (PostgreSQL JSONB); everything else must round-trip byte for byte.
 fn same(key: &Key, a: &[u8], b: &[u8]) -> bool {
-    storehost::mirror::workspace::same_document(key, a, b)
+    crate::mirror::workspace::same_document(key, a, b)
 }
 
 fn err(e: PluginError) -> String {

@@ -1,6 +1,6 @@
 use super::{Case, CaseFuture, check, err, put, same};
-use storehost::runtime::Plugin;
-use storehost::{Key, Precondition};
+use crate::runtime::Plugin;
+use crate::{Key, Precondition};
 
 pub const CASES: &[(&str, Case)] = &[
     ("read returns what was put", read_returns_put),

@@ -1,6 +1,6 @@
 use super::{Case, CaseFuture, check, err, expect_backend_error, put, same};
-use storehost::runtime::{BackendError, Plugin};
-use storehost::{Key, Kind, Precondition};
+use crate::runtime::{BackendError, Plugin};
+use crate::{Key, Kind, Precondition};
 
 pub const CASES: &[(&str, Case)] = &[
     ("unicode and nested ids round-trip", unicode_and_nested_ids),

@@ -1,0 +1,140 @@
+//! `storehost plugin test FILE.wasm`: the conformance kit against a
+//! component. Exit 0 when every check passes, 1 when one fails, 2 for bad
+//! input (an unreadable or foreign file, a bad manifest, a store that is not
+//! empty).
+
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use storehost::capabilities::{Capability, Grants};
+use storehost::conformance;
+use storehost::manifest::Manifest;
+use storehost::runtime::plugin::GUEST_STORE_DIR;
+use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime, inspect};
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// The component to test (wasm32-wasip2).
+    file: PathBuf,
+    /// Grant what this manifest grants (settings, directory, capabilities,
+    /// endpoints, secrets) instead of a temporary directory.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Without a manifest: the directory to grant (default: a temporary one).
+    #[arg(long, conflicts_with = "manifest")]
+    dir: Option<PathBuf>,
+    /// An extra setting, NAME=VALUE (repeatable).
+    #[arg(long = "setting", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
+    /// The kit removes every document of the store it is given; without
+    /// this flag a store that is not empty is refused.
+    #[arg(long)]
+    allow_wipe: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: a setting is NAME=VALUE"))?;
+    Ok((name.to_string(), value.to_string()))
+}
+
+pub fn run(args: TestArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(test(&args)) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.all_passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Everything that is bad input is an `Err`; a failing check is in the report.
+async fn test(args: &TestArgs) -> anyhow::Result<conformance::Report> {
+    let temp = tempfile::tempdir().context("creating a temporary directory")?;
+    let wasm = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let name = args.file.display().to_string();
+    let runtime = Runtime::new(None)?;
+    let inspection = inspect::inspect(&runtime, &name, &wasm)?;
+    let (grants, mut settings) = match &args.manifest {
+        Some(path) => manifest_grants(path, &args.file, temp.path())?,
+        None => {
+            let dir = args
+                .dir
+                .clone()
+                .unwrap_or_else(|| temp.path().join("store"));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let settings = vec![("root".to_string(), GUEST_STORE_DIR.to_string())];
+            (Grants::minimal().with_directory(dir), settings)
+        }
+    };
+    settings.extend(args.settings.iter().cloned());
+    let spec = PluginSpec {
+        name,
+        grants,
+        limits: Limits::default(),
+        settings,
+    };
+    let plugin = Plugin::load(&runtime, spec, &wasm)?;
+    if !args.allow_wipe {
+        refuse_a_store_in_use(&plugin).await?;
+    }
+    Ok(conformance::run_component(&plugin, &inspection).await)
+}
+
+/// The manifest's grants and settings, for `file` instead of the
+/// manifest's own component (its pin still applies).
+fn manifest_grants(
+    path: &std::path::Path,
+    file: &std::path::Path,
+    scratch: &std::path::Path,
+) -> anyhow::Result<(Grants, Vec<(String, String)>)> {
+    let mut manifest = Manifest::read(path)?;
+    manifest.plugin_file = file.to_path_buf();
+    let loaded = manifest.load_plugin()?;
+    let mut grants = loaded.grants;
+    if manifest.capabilities.contains(&Capability::Git) {
+        grants = grants.with_git_dir(scratch.join("git"));
+    }
+    Ok((grants, loaded.settings))
+}
+
+/// The kit wipes the store before each case; a store with documents in it
+/// is someone's data until the caller says otherwise.
+async fn refuse_a_store_in_use(plugin: &Plugin) -> anyhow::Result<()> {
+    // A plugin that cannot even prepare or list fails in the report, not here.
+    if plugin.prepare().await.is_err() {
+        return Ok(());
+    }
+    match plugin.list().await {
+        Ok(entries) if !entries.is_empty() => anyhow::bail!(
+            "the store already holds {} documents and `plugin test` removes every document \
+             of the store it is given: point it at an empty store, or pass --allow-wipe",
+            entries.len()
+        ),
+        _ => Ok(()),
+    }
+}

@@ -177,3 +177,33 @@ async fn local_plugin_pulls_only_what_changed_since_its_cursor() {
         assert_eq!(a.content, br#"{"v":9}"#);
     }
 }
+
+#[tokio::test]
+async fn local_plugin_waits_for_a_held_write_lock_and_breaks_a_stale_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = local_plugin(dir.path());
+    plugin.prepare().await.unwrap();
+    let lock = dir.path().join(".storehost/apply.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+
+    // Held by another writer for 300 ms: the apply waits, then lands.
+    std::fs::write(&lock, b"another writer").unwrap();
+    let held = lock.clone();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::remove_file(held).unwrap();
+    });
+    let started = std::time::Instant::now();
+    plugin.apply(vec![config_put()], "waits").await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    releaser.join().unwrap();
+    assert!(!lock.exists(), "released after the apply");
+
+    // Left by a writer that died an hour ago: broken at once.
+    std::fs::write(&lock, b"dead writer").unwrap();
+    age(&lock);
+    let started = std::time::Instant::now();
+    plugin.apply(vec![config_put()], "breaks").await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(!lock.exists());
+}

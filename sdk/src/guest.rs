@@ -1,6 +1,8 @@
 //! Everything a plugin needs at build time for wasm32-wasip2.
 
 mod adapter;
+mod change;
+pub mod dir_lock;
 pub mod log;
 pub mod paths;
 mod settings;

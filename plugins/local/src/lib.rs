@@ -7,13 +7,12 @@
 //! real compare-and-swap for one writer process.
 
 mod files;
-mod lock;
 mod seen;
 
 use files::{Layout, content_version};
-use lock::WriteLock;
 use seen::Seen;
 use std::cell::RefCell;
+use storehost_sdk::dir_lock::WriteLock;
 use storehost_sdk::{
     Backend, Change, Document, Entry, Error, Features, Info, Key, Precondition, Settings, Snapshot,
 };
@@ -109,11 +108,7 @@ impl Backend for LocalStore {
         // Check every precondition before touching anything, so a stale
         // batch changes nothing.
         for change in &changes {
-            let (key, precondition) = match change {
-                Change::Put(put) => (&put.key, &put.precondition),
-                Change::Remove(remove) => (&remove.key, &remove.precondition),
-            };
-            self.check_precondition(key, precondition)?;
+            self.check_precondition(change.key(), change.precondition())?;
         }
         changes
             .into_iter()
@@ -155,13 +150,7 @@ impl LocalStore {
             .layout
             .read_bytes(key)?
             .map(|content| content_version(&content));
-        let holds = match (precondition, current) {
-            (Precondition::Any, _) => true,
-            (Precondition::Absent, current) => current.is_none(),
-            (Precondition::Matches(expected), Some(current)) => *expected == current,
-            (Precondition::Matches(_), None) => false,
-        };
-        if holds {
+        if precondition.holds(current.as_deref()) {
             Ok(())
         } else {
             Err(Error::Conflict(key.clone()))

@@ -153,10 +153,7 @@ impl Tables {
         tx: &sql::Transaction,
         change: &Change,
     ) -> Result<Option<Entry>, Error> {
-        let (key, precondition) = match change {
-            Change::Put(put) => (&put.key, &put.precondition),
-            Change::Remove(remove) => (&remove.key, &remove.precondition),
-        };
+        let (key, precondition) = (change.key(), change.precondition());
         let place = place(key)?;
         let table = self.table(place.table);
         let id = Value::Text(place.id.clone());

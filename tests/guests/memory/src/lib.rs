@@ -5,8 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use storehost_sdk::ids::check_auth_id;
 use storehost_sdk::{
-    Backend, CONFIG_ID, Change, Document, Entry, Error, Features, Info, Key, Kind, Precondition,
-    Settings,
+    Backend, CONFIG_ID, Change, Document, Entry, Error, Features, Info, Key, Kind, Settings,
 };
 
 #[derive(Default)]
@@ -96,20 +95,10 @@ impl Backend for Memory {
         let mut next = state.documents.clone();
         let mut results = Vec::new();
         for change in changes {
-            let (key, precondition) = match &change {
-                Change::Put(put) => (&put.key, &put.precondition),
-                Change::Remove(remove) => (&remove.key, &remove.precondition),
-            };
-            let slot = slot(key)?;
+            let slot = slot(change.key())?;
             let current = next.get(&slot).map(|(_, version)| version.as_str());
-            let holds = match (precondition, current) {
-                (Precondition::Any, _) => true,
-                (Precondition::Absent, current) => current.is_none(),
-                (Precondition::Matches(expected), Some(current)) => expected == current,
-                (Precondition::Matches(_), None) => false,
-            };
-            if !holds {
-                return Err(Error::Conflict(key.clone()));
+            if !change.precondition().holds(current) {
+                return Err(Error::Conflict(change.key().clone()));
             }
             match change {
                 Change::Put(put) => {

@@ -1,15 +1,17 @@
-//! One writer at a time per directory. Each `apply` checks preconditions and
-//! then renames files; two instances on one directory (two hosts on a shared
-//! disk) doing that at once could both see their precondition hold and the
-//! later rename would silently replace the earlier write. The lock is a file
+//! One writer at a time per directory, for backends that keep documents as
+//! files. An `apply` that checks preconditions and then renames files is not
+//! atomic: two instances on one directory (two hosts on a shared disk) could
+//! both see their precondition hold, and the later rename would silently
+//! replace the earlier write. Hold a [`WriteLock`] across the check and the
+//! writes. The lock is a file
 //! created exclusively, which WASI offers; a lock left by a writer that died
 //! is broken once it is older than any call may run.
 
+use crate::Error;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use storehost_sdk::Error;
 
 /// Longer than the host's default call deadline plus its grace.
 const STALE_AFTER: Duration = Duration::from_secs(120);
@@ -22,6 +24,8 @@ pub struct WriteLock {
 }
 
 impl WriteLock {
+    /// Takes `dir/apply.lock` (creating `dir`), waiting up to 20 s for
+    /// another writer; released on drop.
     pub fn acquire(dir: &Path) -> Result<WriteLock, Error> {
         fs::create_dir_all(dir)
             .map_err(|e| Error::Unavailable(format!("creating {}: {e}", dir.display())))?;

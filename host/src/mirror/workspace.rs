@@ -41,8 +41,13 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// The root is made absolute (without resolving links): the watcher
+    /// reports absolute paths, and `./ws` must name the same files as `ws`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Workspace { root: root.into() }
+        let root = root.into();
+        Workspace {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
 
     pub fn root(&self) -> &Path {

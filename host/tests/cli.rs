@@ -915,3 +915,118 @@ fn a_bad_manifest_is_one_error_naming_the_key_before_anything_is_created() {
         );
     }
 }
+
+/// The shared target directory, so the scaffold's dependencies build once.
+fn scaffold_target_dir() -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("scaffold")
+}
+
+#[test]
+fn plugin_new_writes_a_crate_that_builds_and_passes_plugin_test_with_its_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let created = storehost(dir.path())
+        .args(["plugin", "new", "acme-files", "--sdk"])
+        .arg(root.join("sdk"))
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let crate_dir = dir.path().join("acme-files");
+    let readme = std::fs::read_to_string(crate_dir.join("README.md")).unwrap();
+    for step in [
+        "cargo build --release --target wasm32-wasip2",
+        "storehost plugin test target/wasm32-wasip2/release/acme_files.wasm",
+        "storehost serve --manifest storehost.yaml",
+    ] {
+        assert!(readme.contains(step), "the README lacks {step:?}");
+    }
+
+    // The workspace's lock pins what the built-in plugins were built with.
+    std::fs::copy(root.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let target = scaffold_target_dir();
+    let built = Command::new("cargo")
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasm = crate_dir.join("target/wasm32-wasip2/release/acme_files.wasm");
+    std::fs::create_dir_all(wasm.parent().unwrap()).unwrap();
+    std::fs::copy(target.join("wasm32-wasip2/release/acme_files.wasm"), &wasm).unwrap();
+
+    let tested = storehost(&crate_dir)
+        .args([
+            "plugin",
+            "test",
+            "target/wasm32-wasip2/release/acme_files.wasm",
+        ])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&tested.stdout);
+    assert_eq!(tested.status.code(), Some(0), "{report}");
+    assert!(report.contains(" passed, 0 failed"), "{report}");
+
+    // The generated manifest parses and grants what the plugin needs.
+    let with_manifest = storehost(&crate_dir)
+        .args(["plugin", "test", "--manifest", "storehost.yaml"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&with_manifest.stdout);
+    assert_eq!(
+        with_manifest.status.code(),
+        Some(0),
+        "{report}{}",
+        String::from_utf8_lossy(&with_manifest.stderr)
+    );
+}
+
+#[test]
+fn plugin_new_refuses_a_bad_name_or_a_directory_in_use_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["Acme", "../escape", "1st", "with space"] {
+        let output = storehost(dir.path())
+            .args(["plugin", "new", name])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{name}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("not a crate name"));
+    }
+    std::fs::create_dir(dir.path().join("taken")).unwrap();
+    std::fs::write(dir.path().join("taken/keep.txt"), b"mine").unwrap();
+    let output = storehost(dir.path())
+        .args(["plugin", "new", "acme", "--dir", "taken"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not empty"));
+    let output = storehost(dir.path())
+        .args(["plugin", "new", "acme", "--sdk", "taken"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no Cargo.toml"));
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["taken"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("taken/keep.txt")).unwrap(),
+        b"mine"
+    );
+}

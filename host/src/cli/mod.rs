@@ -4,6 +4,7 @@
 mod accept;
 mod inspect;
 mod numbers;
+mod plugin_new;
 mod plugin_test;
 mod restore;
 mod serve;
@@ -48,6 +49,9 @@ enum PluginCommand {
     /// Run the conformance kit against a component: behaviour, two contending
     /// instances, the memory cap and deadline, and a line per import.
     Test(Box<plugin_test::TestArgs>),
+    /// Write a new plugin crate (an example backend, a README and a manifest)
+    /// that builds for wasm32-wasip2 and passes `plugin test` as generated.
+    New(plugin_new::NewArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -64,6 +68,9 @@ pub fn run() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Test(args),
         } => plugin_test::run(*args),
+        Command::Plugin {
+            command: PluginCommand::New(args),
+        } => plugin_new::run(args),
     }
 }
 

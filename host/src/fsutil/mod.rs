@@ -184,3 +184,21 @@ mod tests {
         );
     }
 }
+
+/// Opens (creating 0600) `path` and takes an exclusive advisory lock on it
+/// without waiting; `Ok(None)` when another holder has it. The kernel drops
+/// the lock with the file or the process, `kill -9` included.
+pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<fs::File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(path)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -637,29 +637,19 @@ impl Mirror {
 /// host mirrors the workspace: two hosts on one workspace would each take
 /// the other's writes for the proxy's.
 pub fn lock_workspace(workspace: &Workspace) -> Result<std::fs::File, StorehostError> {
-    use std::io::{Read, Seek, Write};
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::io::{Seek, Write};
     let path = workspace.state_dir().join("lock");
     let io_error = |source| StorehostError::Io {
         path: path.display().to_string(),
         source,
     };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(crate::fsutil::FILE_MODE)
-        .open(&path)
-        .map_err(io_error)?;
-    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        let mut pid = String::new();
-        let _ = file.read_to_string(&mut pid);
+    let Some(mut file) = crate::fsutil::try_lock_exclusive(&path).map_err(io_error)? else {
+        let pid = std::fs::read_to_string(&path).unwrap_or_default();
         return Err(StorehostError::WorkspaceInUse {
             workspace: workspace.root().display().to_string(),
             pid: pid.trim().to_string(),
         });
-    }
+    };
     file.set_len(0).map_err(io_error)?;
     file.rewind().map_err(io_error)?;
     write!(file, "{}", std::process::id()).map_err(io_error)?;

@@ -50,6 +50,9 @@ pub struct LocalRepo {
     branch: Option<String>,
     commits_since_size_check: u32,
     limits: CacheLimits,
+    /// Held while this cache is in use: refs and the push ref are not
+    /// shared with another instance of the plugin on the same grant.
+    _lock: std::fs::File,
 }
 
 impl LocalRepo {
@@ -59,7 +62,7 @@ impl LocalRepo {
         create_private_dir(git_dir).map_err(|e| {
             HostError::Internal(format!("cannot create {}: {e}", git_dir.display()))
         })?;
-        let dir = git_dir.join(cache_name(&remote));
+        let (dir, lock) = claim_cache(git_dir, &cache_name(&remote))?;
         let repo = match open_verified(&dir) {
             Ok(repo) => repo,
             Err(e) => {
@@ -81,6 +84,7 @@ impl LocalRepo {
             // Look at the size at the first fetch.
             commits_since_size_check: CACHE_LIMITS.commits_per_check,
             limits: CACHE_LIMITS,
+            _lock: lock,
         })
     }
 
@@ -353,7 +357,34 @@ fn cache_name(remote: &RemoteSpec) -> String {
     hasher.update(remote.url.as_bytes());
     hasher.update(b"\n");
     hasher.update(remote.pinned_branch.as_deref().unwrap_or("").as_bytes());
-    format!("{}.git", &hex::encode(hasher.finalize())[..16])
+    hex::encode(hasher.finalize())[..16].to_string()
+}
+
+/// Most caches of one remote in use at once (instances of a plugin on one
+/// grant, as the conformance kit's contention case makes).
+const MAX_CACHES_PER_REMOTE: usize = 16;
+
+/// The first cache of this remote no other instance holds, and its lock.
+/// Two instances sharing one bare repository would move each other's refs
+/// mid-push (a push of the other's commit reported as one's own).
+fn claim_cache(git_dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), HostError> {
+    for index in 0..MAX_CACHES_PER_REMOTE {
+        let stem = match index {
+            0 => name.to_string(),
+            n => format!("{name}-{n}"),
+        };
+        let lock_path = git_dir.join(format!("{stem}.lock"));
+        let lock = crate::fsutil::try_lock_exclusive(&lock_path).map_err(|e| {
+            HostError::Internal(format!("cannot lock {}: {e}", lock_path.display()))
+        })?;
+        if let Some(lock) = lock {
+            return Ok((git_dir.join(format!("{stem}.git")), lock));
+        }
+    }
+    Err(HostError::Unavailable(format!(
+        "{MAX_CACHES_PER_REMOTE} instances already use this git remote's caches in {}",
+        git_dir.display()
+    )))
 }
 
 fn fresh(dir: &Path) -> Result<Repository, HostError> {
@@ -592,6 +623,37 @@ mod tests {
         cache
             .push(&committed.commit, &PushMode::FastForward)
             .unwrap();
+    }
+
+    #[test]
+    fn two_instances_on_one_grant_get_their_own_caches_and_racing_pushes_tell_the_truth() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        Repository::init_bare(&remote).unwrap();
+        let grant = dir.path().join("cache");
+        let mut first = LocalRepo::open(&grant, spec(&remote)).unwrap();
+        let mut second = LocalRepo::open(&grant, spec(&remote)).unwrap();
+        assert_ne!(first.dir, second.dir, "one bare repository shared by two");
+        first.fetch().unwrap();
+        second.fetch().unwrap();
+        let write =
+            |content: &[u8]| vec![FileChange::Write(("auths/k.json".into(), content.to_vec()))];
+        let ours = first.commit(None, &write(b"a"), "a", false).unwrap().commit;
+        let theirs = second
+            .commit(None, &write(b"b"), "b", false)
+            .unwrap()
+            .commit;
+        first.push(&ours, &PushMode::FastForward).unwrap();
+        let refused = second.push(&theirs, &PushMode::FastForward).unwrap_err();
+        assert!(matches!(refused, HostError::Rejected(_)), "{refused:?}");
+        assert_eq!(second.fetch().unwrap().head.as_deref(), Some(ours.as_str()));
+        drop(first);
+        let third = LocalRepo::open(&grant, spec(&remote)).unwrap();
+        assert_eq!(
+            third.dir,
+            grant.join(format!("{}.git", cache_name(&spec(&remote)))),
+            "a released cache is reused"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod adapter;
 mod change;
 pub mod dir_lock;
+mod errors;
 pub mod log;
 pub mod paths;
 mod settings;
@@ -12,6 +13,7 @@ pub use crate::bindings::storehost::plugin::types::{
     Remove, Snapshot,
 };
 pub use adapter::StoreAdapter;
+pub use errors::{CONCURRENT_WRITER_WON, host_error};
 pub use settings::Settings;
 
 /// Host capabilities a plugin may import. Each answers `denied` unless the

@@ -23,6 +23,7 @@ use storehost_sdk::capabilities::secrets;
 use storehost_sdk::paths::{key_of, path_of};
 use storehost_sdk::{
     Backend, Change, Document, Entry, Error, Features, HostError, Info, Key, Settings, Snapshot,
+    host_error,
 };
 use tree::{File, Known};
 
@@ -345,17 +346,6 @@ fn delta(documents: Vec<Document>, removed: Vec<Key>, cursor: String) -> Snapsho
         removed,
         cursor,
         complete: false,
-    }
-}
-
-pub(crate) fn host_error(error: HostError) -> Error {
-    match error {
-        HostError::Denied(m) => Error::Denied(m),
-        HostError::Unavailable(m) => Error::Unavailable(m),
-        HostError::Invalid(m) => Error::Invalid(m),
-        HostError::Conflict(m) | HostError::Rejected(m) => Error::Unavailable(m),
-        HostError::NotFound(m) => Error::Internal(format!("not found: {m}")),
-        HostError::Internal(m) => Error::Internal(m),
     }
 }
 

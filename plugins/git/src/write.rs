@@ -3,11 +3,11 @@
 //! that head). A rejected push means another writer got there first: fetch,
 //! check again, make the commit again on the new head, retry with backoff.
 
+use crate::GitStore;
 use crate::tree::File;
-use crate::{GitStore, host_error};
 use storehost_sdk::capabilities::git::{FileChange, PushMode};
 use storehost_sdk::paths::path_of;
-use storehost_sdk::{Change, Entry, Error, HostError, Key, Precondition};
+use storehost_sdk::{Change, Entry, Error, HostError, host_error};
 
 /// Pushes tried per `apply` before the host is told to retry later.
 const ATTEMPTS: u32 = 8;
@@ -22,7 +22,7 @@ pub fn apply(
 ) -> Result<Vec<Option<Entry>>, Error> {
     let paths = changes
         .iter()
-        .map(|change| path_of(key_of(change)))
+        .map(|change| path_of(change.key()))
         .collect::<Result<Vec<_>, _>>()?;
     let message = commit_message(message, changes, &paths);
     if store.known.borrow().head.is_none() {
@@ -44,13 +44,6 @@ pub fn apply(
     )))
 }
 
-fn key_of(change: &Change) -> &Key {
-    match change {
-        Change::Put(put) => &put.key,
-        Change::Remove(remove) => &remove.key,
-    }
-}
-
 /// Every precondition against the head's tree; the first that fails is a
 /// conflict and nothing is written.
 fn check_preconditions(
@@ -60,18 +53,9 @@ fn check_preconditions(
 ) -> Result<(), Error> {
     let known = store.known.borrow();
     for (change, path) in changes.iter().zip(paths) {
-        let precondition = match change {
-            Change::Put(put) => &put.precondition,
-            Change::Remove(remove) => &remove.precondition,
-        };
         let current = known.files.get(path).map(|f| f.blob.as_str());
-        let holds = match precondition {
-            Precondition::Any => true,
-            Precondition::Absent => current.is_none(),
-            Precondition::Matches(version) => current == Some(version.as_str()),
-        };
-        if !holds {
-            return Err(Error::Conflict(key_of(change).clone()));
+        if !change.precondition().holds(current) {
+            return Err(Error::Conflict(change.key().clone()));
         }
     }
     Ok(())

@@ -4,12 +4,13 @@
 //! only objects whose ETag changed and reports the keys that disappeared.
 //! Any other cursor gets a complete snapshot.
 
+use crate::documents_of;
 use crate::layout::{AUTH_PREFIX, document_key, object_key};
-use crate::{documents_of, host_error};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use storehost_sdk::capabilities::objects::{self, ObjectInfo};
+use storehost_sdk::host_error;
 use storehost_sdk::{Document, Entry, Error, Key, Snapshot};
 
 /// The listing a cursor was handed out for: ETags by object name.

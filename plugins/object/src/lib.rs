@@ -18,7 +18,7 @@ use storehost_sdk::capabilities::objects::{self, Condition, ObjectInfo, PutReque
 use storehost_sdk::capabilities::secrets;
 use storehost_sdk::{
     Backend, Change, Document, Entry, Error, Features, HostError, Info, Key, Precondition, Put,
-    Remove, Settings, Snapshot,
+    Remove, Settings, Snapshot, host_error,
 };
 
 pub struct ObjectStore {
@@ -334,17 +334,6 @@ fn entry(key: Key, info: &ObjectInfo) -> Entry {
         version: info.etag.clone(),
         size: info.size,
         modified_ms: info.modified_ms,
-    }
-}
-
-pub(crate) fn host_error(error: HostError) -> Error {
-    match error {
-        HostError::Denied(m) => Error::Denied(m),
-        HostError::Unavailable(m) => Error::Unavailable(m),
-        HostError::Invalid(m) => Error::Invalid(m),
-        HostError::Conflict(m) => Error::Internal(format!("unexpected conflict: {m}")),
-        HostError::NotFound(m) => Error::Internal(format!("not found: {m}")),
-        HostError::Rejected(m) | HostError::Internal(m) => Error::Internal(m),
     }
 }
 

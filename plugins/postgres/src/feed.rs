@@ -8,9 +8,10 @@
 //! back an overlap window before its cursor, and a complete snapshot every
 //! few minutes bounds whatever a longer transaction could still hide.
 
-use crate::tables::{self, Tables, host_error};
+use crate::tables::{self, Tables};
 use std::cell::Cell;
 use storehost_sdk::capabilities::sql::{self, Value};
+use storehost_sdk::host_error;
 use storehost_sdk::{CONFIG_ID, Document, Error, Key, Kind, Snapshot};
 
 /// How far before its cursor a delta pull looks again.

@@ -17,7 +17,8 @@ use storehost_sdk::capabilities::{secrets, sql};
 use storehost_sdk::{
     Backend, Change, Document, Entry, Error, Features, HostError, Info, Key, Settings, Snapshot,
 };
-use tables::{Tables, host_error};
+use storehost_sdk::{CONCURRENT_WRITER_WON, host_error};
+use tables::Tables;
 
 pub struct Postgres {
     db: sql::Connection,
@@ -180,7 +181,7 @@ impl Postgres {
                 ));
                 Ok(())
             }
-            Err(Error::Internal(message)) if message.starts_with(RACED) => {
+            Err(Error::Unavailable(message)) if message.starts_with(CONCURRENT_WRITER_WON) => {
                 Err(PrepareError::Raced(message))
             }
             Err(other) => Err(PrepareError::Other(other)),
@@ -188,8 +189,5 @@ impl Postgres {
         }
     }
 }
-
-/// How [`host_error`] words a deadlock or serialization failure.
-const RACED: &str = "unexpected conflict";
 
 storehost_sdk::export_backend!(Postgres);

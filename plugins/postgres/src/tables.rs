@@ -4,22 +4,11 @@
 use storehost_sdk::capabilities::sql::{self, Value};
 use storehost_sdk::ids::check_auth_id;
 use storehost_sdk::{
-    CONFIG_ID, Change, Document, Entry, Error, HostError, Key, Kind, Precondition,
+    CONFIG_ID, Change, Document, Entry, Error, Key, Kind, Precondition, host_error,
 };
 
 /// The config's row id in `config_store` (what existing deployments use).
 const CONFIG_ROW: &str = "config";
-
-pub fn host_error(error: HostError) -> Error {
-    match error {
-        HostError::Denied(m) => Error::Denied(m),
-        HostError::Unavailable(m) => Error::Unavailable(m),
-        HostError::Conflict(m) => Error::Internal(format!("unexpected conflict: {m}")),
-        HostError::Rejected(m) | HostError::Internal(m) => Error::Internal(m),
-        HostError::NotFound(m) => Error::Internal(format!("not found: {m}")),
-        HostError::Invalid(m) => Error::Invalid(m),
-    }
-}
 
 pub struct Tables {
     schema: String,

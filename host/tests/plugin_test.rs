@@ -182,3 +182,64 @@ fn bad_input_is_exit_2_and_a_store_in_use_is_left_alone() {
     assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed).0);
     assert!(!store.join("auths/someone.json").exists());
 }
+
+#[test]
+fn inspect_lists_every_import_and_export_and_with_a_manifest_what_it_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "hostile.wasm", guests::HOSTILE);
+    write(
+        dir.path(),
+        "storehost.yaml",
+        b"plugin:\n  file: ./hostile.wasm\ngrants:\n  capabilities: [sql]\n",
+    );
+    let inspect = |args: &[&str]| {
+        storehost_tests::clean_command(BIN, dir.path())
+            .args(["plugin", "inspect", "hostile.wasm"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = inspect(&[]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("exports:\n  storehost:plugin/backend@0.1.0"),
+        "{stdout}"
+    );
+    for interface in ["sql", "objects", "git", "secrets"] {
+        assert!(
+            stdout.contains(&format!("  storehost:plugin/{interface}@0.1.0\n")),
+            "{interface}: {stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("granted"),
+        "no manifest, no grants: {stdout}"
+    );
+
+    let output = inspect(&["--manifest", "storehost.yaml"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("  granted  storehost:plugin/sql\n"),
+        "{stdout}"
+    );
+    for interface in ["objects", "git"] {
+        assert!(
+            stdout.contains(&format!(
+                "  denied   storehost:plugin/{interface}: not granted"
+            )),
+            "{interface}: {stdout}"
+        );
+    }
+
+    write(
+        dir.path(),
+        "bad.yaml",
+        b"plugin:\n  file: ./hostile.wasm\ngrants:\n  colour: red\n",
+    );
+    let output = inspect(&["--manifest", "bad.yaml"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("grants.colour"), "{stderr}");
+}

@@ -11,7 +11,6 @@ mod serve;
 mod status;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -44,8 +43,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Print the contract version, imported capabilities and loadability of a component.
-    Inspect { file: PathBuf },
+    /// Print the contract version, every import and export and loadability of a
+    /// component; with --manifest, which imports it grants.
+    Inspect(inspect::InspectArgs),
     /// Run the conformance kit against a component: behaviour, two contending
     /// instances, the memory cap and deadline, and a line per import.
     Test(Box<plugin_test::TestArgs>),
@@ -63,8 +63,8 @@ pub fn run() -> ExitCode {
         Command::Restore(args) => restore::run(args),
         Command::AcceptRemoteDeletions(args) => accept::run(args),
         Command::Plugin {
-            command: PluginCommand::Inspect { file },
-        } => inspect::run(&file),
+            command: PluginCommand::Inspect(args),
+        } => inspect::run(args),
         Command::Plugin {
             command: PluginCommand::Test(args),
         } => plugin_test::run(*args),

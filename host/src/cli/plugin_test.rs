@@ -107,7 +107,7 @@ async fn test(args: &TestArgs) -> anyhow::Result<conformance::Report> {
 
 /// The manifest's grants and settings, for `file` instead of the
 /// manifest's own component (its pin still applies).
-fn manifest_grants(
+pub(super) fn manifest_grants(
     path: &std::path::Path,
     file: &std::path::Path,
     scratch: &std::path::Path,

@@ -7,7 +7,7 @@
 mod apply;
 mod contention;
 mod ids;
-mod imports;
+pub mod imports;
 mod info;
 mod limits;
 mod list;

@@ -25,6 +25,9 @@ pub struct Inspection {
     pub capabilities: Vec<Capability>,
     /// Imports outside the contract (WASI and anything else).
     pub other_imports: Vec<String>,
+    /// Every import and export, by its full name.
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
     /// `Ok` when this host can instantiate it, else why not.
     pub loadable: Result<(), String>,
 }
@@ -55,6 +58,14 @@ impl fmt::Display for Inspection {
                 self.other_imports.join(", ")
             }
         )?;
+        writeln!(f, "imports:")?;
+        for import in &self.imports {
+            writeln!(f, "  {import}")?;
+        }
+        writeln!(f, "exports:")?;
+        for export in &self.exports {
+            writeln!(f, "  {export}")?;
+        }
         match &self.loadable {
             Ok(()) => writeln!(f, "loadable: yes"),
             Err(why) => writeln!(f, "loadable: no ({why})"),
@@ -71,14 +82,22 @@ pub fn inspect(runtime: &Runtime, path: &str, wasm: &[u8]) -> Result<Inspection,
     let engine = runtime.engine();
     let ty = component.component_type();
     let backend_prefix = format!("{CONTRACT_PACKAGE}/backend@");
-    let contract_version = ty
+    let exports: Vec<String> = ty
         .exports(engine)
-        .find_map(|(name, _)| name.strip_prefix(&backend_prefix).map(str::to_owned))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let contract_version = exports
+        .iter()
+        .find_map(|name| name.strip_prefix(&backend_prefix).map(str::to_owned))
         .ok_or_else(|| InspectError::OtherWorld(path.to_string()))?;
 
+    let imports: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     let mut capabilities = Vec::new();
     let mut other_imports = Vec::new();
-    for (name, _) in ty.imports(engine) {
+    for name in imports.iter().map(String::as_str) {
         match contract_interface(name).and_then(Capability::from_interface) {
             Some(capability) => capabilities.push(capability),
             None if contract_interface(name) == Some("types") => {}
@@ -90,6 +109,8 @@ pub fn inspect(runtime: &Runtime, path: &str, wasm: &[u8]) -> Result<Inspection,
         contract_version,
         capabilities,
         other_imports,
+        imports,
+        exports,
         loadable,
     })
 }

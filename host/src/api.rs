@@ -5,7 +5,7 @@
 //! # async fn main() -> Result<(), storehost::StorehostError> {
 //! use storehost::{Storehost, StorehostOptions};
 //!
-//! // `Storehost::from_env` picks the backend from the environment (DESIGN
+//! // `Storehost::from_env` picks the backend from the environment (docs/design.md
 //! // §5); here the local backend on an explicit workspace.
 //! let dir = tempfile::tempdir().unwrap();
 //! let host = Storehost::local(dir.path().join("ws"), StorehostOptions::default()).await?;
@@ -20,14 +20,13 @@
 //! ```
 
 use crate::builtin;
-use crate::capabilities::{Capability, Grants};
+use crate::capabilities::Grants;
 use crate::error::StorehostError;
 use crate::mirror::bootstrap::{self, BootstrapReport};
 use crate::mirror::sync::{self, SyncHandle};
 use crate::mirror::workspace::{Workspace, normalize_config, validate_auth};
 use crate::mirror::{Mirror, MirrorOptions, Saved};
 use crate::model::{Change, Entry, Info, Key, Kind, Precondition};
-use crate::runtime::plugin::GUEST_STORE_DIR;
 use crate::runtime::{Limits, Plugin, PluginSpec, Runtime};
 use crate::selection::{BackendChoice, Environment, Selection, select};
 use std::path::{Path, PathBuf};
@@ -108,52 +107,16 @@ impl Storehost {
         let workspace = Workspace::new(options.workspace.clone().unwrap_or(selection.workspace));
         let kind = selection.backend.kind();
         let wasm = builtin::component(kind).ok_or(StorehostError::PluginUnavailable(kind))?;
-        let (grants, settings, mode) = match &selection.backend {
-            BackendChoice::Local => (
-                Grants::minimal().with_directory(workspace.root()),
-                vec![("root".to_string(), GUEST_STORE_DIR.to_string())],
-                Mode::Direct,
-            ),
-            BackendChoice::Postgres(pg) => (
-                Grants::minimal()
-                    .with_capability(Capability::Sql)
-                    .with_secret("dsn", pg.dsn.clone()),
-                vec![("schema".to_string(), pg.schema.clone())],
-                Mode::Mirrored,
-            ),
-            BackendChoice::Object(object) => (
-                Grants::minimal()
-                    .with_capability(Capability::Objects)
-                    .with_endpoint(object.endpoint.url())
-                    .with_secret("access_key", object.access_key.clone())
-                    .with_secret("secret_key", object.secret_key.clone()),
-                vec![
-                    ("endpoint".to_string(), object.endpoint.url()),
-                    ("bucket".to_string(), object.bucket.clone()),
-                    ("region".to_string(), object.region.clone()),
-                ],
-                Mode::Mirrored,
-            ),
-            BackendChoice::Git(git) => (
-                Grants::minimal()
-                    .with_capability(Capability::Git)
-                    .with_endpoint(&git.url)
-                    .with_git_dir(workspace.state_dir().join("git"))
-                    .with_secret("token", git.token.clone()),
-                vec![
-                    ("url".to_string(), git.url.clone()),
-                    ("branch".to_string(), git.branch.clone().unwrap_or_default()),
-                    ("username".to_string(), git.username.clone()),
-                    ("squash".to_string(), git.squash.to_string()),
-                ],
-                Mode::Mirrored,
-            ),
+        let git_cache = workspace.state_dir().join("git");
+        let places = builtin::Places {
+            store: workspace.root(),
+            git_cache: &git_cache,
         };
-        let spec = PluginSpec {
-            name: kind.name().into(),
-            grants,
-            limits: options.limits,
-            settings,
+        let mut spec = builtin::spec(&selection.backend, places);
+        spec.limits = options.limits;
+        let mode = match selection.backend {
+            BackendChoice::Local => Mode::Direct,
+            _ => Mode::Mirrored,
         };
         Storehost::open(spec, wasm, workspace, mode, options).await
     }
@@ -206,11 +169,16 @@ impl Storehost {
             path: remote_dir.display().to_string(),
             source,
         })?;
+        let places = builtin::Places {
+            store: &remote_dir,
+            git_cache: Path::new(""),
+        };
+        let spec = builtin::spec(&BackendChoice::Local, places);
         let plugin = CustomPlugin {
-            name: "local".into(),
+            name: spec.name,
             wasm: builtin::local().to_vec(),
-            settings: vec![("root".into(), GUEST_STORE_DIR.into())],
-            grants: Grants::minimal().with_directory(remote_dir),
+            settings: spec.settings,
+            grants: spec.grants,
         };
         Storehost::with_plugin(plugin, workspace, options).await
     }

@@ -13,10 +13,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use storehost::builtin::Places;
 use storehost::capabilities::secrets::SecretValue;
-use storehost::capabilities::{Capability, Grants};
-use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
-use storehost::selection::BackendKind;
+use storehost::runtime::{Plugin, PluginSpec, Runtime};
+use storehost::selection::{BackendChoice, BackendKind, GitSettings};
 use storehost::{Storehost, StorehostError};
 use tokio::io::AsyncWriteExt;
 
@@ -351,19 +351,18 @@ pub fn plugin_with(url: &str, git_dir: &Path, token: &str, settings: &[(&str, &s
 /// What a git plugin is granted and given for `url`: the capability, that
 /// remote, `git_dir` for its repository, `token`, and the test user.
 pub fn spec(url: &str, git_dir: &Path, token: &str) -> PluginSpec {
-    PluginSpec {
-        name: "git".into(),
-        grants: Grants::minimal()
-            .with_capability(Capability::Git)
-            .with_endpoint(url)
-            .with_git_dir(git_dir)
-            .with_secret("token", SecretValue::new(token.to_string())),
-        limits: Limits::default(),
-        settings: vec![
-            ("url".to_string(), url.to_string()),
-            ("username".to_string(), USERNAME.to_string()),
-        ],
-    }
+    let choice = BackendChoice::Git(GitSettings {
+        url: url.to_string(),
+        username: USERNAME.to_string(),
+        token: SecretValue::new(token.to_string()),
+        branch: None,
+        squash: false,
+    });
+    let places = Places {
+        store: Path::new(""),
+        git_cache: git_dir,
+    };
+    storehost::builtin::spec(&choice, places)
 }
 
 /// A host chosen from `GITSTORE_*` variables as users set them (the test

@@ -9,9 +9,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 use storehost::Storehost;
+use storehost::builtin::Places;
 use storehost::capabilities::secrets::SecretValue;
-use storehost::capabilities::{Capability, Grants};
-use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
+use storehost::runtime::{Plugin, PluginSpec, Runtime};
 use storehost::selection::{BackendChoice, BackendKind, PostgresSettings, Selection};
 
 pub struct PostgresServer {
@@ -302,14 +302,11 @@ pub fn plugin(dsn: &str, schema: &str) -> Plugin {
 /// What a postgres plugin is granted and given: the capability, `dsn` as
 /// a secret, and `schema`.
 pub fn spec(dsn: &str, schema: &str) -> PluginSpec {
-    PluginSpec {
-        name: "postgres".into(),
-        grants: Grants::minimal()
-            .with_capability(Capability::Sql)
-            .with_secret("dsn", SecretValue::new(dsn.to_string())),
-        limits: Limits::default(),
-        settings: vec![("schema".into(), schema.into())],
-    }
+    let choice = BackendChoice::Postgres(PostgresSettings {
+        dsn: SecretValue::new(dsn.to_string()),
+        schema: schema.to_string(),
+    });
+    storehost::builtin::spec(&choice, Places::none())
 }
 
 /// A host mirroring `workspace` to `dsn` in `schema`, polling every `poll`.

@@ -14,10 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use storehost::builtin::Places;
 use storehost::capabilities::secrets::SecretValue;
-use storehost::capabilities::{Capability, Grants};
-use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
-use storehost::selection::BackendKind;
+use storehost::runtime::{Plugin, PluginSpec, Runtime};
+use storehost::selection::{BackendChoice, BackendKind, ObjectEndpoint, ObjectSettings};
 use storehost::{Storehost, StorehostError};
 
 pub const ACCESS_KEY: &str = "storehost-test-access";
@@ -189,19 +189,14 @@ pub fn plugin(endpoint: &str, bucket: &str) -> Plugin {
 /// What an object plugin is granted and given for `endpoint` and
 /// `bucket`: the capability, that endpoint and the test server's keys.
 pub fn spec(endpoint: &str, bucket: &str) -> PluginSpec {
-    PluginSpec {
-        name: "object".into(),
-        grants: Grants::minimal()
-            .with_capability(Capability::Objects)
-            .with_endpoint(endpoint)
-            .with_secret("access_key", SecretValue::new(ACCESS_KEY.to_string()))
-            .with_secret("secret_key", SecretValue::new(SECRET_KEY.to_string())),
-        limits: Limits::default(),
-        settings: vec![
-            ("endpoint".into(), endpoint.into()),
-            ("bucket".into(), bucket.into()),
-        ],
-    }
+    let choice = BackendChoice::Object(ObjectSettings {
+        endpoint: ObjectEndpoint::parse(endpoint).unwrap(),
+        bucket: bucket.to_string(),
+        region: "us-east-1".into(),
+        access_key: SecretValue::new(ACCESS_KEY.to_string()),
+        secret_key: SecretValue::new(SECRET_KEY.to_string()),
+    });
+    storehost::builtin::spec(&choice, Places::none())
 }
 
 /// A host chosen from `OBJECTSTORE_*` variables as users set them (the

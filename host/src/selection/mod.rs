@@ -1,4 +1,4 @@
-//! Selection: which backend the environment asks for (DESIGN §5).
+//! Selection: which backend the environment asks for (docs/design.md §5).
 //!
 //! Variable names, lowercase aliases, trimming and priority are a
 //! compatibility contract with existing deployments. Everything is checked
@@ -74,6 +74,11 @@ pub struct ObjectEndpoint {
 }
 
 impl ObjectEndpoint {
+    /// As `OBJECTSTORE_ENDPOINT` is read: the scheme decides TLS.
+    pub fn parse(value: &str) -> Result<ObjectEndpoint, SelectionError> {
+        validate::parse_endpoint(value)
+    }
+
     pub fn url(&self) -> String {
         format!(
             "{}://{}",

@@ -1,5 +1,5 @@
 //! The mirror: the local workspace the proxy reads as plain files, and how
-//! it is kept in step with the backend (DESIGN §7).
+//! it is kept in step with the backend (docs/design.md §7).
 //!
 //! `intake` checks every document a backend sends,
 //! `ledger` holds the sync state (SQLite), `decide` makes every sync

@@ -1,4 +1,4 @@
-//! One test per row of the selection table (DESIGN §5), plus priority,
+//! One test per row of the selection table (docs/design.md §5), plus priority,
 //! aliases, trimming and errors.
 
 use super::*;

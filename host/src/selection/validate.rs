@@ -1,4 +1,4 @@
-//! Per-backend checks of the variables of DESIGN §5. Errors name the
+//! Per-backend checks of the variables of docs/design.md §5. Errors name the
 //! variable and never quote a value, which may be a secret.
 
 use super::{

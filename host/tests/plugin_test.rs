@@ -22,6 +22,19 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// The hostile guest (it imports every capability) beside a manifest that
+/// grants it `sql` only.
+fn hostile_granted_sql() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "hostile.wasm", guests::HOSTILE);
+    write(
+        dir.path(),
+        "storehost.yaml",
+        b"plugin:\n  file: ./hostile.wasm\ngrants:\n  capabilities: [sql]\n",
+    );
+    dir
+}
+
 fn text(output: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -115,13 +128,7 @@ fn an_import_that_is_not_granted_is_a_failing_report_line() {
 
 #[test]
 fn a_manifest_grants_what_it_names() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "hostile.wasm", guests::HOSTILE);
-    write(
-        dir.path(),
-        "storehost.yaml",
-        b"plugin:\n  file: ./hostile.wasm\ngrants:\n  capabilities: [sql]\n",
-    );
+    let dir = hostile_granted_sql();
     let output = plugin_test(
         dir.path(),
         &["hostile.wasm", "--manifest", "storehost.yaml"],
@@ -185,13 +192,7 @@ fn bad_input_is_exit_2_and_a_store_in_use_is_left_alone() {
 
 #[test]
 fn inspect_lists_every_import_and_export_and_with_a_manifest_what_it_grants() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "hostile.wasm", guests::HOSTILE);
-    write(
-        dir.path(),
-        "storehost.yaml",
-        b"plugin:\n  file: ./hostile.wasm\ngrants:\n  capabilities: [sql]\n",
-    );
+    let dir = hostile_granted_sql();
     let inspect = |args: &[&str]| {
         storehost_tests::clean_command(BIN, dir.path())
             .args(["plugin", "inspect", "hostile.wasm"])

@@ -139,6 +139,24 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// Opens (creating 0600) `path` and takes an exclusive advisory lock on it
+/// without waiting; `Ok(None)` when another holder has it. The kernel drops
+/// the lock with the file or the process, `kill -9` included.
+pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<fs::File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(path)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,23 +200,5 @@ mod tests {
             fs::metadata(&sub).unwrap().permissions().mode() & 0o777,
             DIR_MODE
         );
-    }
-}
-
-/// Opens (creating 0600) `path` and takes an exclusive advisory lock on it
-/// without waiting; `Ok(None)` when another holder has it. The kernel drops
-/// the lock with the file or the process, `kill -9` included.
-pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<fs::File>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(FILE_MODE)
-        .open(path)?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(file)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(e.into()),
     }
 }

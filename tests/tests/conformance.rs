@@ -199,11 +199,34 @@ async fn local_plugin_waits_for_a_held_write_lock_and_breaks_a_stale_one() {
     releaser.join().unwrap();
     assert!(!lock.exists(), "released after the apply");
 
-    // Left by a writer that died an hour ago: broken at once.
+    // Kept alive by its holder for longer than a dead lock is trusted:
+    // still waited for, never broken under it.
+    std::fs::write(&lock, b"live writer, beat 0").unwrap();
+    let held = lock.clone();
+    let holder = std::thread::spawn(move || {
+        for beat in 1..=20 {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::fs::write(&held, format!("live writer, beat {beat}")).unwrap();
+        }
+        std::fs::remove_file(held).unwrap();
+    });
+    let started = std::time::Instant::now();
+    plugin
+        .apply(vec![config_put()], "waits longer")
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(5_800));
+    holder.join().unwrap();
+
+    // Left by a writer killed mid-apply (unchanged, whatever its file
+    // time says): broken once it has not changed for STALE_AFTER, long
+    // before the wait gives up.
     std::fs::write(&lock, b"dead writer").unwrap();
     age(&lock);
     let started = std::time::Instant::now();
     plugin.apply(vec![config_put()], "breaks").await.unwrap();
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(5), "{waited:?}");
+    assert!(waited < std::time::Duration::from_secs(15), "{waited:?}");
     assert!(!lock.exists());
 }

@@ -104,15 +104,17 @@ impl Backend for LocalStore {
     }
 
     fn apply(&self, changes: Vec<Change>, _message: String) -> Result<Vec<Option<Entry>>, Error> {
-        let _lock = WriteLock::acquire(&self.layout.lock_dir())?;
+        let lock = WriteLock::acquire(&self.layout.lock_dir())?;
         // Check every precondition before touching anything, so a stale
         // batch changes nothing.
         for change in &changes {
+            lock.keep_alive();
             self.check_precondition(change.key(), change.precondition())?;
         }
         changes
             .into_iter()
             .map(|change| {
+                lock.keep_alive();
                 let written = match &change {
                     // Created only if still absent, atomically: of several
                     // writers racing to create a document, one wins.

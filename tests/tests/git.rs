@@ -355,6 +355,7 @@ fn cache_dir(workspace: &Path) -> PathBuf {
     let mut caches: Vec<PathBuf> = std::fs::read_dir(&git_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "git"))
         .collect();
     assert_eq!(caches.len(), 1, "{caches:?}");
     caches.pop().unwrap()

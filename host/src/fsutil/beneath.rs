@@ -162,8 +162,17 @@ impl Dir {
 
     /// Reads `name`, refusing a link there (`ELOOP`).
     pub fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // Non-blocking, so a FIFO put in place of a document cannot hang
+        // the reader; only a regular file is read.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let fd = rustix::fs::openat(&self.fd, name, flags, Mode::empty())?;
+        let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode);
+        if kind != rustix::fs::FileType::RegularFile {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", self.path_of(name).display()),
+            ));
+        }
         let mut content = Vec::new();
         io::Read::read_to_end(&mut std::fs::File::from(fd), &mut content)?;
         Ok(content)

@@ -60,6 +60,11 @@ impl FakeRemote {
         state.documents.get(key).map(|(_, c)| c.clone())
     }
 
+    fn all_contents(&self) -> Vec<Vec<u8>> {
+        let state = self.state.lock().unwrap();
+        state.documents.values().map(|(_, c)| c.clone()).collect()
+    }
+
     fn remove(&self, key: &Key) {
         self.state.lock().unwrap().documents.remove(key);
     }
@@ -393,6 +398,50 @@ async fn a_symlink_in_the_workspace_is_never_written_through() {
         .unwrap_err();
     assert!(error.to_string().contains("symbolic link"), "{error}");
     assert_eq!(std::fs::read(&target).unwrap(), b"{\"outside\":1}");
+}
+
+#[tokio::test]
+async fn a_link_or_a_fifo_placed_as_an_auth_file_is_never_read_or_pushed() {
+    let fixture = Fixture::new();
+    let workspace = fixture.workspace("w");
+    workspace.create().unwrap();
+    let secret = fixture._dir.path().join("id_ed25519.json");
+    std::fs::write(&secret, br#"{"private":"canary-4471"}"#).unwrap();
+    std::os::unix::fs::symlink(&secret, workspace.auth_dir().join("stolen.json")).unwrap();
+    let fifo = workspace.auth_dir().join("pipe.json");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    std::fs::write(workspace.auth_dir().join("real.json"), br#"{"ok":1}"#).unwrap();
+
+    let error = workspace.read(&auth("stolen.json")).unwrap_err();
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+    let error = workspace.read(&auth("pipe.json")).unwrap_err();
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+
+    let mirror = fixture.mirror("w").await;
+    mirror.drain().await.unwrap();
+    assert!(fixture.remote.get(&auth("real.json")).is_some());
+    assert!(fixture.remote.get(&auth("stolen.json")).is_none());
+    assert!(fixture.remote.get(&auth("pipe.json")).is_none());
+    let everything: Vec<Vec<u8>> = fixture.remote.all_contents();
+    assert!(
+        !everything
+            .iter()
+            .any(|c| String::from_utf8_lossy(c).contains("canary-4471")),
+        "the linked file's content reached the backend"
+    );
+    // Left where they are, untouched.
+    assert!(std::fs::symlink_metadata(workspace.auth_dir().join("stolen.json")).is_ok());
+    assert_eq!(
+        std::fs::read(&secret).unwrap(),
+        br#"{"private":"canary-4471"}"#
+    );
 }
 
 #[tokio::test]

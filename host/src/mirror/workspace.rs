@@ -138,12 +138,21 @@ impl Workspace {
         Ok(id.to_string())
     }
 
+    /// The document's bytes, read without following a link anywhere
+    /// beneath the workspace: a link placed as an auth file (say, to a key
+    /// elsewhere on the machine) is refused, never read and pushed.
     pub fn read(&self, key: &Key) -> Result<Option<Vec<u8>>, WorkspaceError> {
-        let path = self.path_of(key)?;
-        match std::fs::read(&path) {
+        let (dir, name) = match self.document_dir(key, false) {
+            Err(WorkspaceError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            found => found?,
+        };
+        match dir.read(&name) {
             Ok(content) => Ok(Some(content)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(io_error("read", &path, source)),
+            Err(source) if is_link_error(&source) => Err(symlink(&dir.path_of(&name))),
+            Err(source) => Err(io_error("read", &dir.path_of(&name), source)),
         }
     }
 

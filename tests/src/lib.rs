@@ -130,6 +130,17 @@ pub async fn eventually(
 }
 
 /// Options for a mirrored test host on `workspace` that polls every `poll`.
+/// Default options with a poll every 100 ms, so remote changes arrive fast.
+pub fn quick_polls() -> storehost::StorehostOptions {
+    storehost::StorehostOptions {
+        mirror: storehost::MirrorOptions {
+            poll_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 pub fn polling_options(workspace: &Path, poll: Duration) -> storehost::StorehostOptions {
     storehost::StorehostOptions {
         workspace: Some(workspace.to_path_buf()),

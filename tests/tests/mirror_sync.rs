@@ -3,18 +3,10 @@
 
 use std::path::Path;
 use std::time::{Duration, Instant};
-use storehost::{MirrorOptions, Saved, StorehostOptions};
-use storehost_tests::{auth_files, eventually, fault_mirror, local_auth, remote_auth, set_fault};
-
-fn quick() -> StorehostOptions {
-    StorehostOptions {
-        mirror: MirrorOptions {
-            poll_interval: Duration::from_millis(100),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
+use storehost::Saved;
+use storehost_tests::{
+    auth_files, eventually, fault_mirror, local_auth, quick_polls, remote_auth, set_fault,
+};
 
 fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let root = tempfile::tempdir().unwrap();
@@ -25,7 +17,7 @@ fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
 #[tokio::test]
 async fn writes_go_through_to_the_remote_at_once() {
     let (_root, remote, ws) = dirs();
-    let host = fault_mirror(&remote, &ws, quick()).await;
+    let host = fault_mirror(&remote, &ws, quick_polls()).await;
     host.bootstrap().await.unwrap();
     let saved = host.save_auth("a.json", b"{\"v\":1}").await.unwrap();
     assert!(matches!(saved, Saved::Queued(_)), "{saved:?}");
@@ -49,7 +41,7 @@ async fn writes_go_through_to_the_remote_at_once() {
 #[tokio::test]
 async fn an_outage_queues_500_writes_and_replays_them_all_in_order() {
     let (_root, remote, ws) = dirs();
-    let host = fault_mirror(&remote, &ws, quick()).await;
+    let host = fault_mirror(&remote, &ws, quick_polls()).await;
     host.bootstrap().await.unwrap();
     set_fault(&remote, Some("unavailable"));
     for i in 0..500 {
@@ -89,7 +81,7 @@ async fn an_outage_queues_500_writes_and_replays_them_all_in_order() {
 #[tokio::test]
 async fn the_replay_loop_retries_with_backoff_until_the_backend_returns() {
     let (_root, remote, ws) = dirs();
-    let host = fault_mirror(&remote, &ws, quick()).await;
+    let host = fault_mirror(&remote, &ws, quick_polls()).await;
     host.bootstrap().await.unwrap();
     let sync = host.start_sync().await.unwrap().unwrap();
     set_fault(&remote, Some("unavailable"));
@@ -112,7 +104,7 @@ async fn the_replay_loop_retries_with_backoff_until_the_backend_returns() {
 #[tokio::test]
 async fn shutdown_flushes_the_outbox_within_its_bound() {
     let (_root, remote, ws) = dirs();
-    let mut options = quick();
+    let mut options = quick_polls();
     options.mirror.shutdown_flush = Duration::from_millis(500);
     let host = fault_mirror(&remote, &ws, options).await;
     host.bootstrap().await.unwrap();
@@ -129,7 +121,7 @@ async fn shutdown_flushes_the_outbox_within_its_bound() {
     set_fault(&remote, None);
     drop(host);
     // The next start replays it.
-    let host = fault_mirror(&remote, &ws, quick()).await;
+    let host = fault_mirror(&remote, &ws, quick_polls()).await;
     host.bootstrap().await.unwrap();
     assert_eq!(remote_auth(&remote, "kept.json").unwrap(), "{}");
 }
@@ -139,9 +131,9 @@ async fn two_hosts_on_one_remote_converge() {
     let root = tempfile::tempdir().unwrap();
     let remote = root.path().join("remote");
     let (ws_a, ws_b) = (root.path().join("a"), root.path().join("b"));
-    let a = fault_mirror(&remote, &ws_a, quick()).await;
+    let a = fault_mirror(&remote, &ws_a, quick_polls()).await;
     a.bootstrap().await.unwrap();
-    let b = fault_mirror(&remote, &ws_b, quick()).await;
+    let b = fault_mirror(&remote, &ws_b, quick_polls()).await;
     b.bootstrap().await.unwrap();
 
     let writes_a = async {
@@ -182,9 +174,9 @@ async fn the_state_a_conflict_leaves_is_saved_at_once() {
     let root = tempfile::tempdir().unwrap();
     let remote = root.path().join("remote");
     let (ws_a, ws_b) = (root.path().join("a"), root.path().join("b"));
-    let a = fault_mirror(&remote, &ws_a, quick()).await;
+    let a = fault_mirror(&remote, &ws_a, quick_polls()).await;
     a.bootstrap().await.unwrap();
-    let b = fault_mirror(&remote, &ws_b, quick()).await;
+    let b = fault_mirror(&remote, &ws_b, quick_polls()).await;
     b.bootstrap().await.unwrap();
     storehost_tests::save_pushed(&a, "shared.json", b"{\"by\":\"a\"}").await;
     // b's only change meets a conflict: nothing is applied, yet the state
@@ -203,7 +195,7 @@ async fn the_state_a_conflict_leaves_is_saved_at_once() {
 #[tokio::test]
 async fn removing_the_auth_folder_deletes_nothing_remotely() {
     let (_root, remote, ws) = dirs();
-    let host = fault_mirror(&remote, &ws, quick()).await;
+    let host = fault_mirror(&remote, &ws, quick_polls()).await;
     host.bootstrap().await.unwrap();
     for i in 0..8 {
         storehost_tests::save_pushed(&host, &format!("{i}.json"), b"{}").await;
@@ -257,7 +249,7 @@ fn write_as_another_process(path: &Path, content: &str) {
 #[tokio::test]
 async fn the_watcher_pushes_files_other_processes_write() {
     let (_root, remote, ws) = dirs();
-    let host = fault_mirror(&remote, &ws, quick()).await;
+    let host = fault_mirror(&remote, &ws, quick_polls()).await;
     host.bootstrap().await.unwrap();
     let sync = host.start_sync().await.unwrap().unwrap();
 
@@ -303,7 +295,7 @@ async fn the_watcher_pushes_files_other_processes_write() {
 #[tokio::test]
 async fn an_apply_answering_the_wrong_count_keeps_the_changes_queued() {
     let (_root, remote, ws) = dirs();
-    let host = fault_mirror(&remote, &ws, quick()).await;
+    let host = fault_mirror(&remote, &ws, quick_polls()).await;
     host.bootstrap().await.unwrap();
     set_fault(&remote, Some("wrong-apply-count"));
     for id in ["a.json", "b.json"] {
@@ -329,7 +321,7 @@ async fn an_apply_answering_the_wrong_count_keeps_the_changes_queued() {
 #[tokio::test]
 async fn a_plugin_that_acknowledges_and_stores_nothing_loses_no_file() {
     let (_root, remote, ws) = dirs();
-    let mut options = quick();
+    let mut options = quick_polls();
     // A delta shows no change where nothing was stored; the periodic
     // complete pull is what finds the lie.
     options.mirror.complete_pull_interval = Duration::ZERO;
@@ -359,7 +351,7 @@ async fn a_plugin_that_acknowledges_and_stores_nothing_loses_no_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_spinning_in_wait_for_change_neither_stops_writes_nor_holds_shutdown() {
     let (_root, remote, ws) = dirs();
-    let mut options = quick();
+    let mut options = quick_polls();
     options.mirror.poll_interval = Duration::from_secs(30);
     // Far longer than the wait's own bound (its timeout plus a grace).
     options.limits.call_deadline = Duration::from_secs(300);

@@ -7,18 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 use storehost::mirror::Workspace;
 use storehost::mirror::ledger::{Ledger, MetaName, Quarantined};
-use storehost::{MirrorOptions, StorehostOptions};
-use storehost_tests::{auth_files, eventually, fault_mirror, local_auth, remote_auth, set_fault};
-
-fn quick() -> StorehostOptions {
-    StorehostOptions {
-        mirror: MirrorOptions {
-            poll_interval: Duration::from_millis(100),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
+use storehost_tests::{
+    auth_files, eventually, fault_mirror, local_auth, quick_polls, remote_auth, set_fault,
+};
 
 struct Dirs {
     root: tempfile::TempDir,
@@ -83,7 +74,7 @@ async fn mirrored(dirs: &Dirs, n: usize) -> storehost::Storehost {
             &format!(r#"{{"i":{i}}}"#),
         );
     }
-    let host = fault_mirror(&dirs.remote, &dirs.ws, quick()).await;
+    let host = fault_mirror(&dirs.remote, &dirs.ws, quick_polls()).await;
     host.bootstrap().await.unwrap();
     assert_eq!(auth_files(&dirs.ws).len(), n);
     host
@@ -94,7 +85,7 @@ async fn documents_with_bad_ids_are_quarantined_and_the_rest_still_arrives() {
     let dirs = dirs();
     put_remote(&dirs.remote, "good.json", r#"{"good":1}"#);
     set_fault(&dirs.remote, Some("bad-ids"));
-    let host = fault_mirror(&dirs.remote, &dirs.ws, quick()).await;
+    let host = fault_mirror(&dirs.remote, &dirs.ws, quick_polls()).await;
     let report = host.bootstrap().await.unwrap();
     assert_eq!(local_auth(&dirs.ws, "good.json").unwrap(), r#"{"good":1}"#);
     assert_eq!(report.pulled, 1, "{report:?}");
@@ -164,7 +155,7 @@ async fn bad_content_never_replaces_a_good_file_and_is_released_when_fixed() {
     // A new workspace bootstrapping from the bad backend gets nothing bad,
     // and the bootstrap completes.
     let fresh = dirs.root.path().join("fresh");
-    let other = fault_mirror(&dirs.remote, &fresh, quick()).await;
+    let other = fault_mirror(&dirs.remote, &fresh, quick_polls()).await;
     other.bootstrap().await.unwrap();
     assert!(auth_files(&fresh).is_empty());
     drop(other);

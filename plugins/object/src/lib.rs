@@ -131,7 +131,7 @@ impl Backend for ObjectStore {
         if let Some(error) = first_error {
             return Err(error);
         }
-        self.verify_conditional_puts(&changes, &entries)?;
+        self.verify_conditional_puts(&changes, &mut entries)?;
         Ok(entries)
     }
 }
@@ -158,23 +158,25 @@ impl ObjectStore {
         Ok(honours)
     }
 
-    /// Reads back the ETag of every conditional put: a server that checks
-    /// a condition and then writes, without holding the object between the
-    /// two, lets two racing writers both succeed. The one whose object is
-    /// not there lost: that is a conflict, as an atomic server would say.
+    /// Reads back every conditional put: a server that checks a condition
+    /// and then writes, without holding the object between the two, lets
+    /// two racing writers both pass. The one whose bytes are not there lost:
+    /// that is a conflict, as an atomic server would say. The content is
+    /// compared, not the ETag: such a server may also store one writer's
+    /// bytes under the other's ETag (s3s-fs saves them separately). The
+    /// winner's version is the ETag the server holds now, so the next
+    /// `If-Match` is checked against what the server compares.
     fn verify_conditional_puts(
         &self,
         changes: &[Change],
-        entries: &[Option<Entry>],
+        entries: &mut [Option<Entry>],
     ) -> Result<(), Error> {
-        let written: Vec<(&Key, &str)> = changes
+        let written: Vec<(usize, &Put)> = changes
             .iter()
-            .zip(entries)
-            .filter_map(|(change, entry)| match (change, entry) {
-                (Change::Put(put), Some(entry))
-                    if !matches!(put.precondition, Precondition::Any) =>
-                {
-                    Some((&put.key, entry.version.as_str()))
+            .enumerate()
+            .filter_map(|(index, change)| match (change, &entries[index]) {
+                (Change::Put(put), Some(_)) if !matches!(put.precondition, Precondition::Any) => {
+                    Some((index, put))
                 }
                 _ => None,
             })
@@ -182,15 +184,23 @@ impl ObjectStore {
         if written.is_empty() {
             return Ok(());
         }
-        let keys: Vec<&Key> = written.iter().map(|(key, _)| *key).collect();
-        let current = self.current_etags(&keys)?;
-        for ((key, ours), etag) in written.into_iter().zip(current) {
-            if etag.as_deref() != Some(ours) {
-                storehost_sdk::log::warn(&format!(
-                    "another writer replaced {} while it was written; reported as a conflict",
-                    key.id
-                ));
-                return Err(Error::Conflict(key.clone()));
+        let objects = written
+            .iter()
+            .map(|(_, put)| object_key(&put.key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let current = self.bucket.get_many(&objects).map_err(host_error)?;
+        for ((index, put), object) in written.into_iter().zip(current) {
+            match object {
+                Some(object) if object.content == put.content => {
+                    entries[index] = Some(entry(put.key.clone(), &object.info));
+                }
+                _ => {
+                    storehost_sdk::log::warn(&format!(
+                        "another writer replaced {} while it was written; reported as a conflict",
+                        put.key.id
+                    ));
+                    return Err(Error::Conflict(put.key.clone()));
+                }
             }
         }
         Ok(())

@@ -92,6 +92,17 @@ impl Workspace {
         Ok((self.open_dir(parent, create)?, name))
     }
 
+    /// [`Self::document_dir`] without creating it; `None` when a directory
+    /// on the way is missing (then so is the document).
+    fn existing_document_dir(&self, key: &Key) -> Result<Option<(Dir, String)>, WorkspaceError> {
+        match self.document_dir(key, false) {
+            Err(WorkspaceError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            found => found.map(Some),
+        }
+    }
+
     fn trash(&self) -> Result<Dir, WorkspaceError> {
         self.open_dir(&Path::new(STATE_DIR).join(TRASH_DIR), true)
     }
@@ -142,11 +153,8 @@ impl Workspace {
     /// beneath the workspace: a link placed as an auth file (say, to a key
     /// elsewhere on the machine) is refused, never read and pushed.
     pub fn read(&self, key: &Key) -> Result<Option<Vec<u8>>, WorkspaceError> {
-        let (dir, name) = match self.document_dir(key, false) {
-            Err(WorkspaceError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Ok(None);
-            }
-            found => found?,
+        let Some((dir, name)) = self.existing_document_dir(key)? else {
+            return Ok(None);
         };
         match dir.read(&name) {
             Ok(content) => Ok(Some(content)),
@@ -179,11 +187,8 @@ impl Workspace {
     }
 
     pub fn remove(&self, key: &Key) -> Result<(), WorkspaceError> {
-        let (dir, name) = match self.document_dir(key, false) {
-            Err(WorkspaceError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Ok(());
-            }
-            found => found?,
+        let Some((dir, name)) = self.existing_document_dir(key)? else {
+            return Ok(());
         };
         match dir.remove(&name) {
             Ok(()) => Ok(()),

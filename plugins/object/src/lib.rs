@@ -246,12 +246,7 @@ impl ObjectStore {
         let keys: Vec<&Key> = checked.iter().map(|(key, _)| *key).collect();
         let etags = self.current_etags(&keys)?;
         for ((key, precondition), current) in checked.into_iter().zip(etags) {
-            let holds = match precondition {
-                Precondition::Any => true,
-                Precondition::Absent => current.is_none(),
-                Precondition::Matches(version) => current.as_deref() == Some(version.as_str()),
-            };
-            if !holds {
+            if !precondition.holds(current.as_deref()) {
                 return Err(Error::Conflict(key.clone()));
             }
         }

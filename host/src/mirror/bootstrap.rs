@@ -71,7 +71,7 @@ pub async fn mirrored(
     let _owner = mirror.own().await;
     let remote = mirror.remote.as_ref();
     remote.prepare().await?;
-    let snapshot = remote.pull(None).await?;
+    let snapshot = mirror.pull_settled(None).await?;
     let remote_lineage = snapshot
         .documents
         .iter()

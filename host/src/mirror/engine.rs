@@ -486,7 +486,7 @@ impl Mirror {
             true => None,
             false => self.ledger().meta(MetaName::Cursor)?,
         };
-        let snapshot = self.remote.pull(cursor.as_deref()).await?;
+        let snapshot = self.pull_settled(cursor.as_deref()).await?;
         let cursor = snapshot.cursor.clone();
         let items = self.guard_remote_deletions(self.changed_items(snapshot, complete_due)?)?;
         let guard = DeletionGuard::never();

@@ -11,11 +11,19 @@ use super::ledger::{MetaName, Op};
 use super::scan::too_many_at_once;
 use super::settle::Item;
 use crate::error::StorehostError;
+use crate::model::Snapshot;
 use crate::model::{Key, Kind};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// How long an operator's acceptance of remote deletions stays valid.
 pub const ACCEPTANCE_VALID_MS: u64 = 3600 * 1000;
+/// How long a pull that drops tracked documents waits before looking
+/// again: object stores and scripts delete one object at a time, and the
+/// guard must see a wipe whole, not its first slice.
+const REMOTE_DELETION_SETTLE: Duration = Duration::from_millis(500);
+/// At most this many looks while the deletions keep growing.
+const REMOTE_DELETION_LOOKS: usize = 20;
 
 /// Why a pull's deletions are too many to mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +48,52 @@ pub(crate) fn assess(tracked_auths: usize, auths: usize, config: bool, share: f6
 }
 
 impl Mirror {
+    /// Pulls from `cursor`; while the answer drops more tracked documents
+    /// than the one before, waits and pulls from the same cursor again, so
+    /// a burst of deletions is judged once, whole.
+    pub(crate) async fn pull_settled(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<Snapshot, StorehostError> {
+        let mut snapshot = self.remote.pull(cursor).await?;
+        let mut dropped = self.tracked_dropped(&snapshot);
+        for _ in 0..REMOTE_DELETION_LOOKS {
+            if dropped == 0 {
+                break;
+            }
+            tokio::time::sleep(REMOTE_DELETION_SETTLE).await;
+            let again = self.remote.pull(cursor).await?;
+            let now = self.tracked_dropped(&again);
+            snapshot = again;
+            if now <= dropped {
+                break;
+            }
+            tracing::debug!(
+                before = dropped,
+                now,
+                "the backend is still deleting; looking again"
+            );
+            dropped = now;
+        }
+        Ok(snapshot)
+    }
+
+    /// How many tracked documents a snapshot says are gone.
+    fn tracked_dropped(&self, snapshot: &Snapshot) -> usize {
+        let ledger = self.ledger();
+        let bases = ledger.bases();
+        let sent: BTreeSet<&Key> = snapshot.documents.iter().map(|d| &d.entry.key).collect();
+        let removed = snapshot
+            .removed
+            .iter()
+            .filter(|k| bases.contains_key(*k) && !sent.contains(k))
+            .count();
+        match snapshot.complete {
+            true => bases.keys().filter(|k| !sent.contains(k)).count(),
+            false => removed,
+        }
+    }
+
     /// Takes the deletions out of a pull's items when they look like a
     /// wipe, queues the workspace's copies to be written back, and records
     /// the refusal for `status`. Returns the items to settle.

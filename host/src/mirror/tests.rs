@@ -734,6 +734,32 @@ async fn a_wiped_backend_gets_its_documents_back_and_the_workspace_keeps_them() 
 }
 
 #[tokio::test]
+async fn a_wipe_done_one_document_at_a_time_is_judged_whole() {
+    let fixture = Fixture::new();
+    let (mirror, keys) = mirrored_auths(&fixture, "a", 12).await;
+    // The first poll meets the wipe after its first deletion.
+    fixture.remote.remove(&keys[0]);
+    let remote = fixture.remote.clone();
+    let rest = keys[1..].to_vec();
+    let wiper = tokio::spawn(async move {
+        for key in rest {
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+            remote.remove(&key);
+        }
+    });
+    assert_eq!(mirror.poll().await.unwrap(), 0, "nothing deleted here");
+    wiper.await.unwrap();
+    for key in &keys {
+        assert!(mirror.workspace.read(key).unwrap().is_some(), "{key}");
+    }
+    assert!(mirror.ledger().trash().unwrap().is_empty());
+    mirror.drain().await.unwrap();
+    for key in &keys {
+        assert!(fixture.remote.get(key).is_some(), "{key} written back");
+    }
+}
+
+#[tokio::test]
 async fn a_deleted_config_on_the_backend_is_written_back() {
     let fixture = Fixture::new();
     let (mirror, _) = mirrored_auths(&fixture, "a", 3).await;

@@ -63,8 +63,8 @@ impl Mirror {
             }
             tokio::time::sleep(REMOTE_DELETION_SETTLE).await;
             let again = self.remote.pull(cursor).await?;
-            let now = self.tracked_dropped(&again);
-            snapshot = again;
+            snapshot = merge_looks(snapshot, again);
+            let now = self.tracked_dropped(&snapshot);
             if now <= dropped {
                 break;
             }
@@ -192,5 +192,115 @@ mod tests {
         assert_eq!(assess(10, 10, false, 1.0), Some(Wipe::AllAuths));
         assert_eq!(assess(10, 0, true, 0.25), Some(Wipe::Config));
         assert_eq!(assess(0, 0, false, 0.25), None);
+    }
+}
+
+/// A second look with the same cursor, on top of the first. A complete
+/// second look stands alone. A delta may omit what the first look already
+/// told: a plugin may report a change once per cursor (git reports a file
+/// this instance pushed and someone then deleted only in the first look),
+/// so what the first look said stays unless the second says otherwise.
+fn merge_looks(first: Snapshot, again: Snapshot) -> Snapshot {
+    if again.complete {
+        return again;
+    }
+    let told: BTreeSet<Key> = again
+        .documents
+        .iter()
+        .map(|d| d.entry.key.clone())
+        .chain(again.removed.iter().cloned())
+        .collect();
+    let mut merged = Snapshot {
+        documents: first
+            .documents
+            .into_iter()
+            .filter(|d| !told.contains(&d.entry.key))
+            .chain(again.documents)
+            .collect(),
+        removed: again.removed,
+        cursor: again.cursor,
+        complete: first.complete,
+    };
+    // In a complete snapshot absence is the removal.
+    if !merged.complete {
+        merged
+            .removed
+            .extend(first.removed.into_iter().filter(|k| !told.contains(k)));
+    } else {
+        merged.removed.clear();
+    }
+    merged
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::merge_looks;
+    use crate::model::{Document, Entry, Key, Snapshot};
+
+    fn document(id: &str, version: &str) -> Document {
+        Document {
+            entry: Entry {
+                key: Key::auth(id),
+                version: version.into(),
+                size: 1,
+                modified_ms: None,
+            },
+            content: version.as_bytes().to_vec(),
+        }
+    }
+
+    fn snapshot(documents: Vec<Document>, removed: &[&str], complete: bool) -> Snapshot {
+        Snapshot {
+            documents,
+            removed: removed.iter().map(|id| Key::auth(*id)).collect(),
+            cursor: "next".into(),
+            complete,
+        }
+    }
+
+    fn ids(keys: impl Iterator<Item = Key>) -> Vec<String> {
+        let mut ids: Vec<String> = keys.map(|k| k.id).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_second_delta_keeps_what_only_the_first_told() {
+        let first = snapshot(
+            vec![document("a", "1"), document("b", "1")],
+            &["gone"],
+            false,
+        );
+        let again = snapshot(vec![document("b", "2")], &["a", "also-gone"], false);
+        let merged = merge_looks(first, again);
+        assert!(!merged.complete);
+        assert_eq!(ids(merged.removed.into_iter()), ["a", "also-gone", "gone"]);
+        let versions: Vec<(String, String)> = merged
+            .documents
+            .iter()
+            .map(|d| (d.entry.key.id.clone(), d.entry.version.clone()))
+            .collect();
+        assert_eq!(versions, [("b".to_string(), "2".to_string())]);
+    }
+
+    #[test]
+    fn a_complete_look_stands_alone_and_a_delta_updates_a_complete_first() {
+        let first = snapshot(vec![document("a", "1")], &["x"], false);
+        let again = snapshot(vec![document("b", "1")], &[], true);
+        let merged = merge_looks(first, again);
+        assert!(merged.complete && merged.removed.is_empty());
+        assert_eq!(
+            ids(merged.documents.into_iter().map(|d| d.entry.key)),
+            ["b"]
+        );
+
+        let first = snapshot(vec![document("a", "1"), document("b", "1")], &[], true);
+        let again = snapshot(vec![document("c", "1")], &["a"], false);
+        let merged = merge_looks(first, again);
+        assert!(merged.complete && merged.removed.is_empty());
+        assert_eq!(
+            ids(merged.documents.into_iter().map(|d| d.entry.key)),
+            ["b", "c"]
+        );
     }
 }

@@ -4,10 +4,11 @@
 //! check again, make the commit again on the new head, retry with backoff.
 
 use crate::GitStore;
-use crate::tree::File;
-use storehost_sdk::capabilities::git::{FileChange, PushMode};
-use storehost_sdk::paths::path_of;
-use storehost_sdk::{Change, Entry, Error, HostError, host_error};
+use crate::errors::{Push, push_outcome};
+use crate::layout::{File, Known};
+use storehost_sdk::capabilities::git::{Fetched, FileChange, PushMode};
+use storehost_sdk::paths::{key_of, path_of};
+use storehost_sdk::{Change, Entry, Error, host_error};
 
 /// Pushes tried per `apply` before the host is told to retry later.
 const ATTEMPTS: u32 = 8;
@@ -92,15 +93,11 @@ fn commit_and_push(
         true => Ok(()),
         false => store.repo.push(&committed.commit, &mode),
     };
-    match pushed {
-        Ok(()) => {}
-        Err(HostError::Rejected(why)) => {
-            storehost_sdk::log::debug(&format!(
-                "push rejected, trying again on the new head: {why}"
-            ));
-            return Ok(None);
-        }
-        Err(e) => return Err(host_error(e)),
+    if let Push::BranchMoved(why) = push_outcome(pushed)? {
+        storehost_sdk::log::debug(&format!(
+            "push rejected, trying again on the new head: {why}"
+        ));
+        return Ok(None);
     }
     let mut known = store.known.borrow_mut();
     let mut entries = Vec::with_capacity(changes.len());
@@ -111,7 +108,7 @@ fn commit_and_push(
                     blob,
                     size: put.content.len() as u64,
                 };
-                entries.push(Some(crate::tree::entry(put.key.clone(), &file)));
+                entries.push(Some(crate::layout::entry(put.key.clone(), &file)));
                 known.files.insert(path.clone(), file);
             }
             _ => {
@@ -157,4 +154,114 @@ fn backoff(attempt: u32) {
     let base = 20u64 << attempt.min(5);
     let jitter = RandomState::new().hash_one(attempt) % base;
     std::thread::sleep(std::time::Duration::from_millis(base + jitter));
+}
+
+impl GitStore {
+    /// In history mode, a head we knew that is no longer in the branch's
+    /// history means someone rewrote (or deleted) the branch. Documents
+    /// the rewrite dropped are committed again on top of it; the rest of
+    /// the rewrite stands. Returns the head to use. A restore that could
+    /// not be pushed is tried again at the next sync.
+    pub(crate) fn settle_rewrite(&self, fetched: Fetched) -> Result<Option<String>, Error> {
+        let Fetched { head, previous } = fetched;
+        if self.squash {
+            return Ok(head);
+        }
+        let Some(head) = head else {
+            let Some(previous) = previous else {
+                return Ok(None);
+            };
+            storehost_sdk::log::error(&format!(
+                "the remote branch was deleted; restoring it at {previous}, the last head seen"
+            ));
+            self.repo
+                .push(&previous, &PushMode::FastForward)
+                .map_err(host_error)?;
+            return Ok(Some(previous));
+        };
+        let rewritten = match previous {
+            Some(previous)
+                if previous != head
+                    && !self
+                        .repo
+                        .is_ancestor(&previous, &head)
+                        .map_err(host_error)? =>
+            {
+                Some(previous)
+            }
+            _ => None,
+        };
+        let Some(before) = rewritten.or_else(|| self.pending_rewrite.take()) else {
+            return Ok(Some(head));
+        };
+        match self.restore_dropped(&before, &head) {
+            Ok(head) => Ok(Some(head)),
+            Err(e) => {
+                *self.pending_rewrite.borrow_mut() = Some(before);
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits again, on top of `head`, the documents `before` had and
+    /// `head` lacks; returns the new head.
+    fn restore_dropped(&self, before: &str, head: &str) -> Result<String, Error> {
+        let old = self.repo.tree(before).map_err(host_error)?;
+        let new = Known::new(
+            Some(head.to_string()),
+            self.repo.tree(head).map_err(host_error)?,
+        );
+        let dropped: Vec<(String, String)> = old
+            .into_iter()
+            .filter(|e| key_of(&e.path).is_some() && !new.files.contains_key(&e.path))
+            .map(|e| (e.path, e.blob))
+            .collect();
+        if dropped.is_empty() {
+            storehost_sdk::log::warn(&format!(
+                "the remote branch was rewritten (it was at {before}, now {head}); no document was dropped"
+            ));
+            return Ok(head.to_string());
+        }
+        let restored = self.restore(head, &dropped)?;
+        storehost_sdk::log::error(&format!(
+            "the remote branch was rewritten (it was at {before}, now {head}) and {} document(s) were dropped; they are committed again in {restored}: {}",
+            dropped.len(),
+            dropped
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Ok(restored)
+    }
+
+    fn restore(&self, head: &str, dropped: &[(String, String)]) -> Result<String, Error> {
+        let blobs: Vec<String> = dropped.iter().map(|(_, b)| b.clone()).collect();
+        let contents = self.repo.read_many(&blobs).map_err(host_error)?;
+        let changes: Vec<FileChange> = dropped
+            .iter()
+            .zip(contents)
+            .map(|((path, _), content)| FileChange::Write((path.clone(), content)))
+            .collect();
+        let message = format!(
+            "Restore {} document(s) dropped by a rewrite of the branch\n\n{}",
+            dropped.len(),
+            dropped
+                .iter()
+                .map(|(p, _)| format!("restore {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let commit = self
+            .repo
+            .commit(Some(head), &changes, &message, false)
+            .map_err(host_error)?;
+        let pushed = self.repo.push(&commit.commit, &PushMode::FastForward);
+        match push_outcome(pushed)? {
+            Push::Done => Ok(commit.commit),
+            Push::BranchMoved(why) => Err(Error::Unavailable(format!(
+                "restoring documents after a rewrite raced another writer: {why}"
+            ))),
+        }
+    }
 }

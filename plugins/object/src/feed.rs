@@ -4,7 +4,6 @@
 //! only objects whose ETag changed and reports the keys that disappeared.
 //! Any other cursor gets a complete snapshot.
 
-use crate::documents_of;
 use crate::layout::{AUTH_PREFIX, document_key, object_key};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -128,4 +127,21 @@ fn digest(etags: &BTreeMap<String, String>) -> String {
         hasher.update(format!("{object}\0{etag}\n"));
     }
     format!("s3v1:{}", &hex::encode(hasher.finalize())[..32])
+}
+
+pub fn entry(key: Key, info: &ObjectInfo) -> Entry {
+    Entry {
+        key,
+        version: info.etag.clone(),
+        size: info.size,
+        modified_ms: info.modified_ms,
+    }
+}
+
+/// Objects that are documents, with their keys.
+fn documents_of(objects: Vec<ObjectInfo>) -> Vec<(Key, ObjectInfo)> {
+    objects
+        .into_iter()
+        .filter_map(|info| Some((document_key(&info.key)?, info)))
+        .collect()
 }

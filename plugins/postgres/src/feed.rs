@@ -8,10 +8,12 @@
 //! back an overlap window before its cursor, and a complete snapshot every
 //! few minutes bounds whatever a longer transaction could still hide.
 
-use crate::tables::{self, Tables};
+use crate::Postgres;
+use crate::errors::PrepareError;
+use crate::layout::{self, Tables};
 use std::cell::Cell;
 use storehost_sdk::capabilities::sql::{self, Value};
-use storehost_sdk::host_error;
+use storehost_sdk::{CONCURRENT_WRITER_WON, host_error};
 use storehost_sdk::{CONFIG_ID, Document, Error, Key, Kind, Snapshot};
 
 /// How far before its cursor a delta pull looks again.
@@ -178,7 +180,7 @@ fn delta(tx: &sql::Transaction, tables: &Tables, since_us: i64) -> Result<Option
         let [table, id] = row.as_slice() else {
             return Err(Error::Internal("unexpected tombstone row".into()));
         };
-        let (table, id) = (tables::text(table)?, tables::text(id)?);
+        let (table, id) = (layout::text(table)?, layout::text(id)?);
         if id == TRUNCATED {
             return Ok(None);
         }
@@ -217,7 +219,7 @@ pub fn documents(
     let rows = via.query(statement, params)?;
     let mut documents = Vec::with_capacity(rows.rows.len());
     for row in rows.rows {
-        let document = tables::row_document(row)?;
+        let document = layout::row_document(row)?;
         match storehost_sdk::ids::check_auth_id(&document.entry.key.id) {
             Ok(()) => documents.push(document),
             Err(problem) => storehost_sdk::log::warn(&format!(
@@ -257,7 +259,7 @@ fn server_now_us(tx: &sql::Transaction) -> Result<i64, Error> {
         .first()
         .and_then(|row| row.first())
         .ok_or_else(|| Error::Internal("the server did not say what time it is".into()))?;
-    tables::int(value)
+    layout::int(value)
 }
 
 /// Deletions since `$1` (µs) of rows that are still gone.
@@ -280,7 +282,7 @@ fn triggers_on(tx: &sql::Transaction, tables: &Tables, table: &str) -> Result<Ve
     )?;
     rows.rows
         .iter()
-        .map(|row| tables::text(row.first().unwrap_or(&Value::Null)))
+        .map(|row| layout::text(row.first().unwrap_or(&Value::Null)))
         .collect()
 }
 
@@ -346,6 +348,45 @@ fn trigger_statements(tables: &Tables, table: &str) -> [(&'static str, String); 
             ),
         ),
     ]
+}
+
+impl Postgres {
+    pub(crate) fn channel(&self) -> Result<String, Error> {
+        let (query, params) = self.tables.channel_query();
+        let rows = self.db.query(query, &params).map_err(host_error)?;
+        let value = rows.rows.first().and_then(|row| row.first());
+        crate::layout::text(value.unwrap_or(&sql::Value::Null))
+    }
+
+    pub(crate) fn read_one(&self, key: &Key) -> Result<Option<Document>, Error> {
+        let (statement, id) = self.tables.select_one(key)?;
+        let rows = self
+            .db
+            .query(&statement, &[sql::Value::Text(id)])
+            .map_err(host_error)?;
+        rows.rows
+            .into_iter()
+            .next()
+            .map(crate::layout::row_document)
+            .transpose()
+    }
+
+    /// The change tracking; a role that may not add triggers does without.
+    pub(crate) fn install_feed(&self) -> Result<(), PrepareError> {
+        match self.feed.install(&self.db, &self.tables) {
+            Err(Error::Denied(reason)) => {
+                storehost_sdk::log::warn(&format!(
+                    "cannot install change tracking ({reason}); every pull reads the whole tables"
+                ));
+                Ok(())
+            }
+            Err(Error::Unavailable(message)) if message.starts_with(CONCURRENT_WRITER_WON) => {
+                Err(PrepareError::Raced(message))
+            }
+            Err(other) => Err(PrepareError::Other(other)),
+            Ok(()) => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

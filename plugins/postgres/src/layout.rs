@@ -1,11 +1,10 @@
-//! SQL for the three tables: statements, row decoding, and one change of a
-//! batch as a compare-and-swap.
+//! The three tables: where each document lives, the statements that
+//! create and read them, and row decoding.
 
+use crate::errors::{PrepareError, prepare_error};
 use storehost_sdk::capabilities::sql::{self, Value};
 use storehost_sdk::ids::check_auth_id;
-use storehost_sdk::{
-    CONFIG_ID, Change, Document, Entry, Error, Key, Kind, Precondition, host_error,
-};
+use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
 /// The config's row id in `config_store` (what existing deployments use).
 const CONFIG_ROW: &str = "config";
@@ -24,10 +23,10 @@ pub struct SchemaObject {
 }
 
 /// Where a key lives: table, row id, and how its content is stored.
-struct Place {
-    table: &'static str,
-    id: String,
-    json: bool,
+pub(crate) struct Place {
+    pub table: &'static str,
+    pub id: String,
+    pub json: bool,
 }
 
 impl Tables {
@@ -134,83 +133,9 @@ impl Tables {
             vec![Value::Text(self.schema.clone())],
         )
     }
-
-    /// One change inside the batch transaction; a failed precondition is a
-    /// conflict and the caller drops (rolls back) the transaction.
-    pub fn apply_one(
-        &self,
-        tx: &sql::Transaction,
-        change: &Change,
-    ) -> Result<Option<Entry>, Error> {
-        let (key, precondition) = (change.key(), change.precondition());
-        let place = place(key)?;
-        let table = self.table(place.table);
-        let id = Value::Text(place.id.clone());
-        let returning = "RETURNING md5(content::text), octet_length(content::text)::int8, \
-                         (extract(epoch FROM updated_at) * 1000)::int8";
-        let conflict = || Error::Conflict(key.clone());
-        match change {
-            Change::Put(put) => {
-                let content = content_value(&place, &put.content)?;
-                let cast = if place.json { "::jsonb" } else { "" };
-                let (statement, params) = match precondition {
-                    Precondition::Any => (
-                        format!(
-                            "INSERT INTO {table} (id, content, created_at, updated_at) VALUES ($1, $2{cast}, NOW(), NOW()) \
-                             ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW() {returning}"
-                        ),
-                        vec![id, content],
-                    ),
-                    Precondition::Absent => (
-                        format!(
-                            "INSERT INTO {table} (id, content, created_at, updated_at) VALUES ($1, $2{cast}, NOW(), NOW()) \
-                             ON CONFLICT (id) DO NOTHING {returning}"
-                        ),
-                        vec![id, content],
-                    ),
-                    Precondition::Matches(version) => (
-                        format!(
-                            "UPDATE {table} SET content = $2{cast}, updated_at = NOW() \
-                             WHERE id = $1 AND md5(content::text) = $3 {returning}"
-                        ),
-                        vec![id, content, Value::Text(version.clone())],
-                    ),
-                };
-                let rows = tx.query(&statement, &params).map_err(host_error)?;
-                let row = rows.rows.first().ok_or_else(conflict)?;
-                let (version, size, modified_ms) =
-                    (text(&row[0])?, int(&row[1])?, int(&row[2]).ok());
-                Ok(Some(Entry {
-                    key: key.clone(),
-                    version,
-                    size: size as u64,
-                    modified_ms,
-                }))
-            }
-            Change::Remove(_) => {
-                let (statement, params) = match precondition {
-                    Precondition::Any => (format!("DELETE FROM {table} WHERE id = $1"), vec![id]),
-                    Precondition::Absent => {
-                        (format!("SELECT 1 FROM {table} WHERE id = $1"), vec![id])
-                    }
-                    Precondition::Matches(version) => (
-                        format!("DELETE FROM {table} WHERE id = $1 AND md5(content::text) = $2"),
-                        vec![id, Value::Text(version.clone())],
-                    ),
-                };
-                let affected = tx.execute(&statement, &params).map_err(host_error)?;
-                let holds = match precondition {
-                    Precondition::Any => true,
-                    Precondition::Absent => affected == 0,
-                    Precondition::Matches(_) => affected == 1,
-                };
-                if holds { Ok(None) } else { Err(conflict()) }
-            }
-        }
-    }
 }
 
-fn place(key: &Key) -> Result<Place, Error> {
+pub(crate) fn place(key: &Key) -> Result<Place, Error> {
     let checked = |id: &str| {
         check_auth_id(id).map_err(|problem| Error::Invalid(format!("id {id:?}: {problem}")))?;
         Ok::<_, Error>(id.to_string())
@@ -233,19 +158,6 @@ fn place(key: &Key) -> Result<Place, Error> {
             json: false,
         }),
     }
-}
-
-fn content_value(place: &Place, content: &[u8]) -> Result<Value, Error> {
-    let text = String::from_utf8(content.to_vec())
-        .map_err(|_| Error::Invalid("content is not UTF-8".into()))?;
-    if text.contains('\0') {
-        return Err(Error::Invalid("PostgreSQL text cannot hold NUL".into()));
-    }
-    Ok(if place.json {
-        Value::Json(text)
-    } else {
-        Value::Text(text)
-    })
 }
 
 fn kind_name(kind: Kind) -> &'static str {
@@ -308,5 +220,24 @@ fn into_text(value: Value) -> Result<String, Error> {
     match value {
         Value::Text(text) => Ok(text),
         other => Err(Error::Internal(format!("expected text, got {other:?}"))),
+    }
+}
+
+impl crate::Postgres {
+    /// The schema and tables, in one transaction under the DDL lock.
+    pub(crate) fn create_schema(&self) -> Result<(), PrepareError> {
+        let tx = self.db.begin().map_err(prepare_error)?;
+        let (lock, params) = self.tables.ddl_lock();
+        tx.execute(lock, &params).map_err(prepare_error)?;
+        for object in self.tables.schema_objects() {
+            let probe = tx
+                .query(object.probe, &[object.name])
+                .map_err(prepare_error)?;
+            let exists = probe.rows.first().and_then(|row| row.first());
+            if !matches!(exists, Some(sql::Value::Boolean(true))) {
+                tx.execute(&object.create, &[]).map_err(prepare_error)?;
+            }
+        }
+        sql::Transaction::commit(tx).map_err(prepare_error)
     }
 }

@@ -4,9 +4,10 @@
 //! hash. A cursor this instance did not hand out (a restart, a host that
 //! retries an older one) gets a complete pull.
 
+use crate::LocalStore;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use storehost_sdk::{Key, Kind};
+use storehost_sdk::{Error, Key, Kind, Snapshot};
 
 /// A file modified this recently may change again within the same
 /// timestamp tick without its stamp changing (the "racy" case), so its
@@ -128,4 +129,47 @@ fn new_generation() -> String {
         .unwrap_or_default()
         .as_nanos();
     format!("local-{now:x}-{random:016x}")
+}
+
+impl LocalStore {
+    /// One pass over the files. Given the cursor of this instance's last
+    /// pull, only files whose modification time or size changed are read,
+    /// and the answer is a delta; otherwise every file is read.
+    pub(crate) fn pull_files(&self, cursor: Option<String>) -> Result<Snapshot, Error> {
+        let mut seen = self.seen.borrow_mut();
+        let last = seen
+            .take()
+            .filter(|last| cursor.as_deref() == Some(last.generation()));
+        let now = std::time::SystemTime::now();
+        let mut next = Seen::new();
+        let mut documents = Vec::new();
+        for key in self.layout.keys()? {
+            let Some(stat) = self.layout.stat(&key)? else {
+                continue;
+            };
+            if let Some(version) = last.as_ref().and_then(|last| last.unchanged(&key, &stat)) {
+                next.record(&key, stat, version, now);
+                continue;
+            }
+            let Some(document) = self.layout.read_stated(&key, &stat)? else {
+                continue;
+            };
+            next.record(&key, stat, &document.entry.version, now);
+            let known = last.as_ref().and_then(|last| last.version(&key));
+            if known != Some(document.entry.version.as_str()) {
+                documents.push(document);
+            }
+        }
+        let snapshot = Snapshot {
+            documents,
+            removed: last
+                .as_ref()
+                .map(|last| last.gone_in(&next))
+                .unwrap_or_default(),
+            cursor: next.generation().to_string(),
+            complete: last.is_none(),
+        };
+        *seen = Some(next);
+        Ok(snapshot)
+    }
 }

@@ -1,0 +1,153 @@
+//! The directory layout (`config/config.yaml`, `auths/<id>`, metadata
+//! under `.storehost/meta/`) and reading documents from it.
+
+use crate::errors::{io_error, is_absent};
+use crate::feed::FileStat;
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+use storehost_sdk::ids::check_auth_id;
+use storehost_sdk::layout::collect_auth_ids;
+use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
+
+pub fn content_version(content: &[u8]) -> String {
+    hex::encode(Sha256::digest(content))
+}
+
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &str) -> Self {
+        Layout {
+            root: PathBuf::from(root),
+        }
+    }
+
+    pub(crate) fn config_dir(&self) -> PathBuf {
+        self.root.join("config")
+    }
+
+    pub(crate) fn auth_dir(&self) -> PathBuf {
+        self.root.join("auths")
+    }
+
+    /// The host's metadata; beside the documents, never inside them.
+    pub(crate) fn meta_dir(&self) -> PathBuf {
+        self.root.join(".storehost").join("meta")
+    }
+
+    /// Where writers take turns (see `lock.rs`); beside the documents.
+    pub fn lock_dir(&self) -> PathBuf {
+        self.root.join(".storehost")
+    }
+
+    pub fn create_dirs(&self) -> Result<(), Error> {
+        for dir in [self.config_dir(), self.auth_dir()] {
+            fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
+        }
+        Ok(())
+    }
+
+    pub fn check_root(&self) -> Result<(), Error> {
+        fs::metadata(&self.root)
+            .map(|_| ())
+            .map_err(|e| io_error("inspect", &self.root, e))
+    }
+
+    /// The file a key lives in; refuses ids that would leave the layout.
+    pub(crate) fn path(&self, key: &Key) -> Result<PathBuf, Error> {
+        match key.kind {
+            Kind::Config if key.id == CONFIG_ID => Ok(self.config_dir().join(CONFIG_ID)),
+            Kind::Config => Err(Error::Invalid(format!(
+                "config id must be `{CONFIG_ID}`, not {:?}",
+                key.id
+            ))),
+            Kind::Auth => Ok(self.auth_dir().join(checked_id(&key.id)?)),
+            Kind::Meta => Ok(self.meta_dir().join(checked_id(&key.id)?)),
+        }
+    }
+
+    /// Every key present, config first, auths in sorted order.
+    pub fn keys(&self) -> Result<Vec<Key>, Error> {
+        let mut keys = Vec::new();
+        if self.config_dir().join(CONFIG_ID).is_file() {
+            keys.push(Key {
+                kind: Kind::Config,
+                id: CONFIG_ID.into(),
+            });
+        }
+        for (kind, dir) in [(Kind::Auth, self.auth_dir()), (Kind::Meta, self.meta_dir())] {
+            let ids = collect_auth_ids(&dir).map_err(|e| io_error("list", &dir, e))?;
+            keys.extend(ids.into_iter().map(|id| Key { kind, id }));
+        }
+        Ok(keys)
+    }
+
+    pub fn read_bytes(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
+        let path = self.path(key)?;
+        match fs::read(&path) {
+            Ok(content) => Ok(Some(content)),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(io_error("read", &path, e)),
+        }
+    }
+
+    pub fn read(&self, key: &Key) -> Result<Option<Document>, Error> {
+        let Some(content) = self.read_bytes(key)? else {
+            return Ok(None);
+        };
+        let entry = self.entry(key, &content)?;
+        Ok(Some(Document { entry, content }))
+    }
+
+    /// The file's modification time and size; None when it is gone.
+    pub fn stat(&self, key: &Key) -> Result<Option<FileStat>, Error> {
+        let path = self.path(key)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(FileStat {
+                modified: meta.modified().ok(),
+                size: meta.len(),
+            })),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(io_error("inspect", &path, e)),
+        }
+    }
+
+    /// Reads a document whose stat was just taken (so it is not taken
+    /// twice).
+    pub fn read_stated(&self, key: &Key, stat: &FileStat) -> Result<Option<Document>, Error> {
+        let Some(content) = self.read_bytes(key)? else {
+            return Ok(None);
+        };
+        let entry = Entry {
+            key: key.clone(),
+            version: content_version(&content),
+            size: content.len() as u64,
+            modified_ms: stat.modified_ms(),
+        };
+        Ok(Some(Document { entry, content }))
+    }
+
+    pub(crate) fn entry(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
+        let path = self.path(key)?;
+        let modified_ms = fs::metadata(&path)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+            .map(|age| age.as_millis() as i64);
+        Ok(Entry {
+            key: key.clone(),
+            version: content_version(content),
+            size: content.len() as u64,
+            modified_ms,
+        })
+    }
+}
+
+fn checked_id(id: &str) -> Result<&str, Error> {
+    check_auth_id(id).map_err(|problem| Error::Invalid(format!("id {id:?}: {problem}")))?;
+    Ok(id)
+}

@@ -1,0 +1,176 @@
+//! Writes: every precondition of a batch checked under the directory's
+//! write lock before anything is touched, then each file written
+//! atomically (temp file, fsync, rename or hard link, directory fsync).
+
+use crate::LocalStore;
+use crate::errors::{io_error, is_absent};
+use crate::layout::{Layout, content_version};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use storehost_sdk::dir_lock::WriteLock;
+use storehost_sdk::layout::TEMP_PREFIX;
+use storehost_sdk::{Change, Entry, Error, Key, Precondition};
+
+impl LocalStore {
+    pub(crate) fn apply_changes(&self, changes: Vec<Change>) -> Result<Vec<Option<Entry>>, Error> {
+        let lock = WriteLock::acquire(&self.layout.lock_dir())?;
+        // Check every precondition before touching anything, so a stale
+        // batch changes nothing.
+        for change in &changes {
+            lock.keep_alive();
+            self.check_precondition(change.key(), change.precondition())?;
+        }
+        changes
+            .into_iter()
+            .map(|change| {
+                lock.keep_alive();
+                let written = match &change {
+                    // Created only if still absent, atomically: of several
+                    // writers racing to create a document, one wins.
+                    Change::Put(put) if matches!(put.precondition, Precondition::Absent) => {
+                        self.layout.create(&put.key, &put.content).map(Some)
+                    }
+                    Change::Put(put) => self.layout.write(&put.key, &put.content).map(Some),
+                    Change::Remove(remove) => self.layout.remove(&remove.key).map(|()| None),
+                };
+                self.note_applied(&change, &written);
+                written
+            })
+            .collect()
+    }
+
+    /// Keeps the next delta right about what this instance wrote: a file
+    /// it wrote and someone then deleted before the next pull must show as
+    /// removed, so it is known from now on (and read again next time).
+    fn note_applied(&self, change: &Change, written: &Result<Option<Entry>, Error>) {
+        let mut seen = self.seen.borrow_mut();
+        let Some(seen) = seen.as_mut() else {
+            return;
+        };
+        match (change, written) {
+            (Change::Put(_), Ok(Some(entry))) => seen.record_written(&entry.key, &entry.version),
+            (Change::Remove(remove), Ok(_)) => seen.forget(&remove.key),
+            _ => {}
+        }
+    }
+
+    fn check_precondition(&self, key: &Key, precondition: &Precondition) -> Result<(), Error> {
+        let current = self
+            .layout
+            .read_bytes(key)?
+            .map(|content| content_version(&content));
+        if precondition.holds(current.as_deref()) {
+            Ok(())
+        } else {
+            Err(Error::Conflict(key.clone()))
+        }
+    }
+}
+
+impl Layout {
+    pub fn write(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("a document path has a parent");
+        fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+        write_atomically(&path, content).map_err(|e| io_error("write", &path, e))?;
+        self.entry(key, content)
+    }
+
+    /// Writes a document that must not exist yet: the content goes to a
+    /// temp file that is then hard-linked into place, which fails if
+    /// another writer created the document first (`conflict`).
+    pub fn create(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("a document path has a parent");
+        fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+        let temp = write_temp(&path, content).map_err(|e| io_error("write", &path, e))?;
+        let linked = fs::hard_link(&temp, &path);
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {
+                sync_dir(dir);
+                self.entry(key, content)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Conflict(key.clone())),
+            Err(e) => Err(io_error("write", &path, e)),
+        }
+    }
+
+    pub fn remove(&self, key: &Key) -> Result<(), Error> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if is_absent(&e) => return Ok(()),
+            Err(e) => return Err(io_error("remove", &path, e)),
+        }
+        if let Some(dir) = path.parent() {
+            sync_dir(dir);
+            self.prune_empty_dirs(dir);
+        }
+        Ok(())
+    }
+
+    /// Removes directories a nested id left empty, up to `auths/`.
+    fn prune_empty_dirs(&self, mut dir: &Path) {
+        let stops = [self.auth_dir(), self.meta_dir()];
+        let Some(stop) = stops.iter().find(|stop| dir.starts_with(stop)) else {
+            return;
+        };
+        while dir != stop.as_path() {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
+            match dir.parent() {
+                Some(parent) => dir = parent,
+                None => break,
+            }
+        }
+    }
+}
+
+fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("a document path has a parent");
+    let temp = write_temp(path, content)?;
+    if let Err(e) = fs::rename(&temp, path) {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// A durable temp file beside `path` holding `content`.
+fn write_temp(path: &Path, content: &[u8]) -> io::Result<PathBuf> {
+    let dir = path.parent().expect("a document path has a parent");
+    let name = path
+        .file_name()
+        .expect("a document path has a name")
+        .to_string_lossy();
+    let temp = dir.join(format!("{TEMP_PREFIX}{name}.{}", unique_suffix()));
+    let result = (|| {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(content)?;
+        file.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    Ok(temp)
+}
+
+fn unique_suffix() -> String {
+    use std::hash::BuildHasher;
+    // Each `RandomState` is seeded from WASI's random source.
+    let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    format!("{random:016x}")
+}
+
+/// Makes a rename durable; some filesystems cannot open a directory for
+/// syncing, and then the rename is as durable as the platform allows.
+fn sync_dir(dir: &Path) {
+    if let Ok(handle) = fs::File::open(dir) {
+        let _ = handle.sync_all();
+    }
+}

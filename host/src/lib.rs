@@ -18,6 +18,7 @@ pub mod mirror;
 pub mod model;
 pub mod runtime;
 pub mod selection;
+pub mod test_servers;
 
 pub use api::{CustomPlugin, Mode, Storehost, StorehostOptions};
 pub use error::StorehostError;

@@ -244,3 +244,72 @@ fn inspect_lists_every_import_and_export_and_with_a_manifest_what_it_grants() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("grants.colour"), "{stderr}");
 }
+
+fn built_in_file(dir: &Path, kind: storehost::selection::BackendKind) -> PathBuf {
+    let component = storehost::builtin::component(kind).unwrap();
+    write(dir, &format!("{}.wasm", kind.name()), component)
+}
+
+/// `plugin test` as run by an author whose test servers are installed
+/// where `.ci/install.sh` puts them (`~/.cargo/bin` for s3s-fs).
+fn plugin_test_with_home(cwd: &Path, args: &[&str]) -> Output {
+    storehost_tests::clean_command(BIN, cwd)
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .args(["plugin", "test"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_built_in_passes_with_its_service_started_for_it() {
+    use storehost::selection::BackendKind;
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, service) in [
+        (BackendKind::Postgres, "postgres"),
+        (BackendKind::Object, "object"),
+        (BackendKind::Git, "git"),
+    ] {
+        let file = built_in_file(dir.path(), kind);
+        let file = file.to_str().unwrap();
+        let output = plugin_test_with_home(dir.path(), &[file, "--service", service, "--json"]);
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{service}: {stdout}{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["failed"], 0, "{service}: {stdout}");
+        assert!(
+            report["passed"].as_u64().unwrap() > 10,
+            "{service}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_plugin_without_its_service_fails_and_a_missing_server_says_how_to_install_it() {
+    use storehost::selection::BackendKind;
+    let dir = tempfile::tempdir().unwrap();
+    let git = built_in_file(dir.path(), BackendKind::Git);
+    let git = git.to_str().unwrap();
+    // No remote granted: the cases fail, they do not pass by accident.
+    assert_eq!(plugin_test(dir.path(), &[git]).status.code(), Some(1));
+
+    let unknown = plugin_test(dir.path(), &[git, "--service", "ftp"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown).1.contains("ftp"), "{}", text(&unknown).1);
+
+    // Neither git nor s3s-fs can be found on this PATH and HOME.
+    for (service, install) in [
+        ("object", "cargo install s3s-fs"),
+        ("git", "apt-get install git"),
+    ] {
+        let output = storehost_tests::clean_command(BIN, dir.path())
+            .env("PATH", dir.path())
+            .env("HOME", dir.path())
+            .args(["plugin", "test", git, "--service", service])
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{service}: {stderr}");
+        assert!(stderr.contains(install), "{service}: {stderr}");
+    }
+}

@@ -8,7 +8,6 @@ pub mod logs;
 pub mod postgres;
 pub mod s3;
 pub mod scenarios;
-pub mod tcp_front;
 pub mod tls_front;
 
 /// Test guest components built by build.rs from `tests/guests/*`.

@@ -1,148 +1,47 @@
-//! A real S3-compatible server for tests: `s3s-fs` (crates.io) serving a
-//! temp dir on a free loopback port, with SigV4 authentication, stopped on
-//! drop. Install it with `bash .ci/install.sh` (which runs
+//! A real S3-compatible server for tests: the product's own throwaway
+//! server ([`storehost::test_servers::ObjectServer`], `s3s-fs`), failing
+//! the test when it cannot start, plus a throttling front and a TLS front.
+//! Install s3s-fs with `bash .ci/install.sh` (which runs
 //! `cargo install s3s-fs --version 0.14.1 --features binary --locked`).
-//! For `https://` endpoints, [`S3Server::tls_front`] puts a TLS terminator
-//! with a throwaway CA in front of it.
 
-use crate::free_port;
-use crate::tcp_front::TcpFront;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use storehost::builtin::Places;
 use storehost::capabilities::secrets::SecretValue;
 use storehost::runtime::{Plugin, PluginSpec, Runtime};
 use storehost::selection::{BackendChoice, BackendKind, ObjectEndpoint, ObjectSettings};
+use storehost::test_servers::ObjectServer;
+pub use storehost::test_servers::object::{ACCESS_KEY, SECRET_KEY};
 use storehost::{Storehost, StorehostError};
 
-pub const ACCESS_KEY: &str = "storehost-test-access";
-pub const SECRET_KEY: &str = "storehost-test-secret-4f1c";
+pub struct S3Server(ObjectServer);
 
-pub struct S3Server {
-    dir: tempfile::TempDir,
-    /// The public port, kept across stop and resume.
-    front: TcpFront,
-    /// s3s-fs's own port (it binds it itself), and the process.
-    child: Option<(u16, Child)>,
-}
-
-fn find_binary() -> PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin")));
-    for dir in candidates {
-        let binary = dir.join("s3s-fs");
-        if binary.is_file() {
-            return binary;
-        }
-    }
-    panic!(
-        "the S3-compatible test server `s3s-fs` was not found in PATH or ~/.cargo/bin: \
-         install it with `cargo install s3s-fs --version 0.14.1 --features binary --locked` \
-         (or run `bash .ci/install.sh`)"
-    )
-}
-
-fn wait_for_port(port: u16, up: bool) {
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_ok() != up {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "s3s-fs on port {port} did not {}",
-            if up { "start" } else { "stop" }
-        );
-        std::thread::sleep(Duration::from_millis(20));
+impl Deref for S3Server {
+    type Target = ObjectServer;
+    fn deref(&self) -> &ObjectServer {
+        &self.0
     }
 }
 
-/// True once `child` listens on `port`; false when it exited first (the
-/// port was taken).
-fn wait_for_child_port(child: &mut Child, port: u16) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(15) {
-        if child.try_wait().ok().flatten().is_some() {
-            return false;
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            std::thread::sleep(Duration::from_millis(20));
-            return child.try_wait().ok().flatten().is_none();
-        }
-        std::thread::sleep(Duration::from_millis(20));
+impl DerefMut for S3Server {
+    fn deref_mut(&mut self) -> &mut ObjectServer {
+        &mut self.0
     }
-    false
 }
 
 impl S3Server {
     pub fn start() -> S3Server {
-        let mut server = S3Server {
-            dir: tempfile::tempdir().unwrap(),
-            front: TcpFront::start(0),
-            child: None,
-        };
-        std::fs::create_dir_all(server.root()).unwrap();
-        server.resume();
-        server
+        S3Server(ObjectServer::start().unwrap_or_else(|e| panic!("{e}")))
     }
 
-    /// Where the server keeps buckets (one directory each) and objects.
-    pub fn root(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    pub fn port(&self) -> u16 {
-        self.front.port()
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.front.port())
-    }
-
-    /// Stops the server (an outage); `resume` starts it again on the same
-    /// port and data.
-    pub fn stop(&mut self) {
-        self.front.down();
-        if let Some((port, mut child)) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            wait_for_port(port, false);
-        }
-    }
-
-    /// Starts s3s-fs on a port of its own, again on another one if someone
-    /// took that port first, and points the front at it.
+    /// Starts the server again after `stop`, on the same port and data.
     pub fn resume(&mut self) {
-        let binary = find_binary();
-        for _attempt in 0..10 {
-            let port = free_port();
-            let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-            let mut child = Command::new(&binary)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(self.root())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("starting s3s-fs");
-            if wait_for_child_port(&mut child, port) {
-                self.front.up(port);
-                self.child = Some((port, child));
-                return;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!(
-            "s3s-fs did not start; see {}",
-            self.dir.path().join("server.log").display()
-        );
+        self.0.resume().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// A plain front for this server that answers the first `failures`
@@ -152,7 +51,7 @@ impl S3Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let refused = Arc::new(AtomicUsize::new(0));
-        let (counter, backend) = (refused.clone(), self.front.port());
+        let (counter, backend) = (refused.clone(), self.port());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if counter.load(Ordering::SeqCst) < failures {
@@ -170,7 +69,7 @@ impl S3Server {
     /// `localhost` and 127.0.0.1 from a throwaway CA; returns the front's
     /// port and the CA's PEM file. Runs until the process exits.
     pub fn tls_front(&self) -> (u16, PathBuf) {
-        crate::tls_front::start(self.dir.path(), self.front.port())
+        crate::tls_front::start(self.dir(), self.port())
     }
 }
 
@@ -279,13 +178,4 @@ fn forward(client: TcpStream, backend: u16) {
     let _ = std::io::copy(&mut server_in, &mut client_out);
     let _ = client_out.shutdown(std::net::Shutdown::Write);
     let _ = upstream.join();
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        if let Some((_, mut child)) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }

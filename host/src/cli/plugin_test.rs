@@ -1,5 +1,6 @@
 //! `storehost plugin test FILE.wasm`: the conformance kit against a
-//! component. Exit 0 when every check passes, 1 when one fails, 2 for bad
+//! component, granted a temporary directory, what a manifest names, or a
+//! test server started for it (`--service`). Exit 0 when every check passes, 1 when one fails, 2 for bad
 //! input (an unreadable or foreign file, a bad manifest, a store that is not
 //! empty).
 
@@ -12,6 +13,7 @@ use storehost::conformance;
 use storehost::manifest::Manifest;
 use storehost::runtime::plugin::GUEST_STORE_DIR;
 use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime, inspect};
+use storehost::test_servers::{self, RunningService, ServiceKind};
 
 #[derive(Args)]
 pub struct TestArgs {
@@ -24,6 +26,12 @@ pub struct TestArgs {
     /// Without a manifest: the directory to grant (default: a temporary one).
     #[arg(long, conflicts_with = "manifest")]
     dir: Option<PathBuf>,
+    /// Start a throwaway server of this kind on loopback (PostgreSQL,
+    /// s3s-fs, or `git http-backend` behind basic auth) and grant the
+    /// plugin what the built-in of that kind gets: the capability, the
+    /// server, its credentials as secrets and the settings naming it.
+    #[arg(long, value_enum, conflicts_with_all = ["manifest", "dir"])]
+    service: Option<ServiceKind>,
     /// An extra setting, NAME=VALUE (repeatable).
     #[arg(long = "setting", value_parser = parse_setting)]
     settings: Vec<(String, String)>,
@@ -79,9 +87,15 @@ async fn test(args: &TestArgs) -> anyhow::Result<conformance::Report> {
     let name = args.file.display().to_string();
     let runtime = Runtime::new(None)?;
     let inspection = inspect::inspect(&runtime, &name, &wasm)?;
-    let (grants, mut settings) = match &args.manifest {
-        Some(path) => manifest_grants(path, &args.file, temp.path())?,
-        None => {
+    // Declared before the plugin, so the server outlives it.
+    let service = start_service(args.service, temp.path())?;
+    let (grants, mut settings) = match (&args.manifest, &service) {
+        (Some(path), _) => manifest_grants(path, &args.file, temp.path())?,
+        (None, Some(service)) => {
+            let spec = service.spec();
+            (spec.grants, spec.settings)
+        }
+        (None, None) => {
             let dir = args
                 .dir
                 .clone()
@@ -103,6 +117,20 @@ async fn test(args: &TestArgs) -> anyhow::Result<conformance::Report> {
         refuse_a_store_in_use(&plugin).await?;
     }
     Ok(conformance::run_component(&plugin, &inspection).await)
+}
+
+/// Starts the server `--service` names; its programs missing is bad input
+/// whose message says how to install them.
+fn start_service(
+    kind: Option<ServiceKind>,
+    scratch: &std::path::Path,
+) -> anyhow::Result<Option<RunningService>> {
+    let Some(kind) = kind else {
+        return Ok(None);
+    };
+    let service = tokio::task::block_in_place(|| test_servers::start_service(kind, scratch))
+        .with_context(|| format!("starting the {} test server", kind.name()))?;
+    Ok(Some(service))
 }
 
 /// The manifest's grants and settings, for `file` instead of the

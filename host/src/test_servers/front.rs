@@ -7,6 +7,7 @@
 //! another port, or be cut off mid-call, and clients never notice the
 //! port change.
 
+use super::ServiceError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use tokio::sync::watch;
@@ -22,24 +23,28 @@ pub struct TcpFront {
 impl TcpFront {
     /// Binds a free loopback port now and forwards it to `backend` (0:
     /// down until [`TcpFront::up`]).
-    pub fn start(backend: u16) -> TcpFront {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding port 0");
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
+    pub fn start(backend: u16) -> Result<TcpFront, ServiceError> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(ServiceError::io("binding the front's port"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(ServiceError::io("setting the front's listener nonblocking"))?;
+        let port = listener
+            .local_addr()
+            .map_err(ServiceError::io("reading the front's port"))?
+            .port();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ServiceError::io("starting the front's runtime"))?;
         let front = TcpFront {
             port,
             backend: Arc::new(AtomicU16::new(backend)),
             cut: watch::channel(0).0,
         };
         let (target, cut) = (front.backend.clone(), front.cut.clone());
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(serve(listener, target, cut))
-        });
-        front
+        std::thread::spawn(move || runtime.block_on(serve(listener, target, cut)));
+        Ok(front)
     }
 
     pub fn port(&self) -> u16 {
@@ -59,7 +64,9 @@ impl TcpFront {
 }
 
 async fn serve(listener: std::net::TcpListener, target: Arc<AtomicU16>, cut: watch::Sender<u64>) {
-    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
     loop {
         let Ok((mut client, _)) = listener.accept().await else {
             continue;

@@ -1,0 +1,188 @@
+//! Real backend servers on loopback, for `plugin test --service` and for
+//! this project's own tests: PostgreSQL (`initdb` + `pg_ctl`), an
+//! S3-compatible server (`s3s-fs`) and a Git smart-HTTP server
+//! (`git http-backend` behind basic auth). Each lives in a temporary
+//! directory, sits behind a [`front::TcpFront`] that keeps its public port
+//! for its whole life, and is stopped when dropped. A program that is not
+//! installed is an error that says how to install it.
+
+pub mod front;
+pub mod git;
+pub mod object;
+pub mod postgres;
+
+use crate::builtin::Places;
+use crate::capabilities::secrets::SecretValue;
+use crate::runtime::PluginSpec;
+use crate::selection::{
+    BackendChoice, GitSettings, ObjectEndpoint, ObjectSettings, PostgresSettings,
+};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use git::GitServer;
+pub use object::ObjectServer;
+pub use postgres::PostgresServer;
+
+/// Why a test server could not start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{program} was not found: install it with {install}")]
+    Missing {
+        program: &'static str,
+        install: &'static str,
+    },
+    #[error("{what} failed: {detail}")]
+    Failed { what: String, detail: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ServiceError {
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServiceError {
+        let what = what.into();
+        move |source| ServiceError::Io { what, source }
+    }
+
+    fn failed(what: impl Into<String>, detail: impl Into<String>) -> ServiceError {
+        ServiceError::Failed {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A loopback port that was free a moment ago, for a server that binds
+/// its port itself (the front in front of it is what clients use).
+pub fn free_port() -> Result<u16, ServiceError> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(ServiceError::io("binding port 0"))?;
+    let port = listener
+        .local_addr()
+        .map_err(ServiceError::io("reading a bound port"))?
+        .port();
+    Ok(port)
+}
+
+/// `name` in `PATH` or in `~/.cargo/bin` (where `cargo install` puts it).
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let cargo_bin = std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin"));
+    path.into_iter()
+        .chain(cargo_bin)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A secret for a throwaway server: unique per call, never reused.
+fn throwaway_secret(prefix: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let seed = format!("{nanos}-{}-{:p}", std::process::id(), &nanos);
+    format!("{prefix}-{}", &hex::encode(Sha256::digest(seed))[..24])
+}
+
+/// Polls `ready` every 20 ms until it holds or `limit` passes.
+fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The backends `plugin test --service` can start a server for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceKind {
+    Postgres,
+    Object,
+    Git,
+}
+
+impl ServiceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Postgres => "postgres",
+            ServiceKind::Object => "object",
+            ServiceKind::Git => "git",
+        }
+    }
+}
+
+/// A test server of one kind, running, and the backend choice that
+/// reaches it (endpoint and credentials as the built-in gets them).
+pub struct RunningService {
+    /// Kept only to be stopped when this is dropped.
+    _server: Box<dyn std::any::Any + Send>,
+    choice: BackendChoice,
+    git_cache: PathBuf,
+}
+
+/// Starts `kind`'s server; a Git plugin keeps its clone under `scratch`.
+pub fn start_service(kind: ServiceKind, scratch: &Path) -> Result<RunningService, ServiceError> {
+    let (server, choice) = match kind {
+        ServiceKind::Postgres => {
+            let server = PostgresServer::start(None)?;
+            let choice = BackendChoice::Postgres(PostgresSettings {
+                dsn: SecretValue::new(server.dsn()),
+                schema: SERVICE_STORE.into(),
+            });
+            (Box::new(server) as Box<dyn std::any::Any + Send>, choice)
+        }
+        ServiceKind::Object => {
+            let server = ObjectServer::start()?;
+            let endpoint = ObjectEndpoint::parse(&server.endpoint())
+                .map_err(|e| ServiceError::failed("the test server's endpoint", e.to_string()))?;
+            let choice = BackendChoice::Object(ObjectSettings {
+                endpoint,
+                bucket: SERVICE_STORE.into(),
+                region: "us-east-1".into(),
+                access_key: SecretValue::new(object::ACCESS_KEY.to_string()),
+                secret_key: SecretValue::new(object::SECRET_KEY.to_string()),
+            });
+            (Box::new(server) as _, choice)
+        }
+        ServiceKind::Git => {
+            let server = GitServer::start_with_fresh_token()?;
+            let choice = BackendChoice::Git(GitSettings {
+                url: server.create_repo(SERVICE_STORE)?,
+                username: git::USERNAME.into(),
+                token: SecretValue::new(server.token().to_string()),
+                branch: None,
+                squash: false,
+            });
+            (Box::new(server) as _, choice)
+        }
+    };
+    Ok(RunningService {
+        _server: server,
+        choice,
+        git_cache: scratch.join("git"),
+    })
+}
+
+/// The schema, bucket or repository a service's plugin is pointed at.
+const SERVICE_STORE: &str = "conformance";
+
+impl RunningService {
+    /// What the built-in plugin of this kind is granted and told here.
+    pub fn spec(&self) -> PluginSpec {
+        let places = Places {
+            store: Path::new(""),
+            git_cache: &self.git_cache,
+        };
+        crate::builtin::spec(&self.choice, places)
+    }
+}

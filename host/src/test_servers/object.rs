@@ -1,0 +1,135 @@
+//! A throwaway S3-compatible server: `s3s-fs` serving a temporary
+//! directory on loopback with SigV4 keys, behind a front that keeps its
+//! port across stop and resume.
+
+use super::front::TcpFront;
+use super::{ServiceError, find_program, free_port, wait_until};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const ACCESS_KEY: &str = "storehost-test-access";
+pub const SECRET_KEY: &str = "storehost-test-secret-4f1c";
+const S3S_FS: &str = "s3s-fs";
+const INSTALL: &str = "`cargo install s3s-fs --version 0.14.1 --features binary --locked`";
+const START_LIMIT: Duration = Duration::from_secs(15);
+
+pub struct ObjectServer {
+    dir: tempfile::TempDir,
+    /// The public port, kept across stop and resume.
+    front: TcpFront,
+    /// s3s-fs's own port (it binds it itself), and the process.
+    child: Option<(u16, Child)>,
+}
+
+impl std::fmt::Debug for ObjectServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectServer")
+            .field("port", &self.front.port())
+            .finish_non_exhaustive()
+    }
+}
+
+fn port_open(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// True once `child` listens on `port`; false when it exited first (the
+/// port was taken) or did not start in time.
+fn child_listening(child: &mut Child, port: u16) -> bool {
+    let exited = |child: &mut Child| child.try_wait().ok().flatten().is_some();
+    let listening = wait_until(START_LIMIT, || exited(child) || port_open(port));
+    listening && !exited(child) && {
+        std::thread::sleep(Duration::from_millis(20));
+        !exited(child)
+    }
+}
+
+impl ObjectServer {
+    pub fn start() -> Result<ObjectServer, ServiceError> {
+        let dir =
+            tempfile::tempdir().map_err(ServiceError::io("creating a temporary directory"))?;
+        let mut server = ObjectServer {
+            dir,
+            front: TcpFront::start(0)?,
+            child: None,
+        };
+        std::fs::create_dir_all(server.root())
+            .map_err(ServiceError::io("creating the server's data directory"))?;
+        server.resume()?;
+        Ok(server)
+    }
+
+    /// Where the server keeps buckets (one directory each) and objects.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.front.port()
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.front.port())
+    }
+
+    /// Stops the server (an outage); `resume` starts it again on the same
+    /// port and data.
+    pub fn stop(&mut self) {
+        self.front.down();
+        if let Some((port, mut child)) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            wait_until(START_LIMIT, || !port_open(port));
+        }
+    }
+
+    /// Starts s3s-fs on a port of its own, again on another one if someone
+    /// took that port first, and points the front at it.
+    pub fn resume(&mut self) -> Result<(), ServiceError> {
+        let binary = find_program(S3S_FS).ok_or(ServiceError::Missing {
+            program: S3S_FS,
+            install: INSTALL,
+        })?;
+        let log_path = self.dir.path().join("server.log");
+        for _attempt in 0..10 {
+            let port = free_port()?;
+            let log = std::fs::File::create(&log_path)
+                .map_err(ServiceError::io("creating the server log"))?;
+            let mut child = Command::new(&binary)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                .arg(self.root())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(ServiceError::io("starting s3s-fs"))?;
+            if child_listening(&mut child, port) {
+                self.front.up(port);
+                self.child = Some((port, child));
+                return Ok(());
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Err(ServiceError::failed(
+            "starting s3s-fs",
+            format!("see {}", log_path.display()),
+        ))
+    }
+}
+
+impl Drop for ObjectServer {
+    fn drop(&mut self) {
+        if let Some((_, mut child)) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

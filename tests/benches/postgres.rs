@@ -96,6 +96,7 @@ async fn bootstrap_rows(server: &PostgresServer) {
     .await
     .unwrap();
     let (mut bootstraps, mut baselines) = (Vec::new(), Vec::new());
+    let (mut opens, mut pulls) = (Vec::new(), Vec::new());
     for _ in 0..BOOTSTRAP_ROUNDS {
         baselines.push(baseline_bootstrap(&pool).await);
         // Each round meets the backend as the first instance does: no lineage yet.
@@ -106,10 +107,18 @@ async fn bootstrap_rows(server: &PostgresServer) {
         let dir = tempfile::tempdir().unwrap();
         let started = Instant::now();
         let host = host(server, dir.path(), Duration::from_secs(60)).await;
+        opens.push(started.elapsed());
         let report = host.bootstrap().await.unwrap();
         bootstraps.push(started.elapsed());
         assert!(report.pulled >= 10_000, "{report:?}");
+        // Where the time goes: the plugin's own complete pull, alone.
+        let pulled = Instant::now();
+        let snapshot = host.plugin().pull(None).await.unwrap();
+        pulls.push(pulled.elapsed());
+        assert!(snapshot.documents.len() >= 10_000);
     }
+    percentiles("  of which: opening the host (load, connect)", opens);
+    percentiles("  a complete pull through the plugin, alone", pulls);
     let bootstrap = percentiles("bootstrap of 10000 rows, empty workspace", bootstraps);
     let baseline = percentiles("baseline: the same SELECT, files, one sync", baselines);
     println!(

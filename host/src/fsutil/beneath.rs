@@ -200,6 +200,12 @@ impl Dir {
         }
     }
 
+    /// Whether the directory was removed since it was opened (a handle
+    /// keeps an unlinked directory alive; nothing written there is seen).
+    pub fn is_removed(&self) -> bool {
+        rustix::fs::fstat(&self.fd).map_or(true, |stat| stat.st_nlink == 0)
+    }
+
     /// Makes the directory's entries (renames, creates) durable.
     pub fn sync(&self) -> io::Result<()> {
         rustix::fs::fsync(&self.fd).map_err(io::Error::from)

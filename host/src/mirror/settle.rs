@@ -7,7 +7,7 @@ use super::engine::Mirror;
 use super::ledger::{Base, LedgerError, LedgerTx, Op};
 use super::paths::path_key;
 use super::scan::DeletionGuard;
-use super::workspace::{Swap, TrashedFile};
+use super::workspace::{Swap, TrashedFile, Workspace};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::Key;
@@ -148,9 +148,10 @@ impl Mirror {
                 Err(e) => report(key, e)?,
             }
         }
+        let workspace = self.workspace.batch();
         let swaps: Vec<_> = pulls
             .par_iter()
-            .map(|(pull, _)| self.pull_file(pull, policy.durability))
+            .map(|(pull, _)| self.pull_file(&workspace, pull, policy.durability))
             .collect();
         for ((pull, context), swap) in pulls.into_iter().zip(swaps) {
             let key = pull.doc.key;
@@ -205,7 +206,7 @@ impl Mirror {
             let Some(pull) = self.decide_and_plan(tx, doc, local, context, settled)? else {
                 return Ok(());
             };
-            match self.pull_file(&pull, context.policy.durability)? {
+            match self.pull_file(&self.workspace, &pull, context.policy.durability)? {
                 Swap::Done { previous } => return self.record_pull(tx, pull, previous, settled),
                 Swap::LocalChanged => local = self.local_now(key)?,
             }
@@ -296,17 +297,17 @@ impl Mirror {
     /// A pull's file operation: the guarded replace or removal.
     fn pull_file(
         &self,
+        workspace: &Workspace,
         pull: &PlannedPull<'_>,
         durability: Durability,
     ) -> Result<Swap, StorehostError> {
         let expected = pull.expected.as_deref();
         let swap = match (pull.doc.remote, pull.doc.content) {
             (RemoteState::Present { .. }, Some(content)) => {
-                self.workspace
-                    .replace_if(pull.doc.key, content, expected, durability)?
+                workspace.replace_if(pull.doc.key, content, expected, durability)?
             }
             (_, _) => match expected {
-                Some(hash) => self.workspace.remove_if(pull.doc.key, hash)?,
+                Some(hash) => workspace.remove_if(pull.doc.key, hash)?,
                 None => Swap::Done { previous: None },
             },
         };

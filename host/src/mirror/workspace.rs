@@ -7,8 +7,10 @@ use crate::fsutil::{self, Durability};
 use crate::mirror::hash::doc_hash;
 use crate::model::{CONFIG_ID, Key, Kind};
 use rustix::fs::RenameFlags;
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use storehost_sdk::ids::check_auth_id;
 use storehost_sdk::layout::collect_auth_ids;
 
@@ -38,6 +40,16 @@ pub enum WorkspaceError {
 #[derive(Debug, Clone)]
 pub struct Workspace {
     root: PathBuf,
+    /// Set on a batch's copy (see [`Workspace::batch`]).
+    open_dirs: Option<Arc<OpenDirs>>,
+}
+
+/// Directory handles opened once for a batch of file operations: opening
+/// one beneath the root costs five system calls, and a batch of
+/// thousands of documents mostly shares one directory.
+#[derive(Debug, Default)]
+struct OpenDirs {
+    by_path: Mutex<HashMap<(PathBuf, bool), Arc<Dir>>>,
 }
 
 impl Workspace {
@@ -47,6 +59,17 @@ impl Workspace {
         let root = root.into();
         Workspace {
             root: std::path::absolute(&root).unwrap_or(root),
+            open_dirs: None,
+        }
+    }
+
+    /// A copy for one batch of file operations that keeps the directories
+    /// it opens. Kept only as long as the batch: a directory removed
+    /// meanwhile is opened (and made) again, never written into unseen.
+    pub fn batch(&self) -> Workspace {
+        Workspace {
+            root: self.root.clone(),
+            open_dirs: Some(Arc::default()),
         }
     }
 
@@ -73,12 +96,22 @@ impl Workspace {
 
     /// A directory of the workspace, opened (and with `create` made, 0700)
     /// without following a link on the way.
-    fn open_dir(&self, relative: &Path, create: bool) -> Result<Dir, WorkspaceError> {
-        Ok(self.open_root()?.open_beneath(relative, create)?)
+    fn open_dir(&self, relative: &Path, create: bool) -> Result<Arc<Dir>, WorkspaceError> {
+        let Some(open_dirs) = &self.open_dirs else {
+            return Ok(Arc::new(self.open_root()?.open_beneath(relative, create)?));
+        };
+        let slot = (relative.to_path_buf(), create);
+        let kept = open_dirs.lock().get(&slot).cloned();
+        if let Some(dir) = kept.filter(|dir| !dir.is_removed()) {
+            return Ok(dir);
+        }
+        let dir = Arc::new(self.open_root()?.open_beneath(relative, create)?);
+        open_dirs.lock().insert(slot, Arc::clone(&dir));
+        Ok(dir)
     }
 
     /// The directory holding `key`'s file and the file's name there.
-    fn document_dir(&self, key: &Key, create: bool) -> Result<(Dir, String), WorkspaceError> {
+    fn document_dir(&self, key: &Key, create: bool) -> Result<(Arc<Dir>, String), WorkspaceError> {
         let path = self.path_of(key)?;
         let relative = path
             .strip_prefix(&self.root)
@@ -94,7 +127,10 @@ impl Workspace {
 
     /// [`Self::document_dir`] without creating it; `None` when a directory
     /// on the way is missing (then so is the document).
-    fn existing_document_dir(&self, key: &Key) -> Result<Option<(Dir, String)>, WorkspaceError> {
+    fn existing_document_dir(
+        &self,
+        key: &Key,
+    ) -> Result<Option<(Arc<Dir>, String)>, WorkspaceError> {
         match self.document_dir(key, false) {
             Err(WorkspaceError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 Ok(None)
@@ -103,7 +139,7 @@ impl Workspace {
         }
     }
 
-    fn trash(&self) -> Result<Dir, WorkspaceError> {
+    fn trash(&self) -> Result<Arc<Dir>, WorkspaceError> {
         self.open_dir(&Path::new(STATE_DIR).join(TRASH_DIR), true)
     }
 
@@ -272,7 +308,9 @@ impl Workspace {
     ) -> Result<Swap, WorkspaceError> {
         let (dir, name) = self.document_dir(key, true)?;
         let path = dir.path_of(&name);
-        if dir.is_link(Path::new(&name)) {
+        // Where the file must be absent, the no-replace rename below
+        // refuses a link too, and is told apart only then.
+        if expected.is_some() && dir.is_link(Path::new(&name)) {
             return Err(symlink(&path));
         }
         let temp = dir
@@ -281,7 +319,12 @@ impl Workspace {
         let outcome = match expected {
             None => match dir.rename(&temp, &dir, &name, RenameFlags::NOREPLACE) {
                 Ok(()) => Ok(Swap::Done { previous: None }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Swap::LocalChanged),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    match dir.is_link(Path::new(&name)) {
+                        true => Err(symlink(&path)),
+                        false => Ok(Swap::LocalChanged),
+                    }
+                }
                 Err(source) => Err(io_error("write", &path, source)),
             },
             Some(expected) => self.exchange_checked(key, &dir, &temp, &name, content, expected),
@@ -401,6 +444,13 @@ impl Workspace {
             file: name,
             size: size as u64,
         })
+    }
+}
+
+impl OpenDirs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(PathBuf, bool), Arc<Dir>>> {
+        // A panic elsewhere leaves the map whole: it only caches handles.
+        self.by_path.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -575,6 +625,27 @@ mod tests {
             ws.path_of(&Key::auth("../../etc/passwd")),
             Err(WorkspaceError::InvalidId { .. })
         ));
+    }
+
+    #[test]
+    fn a_batch_reopens_a_directory_removed_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = Workspace::new(dir.path().join("w"));
+        workspace.create().unwrap();
+        let batch = workspace.batch();
+        let first = Key::auth("team/a.json");
+        batch
+            .replace_if(&first, b"{}", None, Durability::Now)
+            .unwrap();
+        std::fs::remove_dir_all(workspace.auth_dir().join("team")).unwrap();
+
+        let second = Key::auth("team/b.json");
+        let swap = batch
+            .replace_if(&second, b"{\"b\":1}", None, Durability::Now)
+            .unwrap();
+        assert!(matches!(swap, Swap::Done { previous: None }));
+        let written = workspace.auth_dir().join("team/b.json");
+        assert_eq!(std::fs::read(written).unwrap(), b"{\"b\":1}");
     }
 
     mod properties {

@@ -81,6 +81,7 @@ fn every_test_guest_is_a_loadable_plugin_of_the_contract() {
             "memory" | "fault" => &[],
             "hostile" => &["secrets", "sql", "objects", "git"],
             "sqlprobe" => &["secrets", "sql"],
+            "httpprobe" => &[],
             other => panic!("test guest `{other}` has no expectation in this test"),
         };
         let mut capabilities_sorted = capabilities.clone();

@@ -2,10 +2,12 @@
 //! The host enforces it; `storehost plugin inspect` shows what a component
 //! asks for.
 
+use crate::capabilities::http::HttpGrant;
 use crate::capabilities::secrets::SecretValue;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Capability {
@@ -55,6 +57,7 @@ pub struct Grants {
     directory: Option<PathBuf>,
     endpoints: BTreeSet<String>,
     git_dir: Option<PathBuf>,
+    http: Option<Arc<HttpGrant>>,
 }
 
 impl Grants {
@@ -86,6 +89,17 @@ impl Grants {
     pub fn with_git_dir(mut self, directory: impl Into<PathBuf>) -> Self {
         self.git_dir = Some(directory.into());
         self
+    }
+
+    /// Outbound HTTP through `wasi:http`, to the URLs the rules cover;
+    /// only a plugin with this grant has `wasi:http` linked at all.
+    pub fn with_http(mut self, grant: HttpGrant) -> Self {
+        self.http = Some(Arc::new(grant));
+        self
+    }
+
+    pub fn http(&self) -> Option<&Arc<HttpGrant>> {
+        self.http.as_ref()
     }
 
     pub fn git_dir(&self) -> Option<&PathBuf> {

@@ -3,6 +3,7 @@
 
 pub mod git;
 pub mod grants;
+pub mod http;
 pub mod log;
 pub mod objects;
 pub mod pg_dsn;
@@ -31,6 +32,8 @@ pub struct HostState {
     /// True while a call runs; still true afterwards if the call was
     /// abandoned midway, and then the instance is not used again.
     pub in_call: bool,
+    pub http: wasmtime_wasi_http::WasiHttpCtx,
+    pub http_hooks: http::HttpHooks,
 }
 
 impl WasiView for HostState {

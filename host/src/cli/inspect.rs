@@ -63,10 +63,9 @@ fn print_grants(inspection: &Inspection, manifest: &Path, file: &Path) -> bool {
     };
     println!("grants ({}):", manifest.display());
     let outcomes = imports::check(inspection, &grants);
-    for outcome in outcomes
-        .iter()
-        .filter(|o| o.name.starts_with("import storehost:"))
-    {
+    for outcome in outcomes.iter().filter(|o| {
+        o.name.starts_with("import storehost:") || o.name.starts_with("import wasi:http/")
+    }) {
         let import = outcome.name.trim_start_matches("import ");
         match (outcome.passed, outcome.detail.as_str()) {
             (true, "granted") => println!("  granted  {import}"),

@@ -37,12 +37,24 @@ pub fn check(inspection: &Inspection, grants: &Grants) -> Vec<Outcome> {
         .collect();
     match &inspection.loadable {
         Ok(()) => outcomes.extend(inspection.other_imports.iter().map(|import| {
-            let what = if import.starts_with("wasi:") {
-                "WASI, provided by the host"
-            } else {
-                "provided by the host"
-            };
-            Outcome::pass("imports", format!("import {import}"), what.to_string())
+            let name = format!("import {import}");
+            match (import.starts_with("wasi:http/"), grants.http()) {
+                (true, Some(http)) => {
+                    let rules: Vec<String> = http.rules().map(|r| r.prefix.to_string()).collect();
+                    Outcome::pass("imports", name, format!("granted: {}", rules.join(", ")))
+                }
+                (true, None) => Outcome::fail(
+                    "imports",
+                    name,
+                    "not granted: the plugin would not link; allow URLs under `grants.http` \
+                     in the manifest"
+                        .to_string(),
+                ),
+                (false, _) if import.starts_with("wasi:") => {
+                    Outcome::pass("imports", name, "WASI, provided by the host".to_string())
+                }
+                (false, _) => Outcome::pass("imports", name, "provided by the host".to_string()),
+            }
         })),
         Err(why) => outcomes.push(Outcome::fail("imports", "the component loads", why.clone())),
     }

@@ -20,6 +20,8 @@ pub struct Runtime {
 struct RuntimeInner {
     engine: Engine,
     linker: Linker<HostState>,
+    /// The same with `wasi:http`, for plugins granted it.
+    http_linker: Linker<HostState>,
     cache: Option<ComponentCache>,
     ticking: Arc<Ticking>,
 }
@@ -63,10 +65,12 @@ impl Runtime {
         let ticking = Arc::new(Ticking::default());
         start_epoch_ticker(&engine, ticking.clone());
         let linker = build_linker(&engine)?;
+        let http_linker = build_http_linker(&linker)?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
+                http_linker,
                 cache,
                 ticking,
             }),
@@ -87,6 +91,20 @@ impl Runtime {
 
     pub fn linker(&self) -> &Linker<HostState> {
         &self.inner.linker
+    }
+
+    /// The linker for a plugin with `grants`: `wasi:http` only with an
+    /// http grant.
+    pub fn linker_for(&self, grants: &crate::capabilities::Grants) -> &Linker<HostState> {
+        match grants.http() {
+            Some(_) => &self.inner.http_linker,
+            None => &self.inner.linker,
+        }
+    }
+
+    /// The linker with everything a grant can add.
+    pub fn full_linker(&self) -> &Linker<HostState> {
+        &self.inner.http_linker
     }
 
     /// Compiles a component, or loads it from the cache.
@@ -155,5 +173,12 @@ fn build_linker(engine: &Engine) -> Result<Linker<HostState>, RuntimeError> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
     super::bindings::BackendPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
         .map_err(link_error)?;
+    Ok(linker)
+}
+
+fn build_http_linker(base: &Linker<HostState>) -> Result<Linker<HostState>, RuntimeError> {
+    let mut linker = base.clone();
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(|e| RuntimeError::Engine(format!("linking wasi:http: {e:#}")))?;
     Ok(linker)
 }

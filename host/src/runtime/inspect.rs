@@ -142,8 +142,9 @@ fn loadability(
             "built against contract {version}, this host speaks {CONTRACT_VERSION}"
         ));
     }
+    // With every capability the host can grant, wasi:http included.
     let pre = runtime
-        .linker()
+        .full_linker()
         .instantiate_pre(component)
         .map_err(|e| format!("{e:#}"))?;
     super::bindings::BackendPluginPre::new(pre)

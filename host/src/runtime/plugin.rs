@@ -5,6 +5,7 @@ use super::bindings::{BackendPlugin as Backend, BackendPluginPre as BackendPre, 
 use super::engine::Runtime;
 use super::error::{PluginError, RuntimeError};
 use super::limits::{Limits, MemoryLimiter};
+use crate::capabilities::http::HttpHooks;
 use crate::capabilities::stderr::GuestStderr;
 use crate::capabilities::{Grants, HostState};
 use crate::model::{Change, Document, Entry, Info, Key, Snapshot};
@@ -58,9 +59,19 @@ impl Plugin {
             message: format!("{e:#}"),
         };
         let instance_pre = runtime
-            .linker()
+            .linker_for(&spec.grants)
             .instantiate_pre(&component)
-            .map_err(link_error)?;
+            .map_err(|e| {
+                match imports_http(runtime, &component) && spec.grants.http().is_none() {
+                    true => RuntimeError::Link {
+                        plugin: spec.name.clone(),
+                        message: "it imports wasi:http, and its grant has no http rules \
+                              (grants.http in the manifest)"
+                            .into(),
+                    },
+                    false => link_error(e),
+                }
+            })?;
         let pre = BackendPre::new(instance_pre).map_err(link_error)?;
         Ok(Plugin {
             name: Arc::from(spec.name.as_str()),
@@ -394,6 +405,11 @@ impl Plugin {
             limiter: MemoryLimiter::new(self.limits.memory_bytes),
             deadline: std::time::Instant::now() + self.limits.call_deadline,
             in_call: false,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_hooks: HttpHooks {
+                plugin: self.name.clone(),
+                grant: self.grants.http().cloned(),
+            },
         })
     }
 
@@ -436,6 +452,14 @@ impl Plugin {
             message,
         }
     }
+}
+
+/// Whether a component imports any `wasi:http` interface.
+fn imports_http(runtime: &Runtime, component: &wasmtime::component::Component) -> bool {
+    component
+        .component_type()
+        .imports(runtime.engine())
+        .any(|(name, _)| name.starts_with("wasi:http/"))
 }
 
 fn live_limiter_hit(slot: &mut Option<Live>) -> bool {

@@ -14,9 +14,17 @@
 //!   endpoints: [https://db.example]
 //!   secrets:
 //!     dsn: { env: MY_DSN }            # or { file: /run/secrets/dsn }
+//!   http:                             # wasi:http, only to these URLs
+//!     - url: https://acct.blob.core.windows.net/tokens
+//!       credential: { azure_shared_key: { account: acct, key: { env: AZ_KEY } } }
 //! workspace: ./ws
 //! ```
 
+mod http;
+
+pub use http::{CredentialSpec, HttpRuleSpec};
+
+use crate::capabilities::http::HttpGrant;
 use crate::capabilities::secrets::SecretValue;
 use crate::capabilities::{Capability, Grants};
 use sha2::{Digest, Sha256};
@@ -70,6 +78,10 @@ pub enum ManifestError {
         expected: String,
         actual: String,
     },
+    #[error("manifest key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("manifest key `grants.http`: {0}")]
+    Http(#[from] crate::capabilities::http::HttpGrantError),
 }
 
 /// Where a secret's value comes from.
@@ -90,6 +102,7 @@ pub struct Manifest {
     pub capabilities: Vec<Capability>,
     pub endpoints: Vec<String>,
     pub secrets: Vec<(String, SecretSource)>,
+    pub http: Vec<HttpRuleSpec>,
     pub workspace: Option<PathBuf>,
 }
 
@@ -125,7 +138,7 @@ impl Manifest {
         plugin.only_keys(&["file", "sha256"])?;
         let grants = root.optional("grants");
         if let Some(grants) = &grants {
-            grants.only_keys(&["directory", "capabilities", "endpoints", "secrets"])?;
+            grants.only_keys(&["directory", "capabilities", "endpoints", "secrets", "http"])?;
         }
         let grant = |key: &str| grants.as_ref().and_then(|g| g.optional(key));
         let path_at = |node: Option<Node>| -> Result<Option<PathBuf>, ManifestError> {
@@ -151,6 +164,10 @@ impl Manifest {
                 .unwrap_or_default(),
             secrets: grant("secrets")
                 .map(|n| n.secrets(base))
+                .transpose()?
+                .unwrap_or_default(),
+            http: grant("http")
+                .map(|n| n.http_rules(base))
                 .transpose()?
                 .unwrap_or_default(),
             workspace: path_at(root.optional("workspace"))?,
@@ -202,25 +219,35 @@ impl Manifest {
             grants = grants.with_directory(directory);
         }
         for (name, source) in &self.secrets {
-            grants = grants.with_secret(name, read_secret(name, source)?);
+            let key = format!("grants.secrets.{name}");
+            grants = grants.with_secret(name, read_secret(&key, source)?);
+        }
+        if !self.http.is_empty() {
+            let rules = self
+                .http
+                .iter()
+                .map(HttpRuleSpec::load)
+                .collect::<Result<_, _>>()?;
+            grants = grants.with_http(HttpGrant::new(rules)?);
         }
         Ok(grants)
     }
 }
 
-fn read_secret(name: &str, source: &SecretSource) -> Result<SecretValue, ManifestError> {
+/// Reads the secret configured at manifest key `key`.
+fn read_secret(key: &str, source: &SecretSource) -> Result<SecretValue, ManifestError> {
     match source {
         SecretSource::Env(variable) => match std::env::var(variable) {
             Ok(value) if !value.is_empty() => Ok(SecretValue::new(value)),
             _ => Err(ManifestError::SecretEnvMissing {
-                key: format!("grants.secrets.{name}.env"),
+                key: format!("{key}.env"),
                 variable: variable.clone(),
             }),
         },
         SecretSource::File(path) => {
             let value =
                 std::fs::read_to_string(path).map_err(|source| ManifestError::SecretFile {
-                    key: format!("grants.secrets.{name}.file"),
+                    key: format!("{key}.file"),
                     path: path.display().to_string(),
                     source,
                 })?;
@@ -360,16 +387,46 @@ impl<'a> Node<'a> {
     fn secrets(&self, base: &Path) -> Result<Vec<(String, SecretSource)>, ManifestError> {
         self.entries()?
             .into_iter()
-            .map(|(name, node)| {
-                node.only_keys(&["env", "file"])?;
-                let source = match (node.optional("env"), node.optional("file")) {
-                    (Some(env), None) => SecretSource::Env(env.string()?),
-                    (None, Some(file)) => SecretSource::File(base.join(file.string()?)),
-                    _ => return Err(node.wrong("a mapping with exactly one of `env` or `file`")),
-                };
-                Ok((name, source))
-            })
+            .map(|(name, node)| Ok((name, node.secret_source(base)?)))
             .collect()
+    }
+
+    /// `{ env: NAME }` or `{ file: PATH }`.
+    fn secret_source(&self, base: &Path) -> Result<SecretSource, ManifestError> {
+        self.only_keys(&["env", "file"])?;
+        match (self.optional("env"), self.optional("file")) {
+            (Some(env), None) => Ok(SecretSource::Env(env.string()?)),
+            (None, Some(file)) => Ok(SecretSource::File(base.join(file.string()?))),
+            _ => Err(self.wrong("a mapping with exactly one of `env` or `file`")),
+        }
+    }
+
+    /// A whole number within `range`.
+    fn number(&self, range: std::ops::RangeInclusive<u64>) -> Result<u64, ManifestError> {
+        match self.yaml {
+            Yaml::Integer(i) if u64::try_from(*i).is_ok_and(|n| range.contains(&n)) => {
+                Ok(*i as u64)
+            }
+            _ => Err(ManifestError::Invalid {
+                key: self.key.clone(),
+                message: format!(
+                    "must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            }),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<Node<'a>>, ManifestError> {
+        let Yaml::Array(items) = self.yaml else {
+            return Err(self.wrong("a list"));
+        };
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| Node::new(item, &format!("{}[{i}]", self.key)))
+            .collect())
     }
 }
 

@@ -6,6 +6,7 @@ use crate::capabilities::secrets::SecretValue;
 use base64::Engine as _;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{Request, Uri};
+use secrecy::zeroize::Zeroizing;
 
 /// How a rule authenticates its requests. `Debug` shows no secret.
 #[derive(Debug, Clone)]
@@ -69,13 +70,17 @@ impl Credential {
                 prefix,
                 value,
             } => {
-                let value = secret_header(&format!("{prefix}{}", value.expose()), name)?;
+                let value = secret_header(&header_text(prefix, value), name)?;
                 request.headers_mut().insert(name.clone(), value);
             }
             Credential::Basic { username, password } => {
-                let pair = format!("{}:{}", username.expose(), password.expose());
-                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                let value = secret_header(&format!("Basic {encoded}"), &AUTHORIZATION)?;
+                let pair = Zeroizing::new(format!("{}:{}", username.expose(), password.expose()));
+                let encoded =
+                    Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*pair));
+                let value = secret_header(
+                    &Zeroizing::new(format!("Basic {}", *encoded)),
+                    &AUTHORIZATION,
+                )?;
                 request.headers_mut().insert(AUTHORIZATION, value);
             }
             Credential::Query { token } => {
@@ -87,6 +92,11 @@ impl Credential {
         }
         Ok(())
     }
+}
+
+/// The header's text; wiped when dropped, like the secret it holds.
+fn header_text(prefix: &str, value: &SecretValue) -> Zeroizing<String> {
+    Zeroizing::new(format!("{prefix}{}", value.expose()))
 }
 
 fn secret_header(text: &str, name: &HeaderName) -> Result<HeaderValue, CredentialError> {

@@ -6,10 +6,12 @@ mod guests;
 
 use std::path::PathBuf;
 
+const AZURE_BLOB: &str = "storehost-plugin-azure-blob";
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = guests::workspace_root(&manifest_dir);
-    guests::rerun_if_changed(&root, &["tests/guests"]);
+    guests::rerun_if_changed(&root, &["tests/guests", "plugins/azure-blob"]);
     let mut names: Vec<String> = std::fs::read_dir(manifest_dir.join("guests"))
         .unwrap()
         .filter_map(|entry| {
@@ -26,8 +28,11 @@ fn main() {
         .iter()
         .map(|name| format!("storehost-guest-{name}"))
         .collect();
-    let package_refs: Vec<&str> = packages.iter().map(String::as_str).collect();
-    let paths = guests::build_guests(&root, &package_refs);
+    let mut package_refs: Vec<&str> = packages.iter().map(String::as_str).collect();
+    // The third-party plugin, loaded by the tests through its manifest.
+    package_refs.push(AZURE_BLOB);
+    let mut paths = guests::build_guests(&root, &package_refs);
+    let azure_blob = paths.pop().unwrap();
     let mut code = String::from(
         "/// Every test guest: (name, component bytes).\npub const ALL: &[(&str, &[u8])] = &[\n",
     );
@@ -45,6 +50,13 @@ fn main() {
             path.display().to_string()
         ));
     }
+    code.push_str(&format!(
+        "/// The Azure Blob plugin (`plugins/azure-blob`), built as its author would.\n\
+         pub const AZURE_BLOB: &[u8] = include_bytes!({0:?});\n\
+         /// Where that component is, for a manifest's `plugin.file`.\n\
+         pub const AZURE_BLOB_PATH: &str = {0:?};\n",
+        azure_blob.display().to_string()
+    ));
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("test_guests.rs");
     std::fs::write(out, code).unwrap();
 }

@@ -1,6 +1,7 @@
 //! Shared test support: the generated list of test guests, the conformance
 //! kit, plugin loading helpers and log capture.
 
+pub mod azure;
 pub mod certs;
 pub use storehost::conformance;
 pub mod git;

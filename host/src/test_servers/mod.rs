@@ -6,6 +6,7 @@
 //! for its whole life, and is stopped when dropped. A program that is not
 //! installed is an error that says how to install it.
 
+pub mod azurite;
 pub mod front;
 pub mod git;
 pub mod object;
@@ -20,6 +21,7 @@ use crate::selection::{
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use azurite::AzuriteServer;
 pub use git::GitServer;
 pub use object::ObjectServer;
 pub use postgres::PostgresServer;
@@ -101,6 +103,24 @@ fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// How long a server may take to listen.
+const START_LIMIT: Duration = Duration::from_secs(15);
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// True once `child` listens on `port`; false when it exited first (the
+/// port was taken) or did not start in time.
+fn child_listening(child: &mut std::process::Child, port: u16) -> bool {
+    let exited = |child: &mut std::process::Child| child.try_wait().ok().flatten().is_some();
+    let listening = wait_until(START_LIMIT, || exited(child) || port_open(port));
+    listening && !exited(child) && {
+        std::thread::sleep(Duration::from_millis(20));
+        !exited(child)
+    }
 }
 
 /// The backends `plugin test --service` can start a server for.

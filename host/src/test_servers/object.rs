@@ -3,17 +3,16 @@
 //! port across stop and resume.
 
 use super::front::TcpFront;
-use super::{ServiceError, find_program, free_port, wait_until};
-use std::net::TcpStream;
+use super::{
+    START_LIMIT, ServiceError, child_listening, find_program, free_port, port_open, wait_until,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 pub const ACCESS_KEY: &str = "storehost-test-access";
 pub const SECRET_KEY: &str = "storehost-test-secret-4f1c";
 const S3S_FS: &str = "s3s-fs";
 const INSTALL: &str = "`cargo install s3s-fs --version 0.14.1 --features binary --locked`";
-const START_LIMIT: Duration = Duration::from_secs(15);
 
 pub struct ObjectServer {
     dir: tempfile::TempDir,
@@ -28,21 +27,6 @@ impl std::fmt::Debug for ObjectServer {
         f.debug_struct("ObjectServer")
             .field("port", &self.front.port())
             .finish_non_exhaustive()
-    }
-}
-
-fn port_open(port: u16) -> bool {
-    TcpStream::connect(("127.0.0.1", port)).is_ok()
-}
-
-/// True once `child` listens on `port`; false when it exited first (the
-/// port was taken) or did not start in time.
-fn child_listening(child: &mut Child, port: u16) -> bool {
-    let exited = |child: &mut Child| child.try_wait().ok().flatten().is_some();
-    let listening = wait_until(START_LIMIT, || exited(child) || port_open(port));
-    listening && !exited(child) && {
-        std::thread::sleep(Duration::from_millis(20));
-        !exited(child)
     }
 }
 

@@ -1,0 +1,182 @@
+//! A throwaway Azure Blob Storage: Azurite's blob service (npm `azurite`)
+//! serving a temporary directory on loopback, with an account name and a
+//! key of its own (`AZURITE_ACCOUNTS`), behind a front that keeps its port
+//! across stop and resume.
+
+use super::front::TcpFront;
+use super::{
+    START_LIMIT, ServiceError, child_listening, find_program, free_port, port_open,
+    throwaway_secret, wait_until,
+};
+use base64::Engine as _;
+use secrecy::zeroize::Zeroizing;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const AZURITE_BLOB: &str = "azurite-blob";
+const INSTALL: &str = "`npm install -g azurite` (Node.js 18 or later)";
+/// The service version the account SAS is signed for.
+const SAS_VERSION: &str = "2021-08-06";
+
+pub struct AzuriteServer {
+    dir: tempfile::TempDir,
+    front: TcpFront,
+    child: Option<(u16, Child)>,
+    account: String,
+    /// The account key, base64 as Azure hands it out.
+    key: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for AzuriteServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzuriteServer")
+            .field("port", &self.front.port())
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzuriteServer {
+    /// Starts Azurite with a fresh account (`storehost<random>`) and key.
+    pub fn start() -> Result<AzuriteServer, ServiceError> {
+        let dir =
+            tempfile::tempdir().map_err(ServiceError::io("creating a temporary directory"))?;
+        let account = throwaway_secret("storehost").replace('-', "")[..20].to_string();
+        let key_seed = throwaway_secret("azurite-key");
+        let key = base64::engine::general_purpose::STANDARD
+            .encode(ring::digest::digest(&ring::digest::SHA512, key_seed.as_bytes()).as_ref());
+        let mut server = AzuriteServer {
+            dir,
+            front: TcpFront::start(0)?,
+            child: None,
+            account,
+            key: Zeroizing::new(key),
+        };
+        server.resume()?;
+        Ok(server)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.front.port()
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The account key (base64). Secret: tests hand it to the host only.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The account's URL, path style as Azurite serves it:
+    /// `http://127.0.0.1:<port>/<account>`.
+    pub fn account_url(&self) -> String {
+        format!("http://127.0.0.1:{}/{}", self.port(), self.account)
+    }
+
+    /// An account SAS for the blob service (containers and blobs, read,
+    /// write, delete, list, add, create) valid until 2099, as the query
+    /// string a client appends. `key` signs it; pass another key to get a
+    /// SAS the service refuses.
+    pub fn account_sas(&self, key: &str) -> Result<String, ServiceError> {
+        let (permissions, services, types, expiry) = ("rwdlac", "b", "sco", "2099-01-01T00:00:00Z");
+        let to_sign = [
+            self.account.as_str(),
+            permissions,
+            services,
+            types,
+            "",
+            expiry,
+            "",
+            "",
+            SAS_VERSION,
+            "",
+            "",
+        ]
+        .join("\n");
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .map_err(|_| ServiceError::failed("signing a SAS", "the key is not base64"))?;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+        let signature = base64::engine::general_purpose::STANDARD
+            .encode(ring::hmac::sign(&key, to_sign.as_bytes()).as_ref());
+        let encode = |text: &str| {
+            percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        };
+        Ok(format!(
+            "sv={SAS_VERSION}&ss={services}&srt={types}&sp={permissions}&se={}&sig={}",
+            encode(expiry),
+            encode(&signature)
+        ))
+    }
+
+    /// Stops the server (an outage); `resume` starts it again on the same
+    /// port and data.
+    pub fn stop(&mut self) {
+        self.front.down();
+        if let Some((port, mut child)) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            wait_until(START_LIMIT, || !port_open(port));
+        }
+    }
+
+    /// Starts Azurite on a port of its own (again on another one if someone
+    /// took it first) and points the front at it.
+    pub fn resume(&mut self) -> Result<(), ServiceError> {
+        let binary = find_program(AZURITE_BLOB).ok_or(ServiceError::Missing {
+            program: AZURITE_BLOB,
+            install: INSTALL,
+        })?;
+        let log_path = self.dir.path().join("server.log");
+        for _attempt in 0..10 {
+            let port = free_port()?;
+            let mut child = self.spawn(&binary, port, &log_path)?;
+            if child_listening(&mut child, port) {
+                self.front.up(port);
+                self.child = Some((port, child));
+                return Ok(());
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Err(ServiceError::failed(
+            "starting Azurite",
+            format!("see {}", log_path.display()),
+        ))
+    }
+
+    fn spawn(&self, binary: &Path, port: u16, log_path: &Path) -> Result<Child, ServiceError> {
+        let log =
+            std::fs::File::create(log_path).map_err(ServiceError::io("creating the server log"))?;
+        let data: PathBuf = self.dir.path().join("data");
+        Command::new(binary)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(&data)
+            .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
+            .env(
+                "AZURITE_ACCOUNTS",
+                format!("{}:{}", self.account, *self.key),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(ServiceError::io("starting Azurite"))
+    }
+}
+
+impl Drop for AzuriteServer {
+    fn drop(&mut self) {
+        if let Some((_, mut child)) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

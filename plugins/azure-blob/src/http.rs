@@ -1,0 +1,147 @@
+//! A small HTTP client over `wasi:http/outgoing-handler`. Requests carry no
+//! credentials: the host adds them after matching its rules. Several
+//! requests go out at once (the host sends each on its own task), and the
+//! answers are read in order.
+
+use wasip2::http::outgoing_handler::{self, FutureIncomingResponse};
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
+use wasip2::io::streams::StreamError;
+
+/// How many requests are in flight at once.
+const IN_FLIGHT: usize = 32;
+/// The most `blocking-write-and-flush` takes at once.
+const WRITE_CHUNK: usize = 4096;
+
+pub struct Request {
+    pub method: Method,
+    pub https: bool,
+    pub authority: String,
+    /// Path and query, already percent-encoded.
+    pub path: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, value)| std::str::from_utf8(value).ok())
+    }
+}
+
+/// Why no response arrived: the host's error code, as wasi:http names it.
+#[derive(Debug)]
+pub struct Failure(pub ErrorCode);
+
+impl Failure {
+    pub fn denied(&self) -> bool {
+        matches!(self.0, ErrorCode::HttpRequestDenied)
+    }
+}
+
+/// Sends one request and reads its whole answer.
+pub fn send(request: Request) -> Result<Response, Failure> {
+    send_all(vec![request])
+        .pop()
+        .expect("one answer per request")
+}
+
+/// Sends every request, up to [`IN_FLIGHT`] at once; one answer each, in order.
+pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, Failure>> {
+    let mut answers = Vec::with_capacity(requests.len());
+    let mut requests = requests.into_iter().peekable();
+    while requests.peek().is_some() {
+        let started: Vec<Result<FutureIncomingResponse, Failure>> =
+            requests.by_ref().take(IN_FLIGHT).map(start).collect();
+        answers.extend(started.into_iter().map(|future| future.and_then(finish)));
+    }
+    answers
+}
+
+fn internal(what: &str) -> Failure {
+    Failure(ErrorCode::InternalError(Some(what.to_string())))
+}
+
+/// Hands the request to the host and writes its body.
+fn start(request: Request) -> Result<FutureIncomingResponse, Failure> {
+    let fields = Fields::new();
+    for (name, value) in &request.headers {
+        fields
+            .append(name, value.as_bytes())
+            .map_err(|e| internal(&format!("header {name}: {e:?}")))?;
+    }
+    let outgoing = OutgoingRequest::new(fields);
+    let scheme = if request.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let set = outgoing.set_method(&request.method).is_ok()
+        && outgoing.set_scheme(Some(&scheme)).is_ok()
+        && outgoing.set_authority(Some(&request.authority)).is_ok()
+        && outgoing.set_path_with_query(Some(&request.path)).is_ok();
+    if !set {
+        return Err(internal("the request's URL was refused"));
+    }
+    let body = outgoing.body().map_err(|()| internal("no request body"))?;
+    let future = outgoing_handler::handle(outgoing, None).map_err(Failure)?;
+    if let Some(content) = &request.body {
+        let stream = body.write().map_err(|()| internal("no body stream"))?;
+        for chunk in content.chunks(WRITE_CHUNK) {
+            // A closed stream means the host gave up on the request; the
+            // response future says why.
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+        drop(stream);
+    }
+    let _ = OutgoingBody::finish(body, None);
+    Ok(future)
+}
+
+/// Waits for the response and reads its body.
+fn finish(future: FutureIncomingResponse) -> Result<Response, Failure> {
+    future.subscribe().block();
+    let response = future
+        .get()
+        .ok_or_else(|| internal("no response"))?
+        .map_err(|()| internal("response already taken"))?
+        .map_err(Failure)?;
+    let status = response.status();
+    let headers = response.headers().entries();
+    let body = response
+        .consume()
+        .map_err(|()| internal("no response body"))?;
+    let stream = body.stream().map_err(|()| internal("no body stream"))?;
+    let mut content = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => content.extend(chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(error)) => {
+                let code = wasip2::http::types::http_error_code(&error);
+                return Err(Failure(code.unwrap_or(ErrorCode::InternalError(Some(
+                    "the response body broke off".into(),
+                )))));
+            }
+        }
+    }
+    drop(stream);
+    IncomingBody::finish(body);
+    Ok(Response {
+        status,
+        headers,
+        body: content,
+    })
+}

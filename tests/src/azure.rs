@@ -85,14 +85,18 @@ impl Azurite {
 
     /// The plugin, loaded from [`Azurite::manifest`].
     pub fn plugin(&self, dir: &Path, container: &str, credential: &Credential) -> Plugin {
-        let loaded = load(&self.manifest(dir, container, credential));
-        let spec = PluginSpec {
-            name: loaded.name,
-            grants: loaded.grants,
-            limits: Limits::default(),
-            settings: loaded.settings,
-        };
-        Plugin::load(&Runtime::shared().unwrap(), spec, &loaded.wasm).unwrap()
+        self.plugin_on(&Runtime::shared().unwrap(), dir, container, credential)
+    }
+
+    /// The same on `runtime` (e.g. an audited one).
+    pub fn plugin_on(
+        &self,
+        runtime: &Runtime,
+        dir: &Path,
+        container: &str,
+        credential: &Credential,
+    ) -> Plugin {
+        plugin_from(runtime, &self.manifest(dir, container, credential))
     }
 
     /// A host mirroring `workspace` to `container` through the plugin,
@@ -118,6 +122,18 @@ impl Azurite {
             .await
             .unwrap()
     }
+}
+
+/// The plugin a manifest file names, with what it grants, on `runtime`.
+pub fn plugin_from(runtime: &Runtime, manifest: &Path) -> Plugin {
+    let loaded = load(manifest);
+    let spec = PluginSpec {
+        name: loaded.name,
+        grants: loaded.grants,
+        limits: Limits::default(),
+        settings: loaded.settings,
+    };
+    Plugin::load(runtime, spec, &loaded.wasm).unwrap()
 }
 
 fn load(manifest: &Path) -> LoadedPlugin {

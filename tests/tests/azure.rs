@@ -111,3 +111,184 @@ async fn a_wrong_key_or_sas_is_denied_and_names_no_secret() {
         }
     }
 }
+
+/// The plugin granted one container while its settings point at another.
+fn outside_the_rule(
+    runtime: &storehost::runtime::Runtime,
+    server: &Azurite,
+    dir: &std::path::Path,
+    credential: &Credential,
+) -> storehost::runtime::Plugin {
+    let manifest = server.manifest(dir, "granted", credential);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace("  container: granted\n", "  container: elsewhere\n");
+    std::fs::write(&manifest, text).unwrap();
+    storehost_tests::azure::plugin_from(runtime, &manifest)
+}
+
+/// What a secret looks like anywhere it could leak: as given, and the
+/// bytes it stands for (a decoded key, a SAS's decoded signature).
+fn forms_of(credential: &Credential) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    match credential {
+        Credential::SharedKey(key) => vec![key.as_bytes().to_vec(), base64.decode(key).unwrap()],
+        Credential::Sas(sas) => {
+            let signature = sas.split("sig=").nth(1).unwrap();
+            let signature = percent_decode(signature);
+            vec![
+                sas.as_bytes().to_vec(),
+                signature.as_bytes().to_vec(),
+                base64.decode(&signature).unwrap(),
+            ]
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn contains(haystack: &str, needle: &[u8]) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w == needle)
+}
+
+/// A whole session (prepare, writes, a conflict, pulls, reads, a denied
+/// request) on an audited runtime, with SharedKey and with a SAS: the
+/// secret in none of its forms is in the host's logs, the errors, the
+/// plugin's `Debug`, or any linear memory the plugin had; a marker the
+/// plugin did handle is found there, so the scan sees guest memory.
+// One thread: the requests run in spawned tasks, and the log capture is
+// per thread.
+#[tokio::test(flavor = "current_thread")]
+async fn the_key_and_the_sas_never_reach_logs_errors_or_guest_memory() {
+    let server = Azurite::start();
+    let scratch = tempfile::tempdir().unwrap();
+    for (name, credential) in [("key", server.shared_key()), ("sas", server.sas())] {
+        let (_guard, captured) = storehost_tests::logs::capture();
+        let (runtime, audit) = storehost::runtime::Runtime::audited().unwrap();
+        let marker = format!("memory-marker-{name}-5150");
+        let container = format!("audit-{name}");
+        let plugin = server.plugin_on(
+            &runtime,
+            &scratch.path().join(name),
+            &container,
+            &credential,
+        );
+        plugin.prepare().await.unwrap();
+        let puts = (0..20)
+            .map(|i| {
+                put(
+                    &format!("a{i}.json"),
+                    &format!("{{\"m\":\"{marker}\"}}"),
+                    Precondition::Absent,
+                )
+            })
+            .collect();
+        plugin.apply(puts, "session").await.unwrap();
+        let conflict = plugin
+            .apply(vec![put("a0.json", "{}", Precondition::Absent)], "again")
+            .await
+            .unwrap_err();
+        let snapshot = plugin.pull(None).await.unwrap();
+        assert_eq!(snapshot.documents.len(), 20);
+        plugin.pull(Some(&snapshot.cursor)).await.unwrap();
+        plugin.read(&[Key::auth("a1.json")]).await.unwrap();
+        let outside = outside_the_rule(
+            &runtime,
+            &server,
+            &scratch.path().join(format!("{name}-out")),
+            &credential,
+        );
+        let denied = outside.list().await.unwrap_err();
+        assert!(
+            matches!(denied.backend(), Some(BackendError::Denied(_))),
+            "{denied}"
+        );
+        drop(outside);
+        let texts = format!(
+            "{}\n{conflict} {conflict:?}\n{denied} {denied:?}\n{:?}",
+            captured.text(),
+            plugin.grants()
+        );
+        assert!(audit.memory_count() > 0);
+        assert!(
+            audit.contains(marker.as_bytes()),
+            "{name}: the scan must see guest memory"
+        );
+        for (form, secret) in forms_of(&credential).iter().enumerate() {
+            assert!(
+                !contains(&texts, secret),
+                "{name}: form {form} of the secret is in {texts}"
+            );
+            assert!(
+                !audit.contains(secret),
+                "{name}: form {form} of the secret is in guest memory"
+            );
+        }
+    }
+}
+
+/// A guest that tries to sign its own requests, or to reach past the rule,
+/// is refused; what it sends inside the rule arrives signed by the host
+/// (Azurite answers 404 for a container that is not there, not 403).
+#[tokio::test]
+async fn a_guest_cannot_set_authorization_or_leave_the_rule() {
+    let server = Azurite::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let manifest = server.manifest(scratch.path(), "probe", &server.shared_key());
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let probe_path = scratch.path().join("probe.wasm");
+    std::fs::write(&probe_path, storehost_tests::guests::HTTPPROBE).unwrap();
+    let account_url = server.account_url();
+    let text = text
+        .replace(storehost_tests::guests::AZURE_BLOB_PATH, "./probe.wasm")
+        .replace(
+            "settings:\n",
+            &format!("settings:\n  base: {account_url}/probe\n  outside: {account_url}/other/x\n"),
+        );
+    std::fs::write(&manifest, text).unwrap();
+    let plugin = storehost_tests::azure::plugin_from(
+        &storehost::runtime::Runtime::shared().unwrap(),
+        &manifest,
+    );
+    plugin.prepare().await.unwrap();
+    let run = |scenario: &'static str| {
+        let plugin = &plugin;
+        async move {
+            let document = plugin
+                .read_one(&Key::auth(scenario))
+                .await
+                .unwrap()
+                .unwrap();
+            String::from_utf8(document.content).unwrap()
+        }
+    };
+    let signed = run("get").await;
+    assert!(
+        signed.starts_with("404\n") && signed.contains("ContainerNotFound"),
+        "{signed}"
+    );
+    let own = run("authorization").await;
+    assert!(
+        own.contains("header authorization: HeaderError::Forbidden"),
+        "{own}"
+    );
+    let outside = run("outside").await;
+    assert!(outside.contains("HttpRequestDenied"), "{outside}");
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use storehost::Storehost;
 use storehost::runtime::Plugin;
+use storehost_tests::azure::Azurite;
 use storehost_tests::git::GitServer;
 use storehost_tests::postgres::PostgresServer;
 use storehost_tests::s3::S3Server;
@@ -187,6 +188,40 @@ impl Outage for Git {
     }
 }
 
+/// Azure Blob Storage (Azurite) through the third-party plugin.
+struct Azure {
+    server: Azurite,
+    container: String,
+}
+
+impl Azure {
+    fn new(container: &str) -> Azure {
+        Azure {
+            server: Azurite::start(),
+            container: container.into(),
+        }
+    }
+}
+
+impl Backend for Azure {
+    async fn host(&self, workspace: &Path) -> Storehost {
+        self.server.host(workspace, &self.container, POLL).await
+    }
+    fn reader(&self, scratch: &Path) -> Plugin {
+        let credential = self.server.shared_key();
+        self.server.plugin(scratch, &self.container, &credential)
+    }
+}
+
+impl Outage for Azure {
+    fn stop(&mut self) {
+        self.server.stop();
+    }
+    fn resume(&mut self) {
+        self.server.resume();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_two_hosts_writing_at_once() {
     scenarios::two_hosts_writing_at_once(&LocalDir::new()).await;
@@ -265,4 +300,24 @@ async fn object_backend_wiped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_backend_wiped() {
     scenarios::backend_wiped(&Git::new("wiped")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_two_hosts_writing_at_once() {
+    scenarios::two_hosts_writing_at_once(&Azure::new("two-hosts")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_backend_cut_off_mid_push() {
+    scenarios::backend_cut_off_mid_push(&mut Azure::new("cut-off")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_three_hosts_start_together() {
+    scenarios::three_hosts_start_together(&Azure::new("three")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_backend_wiped() {
+    scenarios::backend_wiped(&Azure::new("wiped")).await;
 }

@@ -1,5 +1,6 @@
 //! The process-wide engine and its epoch ticker.
 
+use super::audit::MemoryAudit;
 use super::cache::ComponentCache;
 use super::error::RuntimeError;
 use crate::capabilities::HostState;
@@ -61,7 +62,18 @@ impl Runtime {
 
     /// A runtime with its own engine; `cache: None` compiles every time.
     pub fn new(cache: Option<ComponentCache>) -> Result<Runtime, RuntimeError> {
-        let engine = build_engine()?;
+        Runtime::with_engine(build_engine(None)?, cache)
+    }
+
+    /// A runtime whose plugins' memories stay readable through the returned
+    /// [`MemoryAudit`] (uncached, slower: for tests and audits).
+    pub fn audited() -> Result<(Runtime, MemoryAudit), RuntimeError> {
+        let audit = MemoryAudit::default();
+        let runtime = Runtime::with_engine(build_engine(Some(&audit))?, None)?;
+        Ok((runtime, audit))
+    }
+
+    fn with_engine(engine: Engine, cache: Option<ComponentCache>) -> Result<Runtime, RuntimeError> {
         let ticking = Arc::new(Ticking::default());
         start_epoch_ticker(&engine, ticking.clone());
         let linker = build_linker(&engine)?;
@@ -123,10 +135,13 @@ pub(crate) fn compile(engine: &Engine, name: &str, wasm: &[u8]) -> Result<Compon
     })
 }
 
-fn build_engine() -> Result<Engine, RuntimeError> {
+fn build_engine(audit: Option<&MemoryAudit>) -> Result<Engine, RuntimeError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    if let Some(audit) = audit {
+        super::audit::configure(&mut config, audit);
+    }
     Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
 }
 

@@ -1,6 +1,7 @@
 //! The WebAssembly runtime: one engine per process, the on-disk component
 //! cache, per-plugin limits, and loaded plugins.
 
+pub mod audit;
 pub mod bindings;
 pub mod cache;
 pub mod engine;
@@ -9,6 +10,7 @@ pub mod inspect;
 pub mod limits;
 pub mod plugin;
 
+pub use audit::MemoryAudit;
 pub use cache::ComponentCache;
 pub use engine::Runtime;
 pub use error::{BackendError, PluginError, RuntimeError};

@@ -116,13 +116,15 @@ impl AzuriteServer {
         ))
     }
 
-    /// Stops the server (an outage); `resume` starts it again on the same
-    /// port and data.
+    /// Stops the server (an outage: calls in flight are cut at the
+    /// front); `resume` starts it again on the same port and data. Azurite
+    /// keeps its metadata in memory and saves it on SIGTERM, so it is asked
+    /// to stop rather than killed: a killed Azurite forgets recent writes,
+    /// which no real storage account does.
     pub fn stop(&mut self) {
         self.front.down();
-        if let Some((port, mut child)) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some((port, child)) = self.child.take() {
+            terminate(child);
             wait_until(START_LIMIT, || !port_open(port));
         }
     }
@@ -170,6 +172,16 @@ impl AzuriteServer {
             .spawn()
             .map_err(ServiceError::io("starting Azurite"))
     }
+}
+
+/// SIGTERM, then SIGKILL if it has not exited within the start limit.
+fn terminate(mut child: Child) {
+    let pid = rustix::process::Pid::from_child(&child);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    if !wait_until(START_LIMIT, || child.try_wait().ok().flatten().is_some()) {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }
 
 impl Drop for AzuriteServer {

@@ -41,3 +41,16 @@ S3S_FS_VERSION=0.14.1
 if ! s3s-fs --version 2>/dev/null | grep -q "$S3S_FS_VERSION"; then
   cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked
 fi
+
+# Azure Blob Storage for the tests: Azurite's blob service (npm), started
+# by the harness on a free loopback port with its own account and key.
+AZURITE_VERSION=3.37.0
+# (`azurite-blob --version` reports an older number than the package's.)
+if ! npm ls -g --depth=0 azurite 2>/dev/null | grep -q "azurite@$AZURITE_VERSION"; then
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  if [ "$(id -u)" = 0 ]; then
+    npm install -g --no-fund --no-audit "azurite@$AZURITE_VERSION"
+  else
+    sudo npm install -g --no-fund --no-audit "azurite@$AZURITE_VERSION"
+  fi
+fi

@@ -136,7 +136,8 @@ pub fn plugin_from(runtime: &Runtime, manifest: &Path) -> Plugin {
     Plugin::load(runtime, spec, &loaded.wasm).unwrap()
 }
 
-fn load(manifest: &Path) -> LoadedPlugin {
+/// What a manifest file names and grants, loaded (secrets read).
+pub fn load(manifest: &Path) -> LoadedPlugin {
     Manifest::read(manifest)
         .and_then(|manifest| manifest.load_plugin())
         .unwrap_or_else(|e| panic!("{e}"))

@@ -11,8 +11,10 @@ use wasip2::io::streams::StreamError;
 
 /// How many requests are in flight at once.
 const IN_FLIGHT: usize = 32;
-/// The most `blocking-write-and-flush` takes at once.
-const WRITE_CHUNK: usize = 4096;
+/// Bodies up to this size are written before the request is handed to
+/// the host: the host buffers at least one write of 1 MiB (wasmtime's
+/// outgoing body keeps one chunk in flight) without anyone reading it.
+const BUFFERED_BODY: usize = 1024 * 1024;
 
 pub struct Request {
     pub method: Method,
@@ -94,20 +96,45 @@ fn start(request: Request) -> Result<FutureIncomingResponse, Failure> {
         return Err(internal("the request's URL was refused"));
     }
     let body = outgoing.body().map_err(|()| internal("no request body"))?;
-    let future = outgoing_handler::handle(outgoing, None).map_err(Failure)?;
-    if let Some(content) = &request.body {
-        let stream = body.write().map_err(|()| internal("no body stream"))?;
-        for chunk in content.chunks(WRITE_CHUNK) {
-            // A closed stream means the host gave up on the request; the
-            // response future says why.
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                break;
-            }
-        }
-        drop(stream);
+    let content = request.body.unwrap_or_default();
+    // A body the host can buffer whole goes in before the request is
+    // handed over, so the host sends head and body together; a larger one
+    // is streamed while the host sends.
+    if content.len() <= BUFFERED_BODY {
+        write_body(&body, &content)?;
+        let _ = OutgoingBody::finish(body, None);
+        return outgoing_handler::handle(outgoing, None).map_err(Failure);
     }
-    let _ = OutgoingBody::finish(body, None);
+    let future = outgoing_handler::handle(outgoing, None).map_err(Failure)?;
+    // A failed write means the host gave up on the request; the response
+    // future says why.
+    if write_body(&body, &content).is_ok() {
+        let _ = OutgoingBody::finish(body, None);
+    }
     Ok(future)
+}
+
+/// Writes `content` as fast as the host takes it, then flushes.
+fn write_body(body: &OutgoingBody, content: &[u8]) -> Result<(), Failure> {
+    if content.is_empty() {
+        return Ok(());
+    }
+    let stream = body.write().map_err(|()| internal("no body stream"))?;
+    let broken = |_| internal("the request body stream closed");
+    let mut rest = content;
+    while !rest.is_empty() {
+        let permit = stream.check_write().map_err(broken)? as usize;
+        if permit == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let (now, later) = rest.split_at(permit.min(rest.len()));
+        stream.write(now).map_err(broken)?;
+        rest = later;
+    }
+    stream.blocking_flush().map_err(broken)?;
+    drop(stream);
+    Ok(())
 }
 
 /// Waits for the response and reads its body.

@@ -132,6 +132,28 @@ impl HttpGrant {
     }
 }
 
+impl HttpGrant {
+    /// A request the host makes itself under this grant: the same rule
+    /// match, credential and pooled client a plugin's request gets, the
+    /// response read whole (within the rule's size cap). For benchmarks
+    /// and diagnostics that compare a plugin with the host alone.
+    pub async fn send_direct(
+        &self,
+        request: Request<Vec<u8>>,
+    ) -> Result<Response<Vec<u8>>, HttpError> {
+        use http_body_util::BodyExt as _;
+        let request = request.map(|body| {
+            http_body_util::Full::new(bytes::Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed_unsync()
+        });
+        let response = self.send("host", request, None).await?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await?.to_bytes();
+        Ok(Response::from_parts(parts, bytes.to_vec()))
+    }
+}
+
 /// The `wasi:http` hooks of one plugin instance.
 pub struct HttpHooks {
     pub plugin: Arc<str>,

@@ -107,9 +107,9 @@ pub fn read(container: &Container, keys: &[Key]) -> Result<Vec<Option<Document>>
         let names: Vec<String> = round.iter().map(path_of).collect::<Result<_, _>>()?;
         let blobs = container.get_many(&names)?;
         documents.extend(round.iter().zip(blobs).map(|(key, blob)| {
-            blob.map(|(info, content)| Document {
-                entry: entry(key.clone(), &info),
-                content,
+            blob.map(|blob| Document {
+                entry: entry(key.clone(), &blob.info),
+                content: blob.content,
             })
         }));
     }

@@ -24,6 +24,12 @@ const PATH_KEEPS: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'/')
     .remove(b'@');
 
+/// A blob as read: its properties and content.
+pub struct Blob {
+    pub info: BlobInfo,
+    pub content: Vec<u8>,
+}
+
 /// What a write must find.
 pub enum Condition<'a> {
     None,
@@ -144,7 +150,7 @@ impl Container {
 
     /// Each blob's content and properties, `None` where it does not exist;
     /// many at once.
-    pub fn get_many(&self, names: &[String]) -> Result<Vec<Option<(BlobInfo, Vec<u8>)>>, Error> {
+    pub fn get_many(&self, names: &[String]) -> Result<Vec<Option<Blob>>, Error> {
         self.fetch_many(Method::Get, names)
     }
 
@@ -153,15 +159,11 @@ impl Container {
         let found = self.fetch_many(Method::Head, names)?;
         Ok(found
             .into_iter()
-            .map(|blob| blob.map(|(info, _)| info))
+            .map(|blob| blob.map(|blob| blob.info))
             .collect())
     }
 
-    fn fetch_many(
-        &self,
-        method: Method,
-        names: &[String],
-    ) -> Result<Vec<Option<(BlobInfo, Vec<u8>)>>, Error> {
+    fn fetch_many(&self, method: Method, names: &[String]) -> Result<Vec<Option<Blob>>, Error> {
         let requests = names
             .iter()
             .map(|name| self.request(method.clone(), self.blob_path(name)))
@@ -170,7 +172,10 @@ impl Container {
         for (name, answered) in names.iter().zip(http::send_all(requests)) {
             let response = answer(answered)?;
             blobs.push(match response.status {
-                200 => Some((BlobInfo::from_headers(name, &response)?, response.body)),
+                200 => Some(Blob {
+                    info: BlobInfo::from_headers(name, &response)?,
+                    content: response.body,
+                }),
                 404 => None,
                 _ => return Err(refused("reading a blob", &response)),
             });

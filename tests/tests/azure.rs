@@ -292,3 +292,61 @@ async fn a_guest_cannot_set_authorization_or_leave_the_rule() {
     let outside = run("outside").await;
     assert!(outside.contains("HttpRequestDenied"), "{outside}");
 }
+
+/// Listings page by `NextMarker` (7 blobs a page here), and a pull with
+/// the cursor it handed out brings only what changed and what went.
+#[tokio::test]
+async fn listings_follow_next_marker_and_pulls_bring_only_changes() {
+    let server = Azurite::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let manifest = server.manifest(scratch.path(), "pages", &server.shared_key());
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("settings:\n", "settings:\n  page_size: 7\n"),
+    )
+    .unwrap();
+    let plugin = storehost_tests::azure::plugin_from(
+        &storehost::runtime::Runtime::shared().unwrap(),
+        &manifest,
+    );
+    plugin.prepare().await.unwrap();
+    let puts = (0..20)
+        .map(|i| {
+            put(
+                &format!("team/p{i:02}.json"),
+                &format!("{{\"n\":{i}}}"),
+                Precondition::Absent,
+            )
+        })
+        .collect();
+    plugin.apply(puts, "fill").await.unwrap();
+    assert_eq!(plugin.list().await.unwrap().len(), 20);
+    let first = plugin.pull(None).await.unwrap();
+    assert!(first.complete);
+    assert_eq!(first.documents.len(), 20);
+
+    plugin
+        .apply(
+            vec![
+                put("team/p03.json", "{\"n\":33}", Precondition::Any),
+                Change::Remove {
+                    key: Key::auth("team/p04.json"),
+                    precondition: Precondition::Any,
+                },
+            ],
+            "change",
+        )
+        .await
+        .unwrap();
+    let delta = plugin.pull(Some(&first.cursor)).await.unwrap();
+    assert!(!delta.complete);
+    let changed: Vec<&str> = delta
+        .documents
+        .iter()
+        .map(|d| d.entry.key.id.as_str())
+        .collect();
+    assert_eq!(changed, ["team/p03.json"]);
+    let removed: Vec<&str> = delta.removed.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(removed, ["team/p04.json"]);
+}

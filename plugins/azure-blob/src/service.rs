@@ -11,7 +11,8 @@ use wasip2::http::types::Method;
 
 /// The service version every request asks for.
 const API_VERSION: &str = "2021-08-06";
-/// Blobs per listing page (the service's own cap is 5000).
+/// Blobs per listing page unless the setting `page_size` says otherwise
+/// (the service's own cap is 5000).
 const PAGE: usize = 2000;
 
 /// Characters a blob name keeps unencoded in a path: unreserved, `/`
@@ -44,6 +45,7 @@ pub struct Container {
     authority: String,
     /// `/<account>/<container>` (path style) or `/<container>`.
     path: String,
+    page: usize,
 }
 
 impl Container {
@@ -80,6 +82,7 @@ impl Container {
             https,
             authority: authority.to_string(),
             path,
+            page: page_size(settings)?,
         })
     }
 
@@ -125,8 +128,9 @@ impl Container {
         let mut marker = String::new();
         loop {
             let mut query = format!(
-                "{}?restype=container&comp=list&maxresults={PAGE}&prefix={}",
+                "{}?restype=container&comp=list&maxresults={}&prefix={}",
                 self.path,
+                self.page,
                 utf8_percent_encode(prefix, NON_ALPHANUMERIC)
             );
             if !marker.is_empty() {
@@ -264,6 +268,20 @@ fn answer(answered: Result<Response, Failure>) -> Result<Response, Error> {
     })
 }
 
+fn page_size(settings: &Settings) -> Result<usize, Error> {
+    let Some(text) = settings.get("page_size") else {
+        return Ok(PAGE);
+    };
+    text.parse()
+        .ok()
+        .filter(|size| (1..=5000).contains(size))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "setting `page_size`: {text:?} is not a number from 1 to 5000"
+            ))
+        })
+}
+
 /// Container names: 3 to 63 lowercase letters, digits and single hyphens,
 /// starting and ending with a letter or digit.
 fn check_container_name(name: &str) -> Result<(), Error> {
@@ -315,6 +333,34 @@ mod tests {
             emulated.blob_path("auths/team/a b@c.json"),
             "/devstoreaccount1/tokens/auths/team/a%20b@c.json"
         );
+    }
+
+    #[test]
+    fn the_page_size_is_checked() {
+        let mut pairs = vec![
+            ("endpoint".to_string(), "https://acct".to_string()),
+            ("container".to_string(), "tokens".to_string()),
+        ];
+        assert_eq!(
+            Container::open(&Settings::from(pairs.clone()))
+                .unwrap()
+                .page,
+            PAGE
+        );
+        pairs.push(("page_size".into(), "7".into()));
+        assert_eq!(
+            Container::open(&Settings::from(pairs.clone()))
+                .unwrap()
+                .page,
+            7
+        );
+        for bad in ["0", "5001", "many"] {
+            pairs.push(("page_size".into(), bad.into()));
+            assert!(
+                Container::open(&Settings::from(pairs.clone())).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -41,8 +41,14 @@ pub fn parse(xml: &[u8]) -> Result<Page, Error> {
         .flat_map(|blobs| blobs.children().filter(|n| n.has_tag_name("Blob")))
         .filter_map(|blob| {
             let properties = blob.children().find(|n| n.has_tag_name("Properties"))?;
+            let name = blob.children().find(|n| n.has_tag_name("Name"))?;
+            // A name the service had to percent-encode holds characters
+            // XML cannot carry; no such name is a document id.
+            if name.attribute("Encoded") == Some("true") {
+                return None;
+            }
             Some(BlobInfo {
-                name: child_text(blob, "Name")?,
+                name: name.text()?.to_string(),
                 etag: unquoted(&child_text(properties, "Etag")?),
                 size: child_text(properties, "Content-Length")
                     .and_then(|length| length.parse().ok())
@@ -101,6 +107,7 @@ mod tests {
       <Last-Modified>Fri, 04 Dec 2026 10:00:00 GMT</Last-Modified>
       <Etag>0x8DC1</Etag><Content-Length>12</Content-Length></Properties></Blob>
     <Blob><Name>auths/no-etag.json</Name><Properties><Content-Length>1</Content-Length></Properties></Blob>
+    <Blob><Name Encoded="true">auths%2Fctl%01.json</Name><Properties><Etag>0x1</Etag></Properties></Blob>
     <Blob><Name>auths/c.json</Name><Properties><Etag>"0x8DC2"</Etag></Properties></Blob>
   </Blobs>
   <NextMarker>2!64!YXV0aHMvYy5qc29u</NextMarker>

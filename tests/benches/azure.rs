@@ -44,7 +44,8 @@ async fn put_latency(server: &Azurite, scratch: &std::path::Path) {
     let manifest = server.manifest(&scratch.join("direct"), container, &credential);
     let grants = azure::load(&manifest).grants;
     let grant = grants.http().unwrap();
-    let (mut through_plugin, mut direct) = (Vec::new(), Vec::new());
+    let grant = grant.clone();
+    let (mut through_plugin, mut direct, mut spawned) = (Vec::new(), Vec::new(), Vec::new());
     // Interleaved, so both see the same server state and machine load.
     for i in 0..ROUNDS {
         let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
@@ -57,15 +58,32 @@ async fn put_latency(server: &Azurite, scratch: &std::path::Path) {
             .await
             .unwrap();
         through_plugin.push(started.elapsed());
+
         let request = direct_put(
             server,
             container,
             &format!("d{}.json", i % 50),
-            content.into_bytes(),
+            content.clone().into_bytes(),
         );
         let started = Instant::now();
         let response = grant.send_direct(request).await.unwrap();
         direct.push(started.elapsed());
+        assert_eq!(response.status(), 201);
+        // The same again from a spawned task, as wasmtime-wasi-http sends
+        // every plugin request: what the task hop itself costs.
+        let request = direct_put(
+            server,
+            container,
+            &format!("s{}.json", i % 50),
+            content.into_bytes(),
+        );
+        let task_grant = grant.clone();
+        let started = Instant::now();
+        let response = tokio::spawn(async move { task_grant.send_direct(request).await })
+            .await
+            .unwrap()
+            .unwrap();
+        spawned.push(started.elapsed());
         assert_eq!(response.status(), 201);
     }
     let mut empty = Vec::new();
@@ -77,6 +95,7 @@ async fn put_latency(server: &Azurite, scratch: &std::path::Path) {
     percentiles("plugin call with nothing to do (apply of none)", empty);
     let plugin_p50 = percentiles("put via the azure-blob plugin", through_plugin);
     let direct_p50 = percentiles("put by the host directly (same grant)", direct);
+    percentiles("the same from a spawned task", spawned);
     println!(
         "ratio plugin/direct at p50: {:.2}",
         plugin_p50.as_secs_f64() / direct_p50.as_secs_f64()

@@ -5,7 +5,8 @@
 
 use wasip2::http::outgoing_handler::{self, FutureIncomingResponse};
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    Scheme,
 };
 use wasip2::io::streams::StreamError;
 
@@ -63,9 +64,16 @@ pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, Failure>> {
     let mut answers = Vec::with_capacity(requests.len());
     let mut requests = requests.into_iter().peekable();
     while requests.peek().is_some() {
-        let started: Vec<Result<FutureIncomingResponse, Failure>> =
-            requests.by_ref().take(IN_FLIGHT).map(start).collect();
-        answers.extend(started.into_iter().map(|future| future.and_then(finish)));
+        let started: Vec<(bool, Result<FutureIncomingResponse, Failure>)> = requests
+            .by_ref()
+            .take(IN_FLIGHT)
+            .map(|request| (matches!(request.method, Method::Head), start(request)))
+            .collect();
+        answers.extend(
+            started
+                .into_iter()
+                .map(|(bodiless, future)| future.and_then(|f| finish(f, bodiless))),
+        );
     }
     answers
 }
@@ -101,21 +109,30 @@ fn start(request: Request) -> Result<FutureIncomingResponse, Failure> {
     // handed over, so the host sends head and body together; a larger one
     // is streamed while the host sends.
     if content.len() <= BUFFERED_BODY {
-        write_body(&body, &content)?;
+        write_body(&body, &content, Flush::Queued)?;
         let _ = OutgoingBody::finish(body, None);
         return outgoing_handler::handle(outgoing, None).map_err(Failure);
     }
     let future = outgoing_handler::handle(outgoing, None).map_err(Failure)?;
     // A failed write means the host gave up on the request; the response
     // future says why.
-    if write_body(&body, &content).is_ok() {
+    if write_body(&body, &content, Flush::Sent).is_ok() {
         let _ = OutgoingBody::finish(body, None);
     }
     Ok(future)
 }
 
+/// How far a written body must have gone before [`write_body`] returns.
+enum Flush {
+    /// Into the host's buffer: enough before `handle`, and no wait (each
+    /// wait on a pollable costs a trip through the host's scheduler).
+    Queued,
+    /// Taken by the host's sender.
+    Sent,
+}
+
 /// Writes `content` as fast as the host takes it, then flushes.
-fn write_body(body: &OutgoingBody, content: &[u8]) -> Result<(), Failure> {
+fn write_body(body: &OutgoingBody, content: &[u8], flush: Flush) -> Result<(), Failure> {
     if content.is_empty() {
         return Ok(());
     }
@@ -132,13 +149,17 @@ fn write_body(body: &OutgoingBody, content: &[u8]) -> Result<(), Failure> {
         stream.write(now).map_err(broken)?;
         rest = later;
     }
-    stream.blocking_flush().map_err(broken)?;
+    match flush {
+        Flush::Queued => stream.flush().map_err(broken)?,
+        Flush::Sent => stream.blocking_flush().map_err(broken)?,
+    }
     drop(stream);
     Ok(())
 }
 
-/// Waits for the response and reads its body.
-fn finish(future: FutureIncomingResponse) -> Result<Response, Failure> {
+/// Waits for the response and reads its body, unless it has none
+/// (`bodiless`: a HEAD).
+fn finish(future: FutureIncomingResponse, bodiless: bool) -> Result<Response, Failure> {
     future.subscribe().block();
     let response = future
         .get()
@@ -147,13 +168,27 @@ fn finish(future: FutureIncomingResponse) -> Result<Response, Failure> {
         .map_err(Failure)?;
     let status = response.status();
     let headers = response.headers().entries();
+    let body = match bodiless {
+        true => Vec::new(),
+        false => read_body(response)?,
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Reads a response body to its end, waiting only when nothing is ready.
+fn read_body(response: IncomingResponse) -> Result<Vec<u8>, Failure> {
     let body = response
         .consume()
         .map_err(|()| internal("no response body"))?;
     let stream = body.stream().map_err(|()| internal("no body stream"))?;
     let mut content = Vec::new();
     loop {
-        match stream.blocking_read(64 * 1024) {
+        match stream.read(64 * 1024) {
+            Ok(chunk) if chunk.is_empty() => stream.subscribe().block(),
             Ok(chunk) => content.extend(chunk),
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(error)) => {
@@ -166,9 +201,5 @@ fn finish(future: FutureIncomingResponse) -> Result<Response, Failure> {
     }
     drop(stream);
     IncomingBody::finish(body);
-    Ok(Response {
-        status,
-        headers,
-        body: content,
-    })
+    Ok(content)
 }

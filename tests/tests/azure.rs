@@ -350,3 +350,29 @@ async fn listings_follow_next_marker_and_pulls_bring_only_changes() {
     let removed: Vec<&str> = delta.removed.iter().map(|k| k.id.as_str()).collect();
     assert_eq!(removed, ["team/p04.json"]);
 }
+
+/// A document larger than the host takes in one write (1 MiB) is streamed
+/// after the request is handed over, and arrives whole.
+#[tokio::test]
+async fn a_body_larger_than_one_write_is_streamed_whole() {
+    let server = Azurite::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let plugin = server.plugin(scratch.path(), "large", &server.shared_key());
+    plugin.prepare().await.unwrap();
+    let filler = "x".repeat(3 * 1024 * 1024 / 2);
+    let content = format!("{{\"filler\":\"{filler}\"}}");
+    plugin
+        .apply(
+            vec![put("large.json", &content, Precondition::Absent)],
+            "large",
+        )
+        .await
+        .unwrap();
+    let stored = plugin
+        .read_one(&Key::auth("large.json"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.content.len(), content.len());
+    assert!(stored.content == content.as_bytes());
+}

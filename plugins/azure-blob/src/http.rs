@@ -8,14 +8,10 @@ use wasip2::http::types::{
     ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
     Scheme,
 };
-use wasip2::io::streams::StreamError;
+use wasip2::io::streams::{OutputStream, StreamError};
 
 /// How many requests are in flight at once.
 const IN_FLIGHT: usize = 32;
-/// Bodies up to this size are written before the request is handed to
-/// the host: the host buffers at least one write of 1 MiB (wasmtime's
-/// outgoing body keeps one chunk in flight) without anyone reading it.
-const BUFFERED_BODY: usize = 1024 * 1024;
 
 pub struct Request {
     pub method: Method,
@@ -105,39 +101,38 @@ fn start(request: Request) -> Result<FutureIncomingResponse, Failure> {
     }
     let body = outgoing.body().map_err(|()| internal("no request body"))?;
     let content = request.body.unwrap_or_default();
-    // A body the host can buffer whole goes in before the request is
-    // handed over, so the host sends head and body together; a larger one
-    // is streamed while the host sends.
-    if content.len() <= BUFFERED_BODY {
-        write_body(&body, &content, Flush::Queued)?;
+    let stream = body.write().map_err(|()| internal("no body stream"))?;
+    // A body the host takes in one write goes in before the request is
+    // handed over, so the host sends head and body together and nothing
+    // waits; a larger one is streamed while the host sends.
+    if stream
+        .check_write()
+        .is_ok_and(|permit| permit >= content.len() as u64)
+    {
+        if !content.is_empty() {
+            stream.write(&content).map_err(broken)?;
+        }
+        stream.flush().map_err(broken)?;
+        drop(stream);
         let _ = OutgoingBody::finish(body, None);
         return outgoing_handler::handle(outgoing, None).map_err(Failure);
     }
     let future = outgoing_handler::handle(outgoing, None).map_err(Failure)?;
     // A failed write means the host gave up on the request; the response
     // future says why.
-    if write_body(&body, &content, Flush::Sent).is_ok() {
+    if stream_body(&stream, &content).is_ok() {
+        drop(stream);
         let _ = OutgoingBody::finish(body, None);
     }
     Ok(future)
 }
 
-/// How far a written body must have gone before [`write_body`] returns.
-enum Flush {
-    /// Into the host's buffer: enough before `handle`, and no wait (each
-    /// wait on a pollable costs a trip through the host's scheduler).
-    Queued,
-    /// Taken by the host's sender.
-    Sent,
+fn broken(_: StreamError) -> Failure {
+    internal("the request body stream closed")
 }
 
-/// Writes `content` as fast as the host takes it, then flushes.
-fn write_body(body: &OutgoingBody, content: &[u8], flush: Flush) -> Result<(), Failure> {
-    if content.is_empty() {
-        return Ok(());
-    }
-    let stream = body.write().map_err(|()| internal("no body stream"))?;
-    let broken = |_| internal("the request body stream closed");
+/// Writes `content` as fast as the host takes it, then waits for the flush.
+fn stream_body(stream: &OutputStream, content: &[u8]) -> Result<(), Failure> {
     let mut rest = content;
     while !rest.is_empty() {
         let permit = stream.check_write().map_err(broken)? as usize;
@@ -149,12 +144,7 @@ fn write_body(body: &OutgoingBody, content: &[u8], flush: Flush) -> Result<(), F
         stream.write(now).map_err(broken)?;
         rest = later;
     }
-    match flush {
-        Flush::Queued => stream.flush().map_err(broken)?,
-        Flush::Sent => stream.blocking_flush().map_err(broken)?,
-    }
-    drop(stream);
-    Ok(())
+    stream.blocking_flush().map_err(broken)
 }
 
 /// Waits for the response and reads its body, unless it has none

@@ -17,7 +17,7 @@ mod service;
 use errors::Answer;
 use feed::{Feed, entry};
 use service::{Condition, Container};
-use storehost_sdk::paths::{CONFIG_PATH, path_of};
+use storehost_sdk::paths::path_of;
 use storehost_sdk::{
     Backend, Change, Document, Entry, Error, Features, Info, Key, Kind, Precondition, Put,
     Settings, Snapshot,
@@ -182,8 +182,5 @@ fn content_type(key: &Key) -> &'static str {
         Kind::Meta => "text/plain",
     }
 }
-
-/// The config blob's name, for the README's example.
-pub const CONFIG_BLOB: &str = CONFIG_PATH;
 
 storehost_sdk::export_backend!(AzureBlob);

@@ -31,8 +31,16 @@ struct RuntimeInner {
 /// there are none, so an idle host does not wake 100 times a second.
 #[derive(Default)]
 struct Ticking {
-    calls: Mutex<usize>,
+    calls: Mutex<Calls>,
     started: Condvar,
+}
+
+#[derive(Default)]
+struct Calls {
+    running: usize,
+    /// The ticker waits on `started`: only then does a call wake it (a
+    /// busy host's calls cost no wake-up of another thread).
+    ticker_waiting: bool,
 }
 
 /// Keeps the epoch advancing while a guest call runs; dropped when it ends
@@ -45,7 +53,7 @@ pub struct EpochGuard {
 impl Drop for EpochGuard {
     fn drop(&mut self) {
         let mut calls = self.ticking.calls.lock().unwrap_or_else(|e| e.into_inner());
-        *calls = calls.saturating_sub(1);
+        calls.running = calls.running.saturating_sub(1);
     }
 }
 
@@ -92,8 +100,13 @@ impl Runtime {
     /// Marks a guest call as under way until the guard is dropped.
     pub fn guest_call(&self) -> EpochGuard {
         let ticking = self.inner.ticking.clone();
-        *ticking.calls.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        ticking.started.notify_one();
+        let mut calls = ticking.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.running += 1;
+        let wake = calls.ticker_waiting;
+        drop(calls);
+        if wake {
+            ticking.started.notify_one();
+        }
         EpochGuard { ticking }
     }
 
@@ -146,37 +159,54 @@ fn build_engine(audit: Option<&MemoryAudit>) -> Result<Engine, RuntimeError> {
 }
 
 /// A thread that advances the epoch while guest calls run, so deadlines
-/// fire even in a guest that never yields. It ends once the engine is
-/// dropped (checked at least every second while idle).
+/// fire even in a guest that never yields. It keeps ticking for a while
+/// after the last call, so calls in quick succession never wait for it to
+/// wake, and ends once the engine is dropped (checked at least every
+/// second while idle). A tick comes a full period after a call starts:
+/// a call is never made to yield the moment it begins.
 fn start_epoch_ticker(engine: &Engine, ticking: Arc<Ticking>) {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("storehost-epoch".into())
         .spawn(move || {
+            let mut last_call = std::time::Instant::now();
             loop {
-                {
-                    let calls = ticking.calls.lock().unwrap_or_else(|e| e.into_inner());
-                    let (calls, _) = ticking
-                        .started
-                        .wait_timeout_while(calls, IDLE_CHECK, |calls| *calls == 0)
-                        .unwrap_or_else(|e| e.into_inner());
-                    let idle = *calls == 0;
-                    drop(calls);
-                    if idle {
-                        match weak.upgrade() {
-                            Some(_) => continue,
-                            None => return,
-                        }
+                if !wait_for_calls(&ticking, &mut last_call) {
+                    match weak.upgrade() {
+                        Some(_) => continue,
+                        None => return,
                     }
                 }
+                std::thread::sleep(EPOCH_TICK);
                 let Some(engine) = weak.upgrade() else { return };
                 engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
             }
         })
         .expect("spawning the epoch thread");
 }
+
+/// Whether the ticker should tick now: a call runs, or one ran within
+/// [`TICK_LINGER`]; otherwise waits up to [`IDLE_CHECK`] for one.
+fn wait_for_calls(ticking: &Ticking, last_call: &mut std::time::Instant) -> bool {
+    let mut calls = ticking.calls.lock().unwrap_or_else(|e| e.into_inner());
+    if calls.running > 0 {
+        *last_call = std::time::Instant::now();
+        return true;
+    }
+    if last_call.elapsed() < TICK_LINGER {
+        return true;
+    }
+    calls.ticker_waiting = true;
+    let (mut calls, _) = ticking
+        .started
+        .wait_timeout_while(calls, IDLE_CHECK, |calls| calls.running == 0)
+        .unwrap_or_else(|e| e.into_inner());
+    calls.ticker_waiting = false;
+    calls.running > 0
+}
+
+/// How long the ticker keeps ticking after the last call it saw.
+const TICK_LINGER: Duration = Duration::from_secs(1);
 
 /// How often an idle ticker looks whether its engine is gone.
 const IDLE_CHECK: Duration = Duration::from_secs(1);

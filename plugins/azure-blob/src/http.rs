@@ -60,15 +60,15 @@ pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, Failure>> {
     let mut answers = Vec::with_capacity(requests.len());
     let mut requests = requests.into_iter().peekable();
     while requests.peek().is_some() {
-        let started: Vec<(bool, Result<FutureIncomingResponse, Failure>)> = requests
+        let started: Vec<(Method, Result<FutureIncomingResponse, Failure>)> = requests
             .by_ref()
             .take(IN_FLIGHT)
-            .map(|request| (matches!(request.method, Method::Head), start(request)))
+            .map(|request| (request.method.clone(), start(request)))
             .collect();
         answers.extend(
             started
                 .into_iter()
-                .map(|(bodiless, future)| future.and_then(|f| finish(f, bodiless))),
+                .map(|(method, future)| future.and_then(|f| finish(f, &method))),
         );
     }
     answers
@@ -80,12 +80,14 @@ fn internal(what: &str) -> Failure {
 
 /// Hands the request to the host and writes its body.
 fn start(request: Request) -> Result<FutureIncomingResponse, Failure> {
-    let fields = Fields::new();
-    for (name, value) in &request.headers {
-        fields
-            .append(name, value.as_bytes())
-            .map_err(|e| internal(&format!("header {name}: {e:?}")))?;
-    }
+    let entries: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+        .collect();
+    // One host call for all headers, not one per header.
+    let fields =
+        Fields::from_list(&entries).map_err(|e| internal(&format!("request headers: {e:?}")))?;
     let outgoing = OutgoingRequest::new(fields);
     let scheme = if request.https {
         Scheme::Https
@@ -147,9 +149,10 @@ fn stream_body(stream: &OutputStream, content: &[u8]) -> Result<(), Failure> {
     stream.blocking_flush().map_err(broken)
 }
 
-/// Waits for the response and reads its body, unless it has none
-/// (`bodiless`: a HEAD).
-fn finish(future: FutureIncomingResponse, bodiless: bool) -> Result<Response, Failure> {
+/// Waits for the response and takes what this plugin reads of it: the
+/// body of a GET only (no other answer's body is used), and the headers
+/// [`wanted_headers`] names.
+fn finish(future: FutureIncomingResponse, method: &Method) -> Result<Response, Failure> {
     future.subscribe().block();
     let response = future
         .get()
@@ -157,16 +160,37 @@ fn finish(future: FutureIncomingResponse, bodiless: bool) -> Result<Response, Fa
         .map_err(|()| internal("response already taken"))?
         .map_err(Failure)?;
     let status = response.status();
-    let headers = response.headers().entries();
-    let body = match bodiless {
-        true => Vec::new(),
-        false => read_body(response)?,
+    let fields = response.headers();
+    let headers = wanted_headers(method, status)
+        .iter()
+        .filter_map(|name| {
+            let value = fields.get(name).into_iter().next()?;
+            Some((name.to_string(), value))
+        })
+        .collect();
+    drop(fields);
+    let body = match (method, status) {
+        (Method::Get, 200..=299) => read_body(response)?,
+        // Dropped unread: the host discards it (an empty one keeps the
+        // connection for the next request).
+        _ => Vec::new(),
     };
     Ok(Response {
         status,
         headers,
         body,
     })
+}
+
+/// The response headers this plugin reads, by method and status. Each
+/// header copied into the guest costs host calls and allocations, on a
+/// path every request takes.
+fn wanted_headers(method: &Method, status: u16) -> &'static [&'static str] {
+    match (status, method) {
+        (200..=299, Method::Head) => &["etag", "last-modified", "content-length"],
+        (200..=299, _) => &["etag", "last-modified"],
+        _ => &["x-ms-error-code"],
+    }
 }
 
 /// Reads a response body to its end, waiting only when nothing is ready.

@@ -5,9 +5,11 @@
 //! Run with `cargo bench -p storehost-tests --bench azure` (needs Azurite;
 //! `bash .ci/install.sh` installs it).
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storehost::model::{Change, Key, Precondition};
-use storehost_tests::azure::{self, Azurite};
+use storehost_tests::azure::Azurite;
 use storehost_tests::percentiles;
 
 const ROUNDS: usize = 400;
@@ -25,8 +27,9 @@ fn direct_put(
     server: &Azurite,
     container: &str,
     id: &str,
-    body: Vec<u8>,
+    content: String,
 ) -> http::Request<Vec<u8>> {
+    let body = content.into_bytes();
     http::Request::put(format!("{}/{container}/auths/{id}", server.account_url()))
         .header("x-ms-version", "2021-08-06")
         .header("x-ms-blob-type", "BlockBlob")
@@ -36,56 +39,61 @@ fn direct_put(
         .unwrap()
 }
 
-async fn put_latency(server: &Azurite, scratch: &std::path::Path) {
+async fn put_latency(server: Arc<Azurite>, scratch: PathBuf) {
+    let (server, scratch) = (&*server, scratch.as_path());
     let container = "latency";
     let credential = server.shared_key();
     let plugin = server.plugin(&scratch.join("plugin"), container, &credential);
     plugin.prepare().await.unwrap();
-    let manifest = server.manifest(&scratch.join("direct"), container, &credential);
-    let grants = azure::load(&manifest).grants;
-    let grant = grants.http().unwrap();
-    let grant = grant.clone();
-    let (mut through_plugin, mut direct, mut spawned) = (Vec::new(), Vec::new(), Vec::new());
-    // Interleaved, so both see the same server state and machine load.
+    // The plugin's own grant: the same rule, credential and pooled
+    // connection its requests use.
+    let grant = plugin.grants().http().unwrap().clone();
+    let mut samples: [Vec<Duration>; 3] = Default::default();
+    // Interleaved, so all three see the same server state and machine
+    // load, and in a rotating order, so none is always the one that
+    // follows another.
     for i in 0..ROUNDS {
-        let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
-        let started = Instant::now();
-        plugin
-            .apply(
-                vec![put(format!("p{}.json", i % 50), content.clone())],
-                "bench",
-            )
-            .await
-            .unwrap();
-        through_plugin.push(started.elapsed());
-
-        let request = direct_put(
-            server,
-            container,
-            &format!("d{}.json", i % 50),
-            content.clone().into_bytes(),
-        );
-        let started = Instant::now();
-        let response = grant.send_direct(request).await.unwrap();
-        direct.push(started.elapsed());
-        assert_eq!(response.status(), 201);
-        // The same again from a spawned task, as wasmtime-wasi-http sends
-        // every plugin request: what the task hop itself costs.
-        let request = direct_put(
-            server,
-            container,
-            &format!("s{}.json", i % 50),
-            content.into_bytes(),
-        );
-        let task_grant = grant.clone();
-        let started = Instant::now();
-        let response = tokio::spawn(async move { task_grant.send_direct(request).await })
-            .await
-            .unwrap()
-            .unwrap();
-        spawned.push(started.elapsed());
-        assert_eq!(response.status(), 201);
+        for turn in 0..3 {
+            let variant = (i + turn) % 3;
+            let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
+            let elapsed = match variant {
+                0 => {
+                    let started = Instant::now();
+                    let change = put(format!("p{}.json", i % 50), content);
+                    plugin.apply(vec![change], "bench").await.unwrap();
+                    started.elapsed()
+                }
+                1 => {
+                    let request =
+                        direct_put(server, container, &format!("d{}.json", i % 50), content);
+                    let started = Instant::now();
+                    let response = grant.send_direct(request).await.unwrap();
+                    let elapsed = started.elapsed();
+                    assert_eq!(response.status(), 201);
+                    elapsed
+                }
+                _ => {
+                    // From a spawned task, as wasmtime-wasi-http sends every
+                    // plugin request: what the task hop itself costs.
+                    let request =
+                        direct_put(server, container, &format!("s{}.json", i % 50), content);
+                    let task_grant = grant.clone();
+                    let started = Instant::now();
+                    let response =
+                        tokio::spawn(async move { task_grant.send_direct(request).await })
+                            .await
+                            .unwrap()
+                            .unwrap();
+                    let elapsed = started.elapsed();
+                    assert_eq!(response.status(), 201);
+                    elapsed
+                }
+            };
+            samples[variant].push(elapsed);
+        }
     }
+    let [through_plugin, direct, spawned] = samples;
+    print_gap(&through_plugin, &direct);
     let mut empty = Vec::new();
     for _ in 0..ROUNDS {
         let started = Instant::now();
@@ -100,6 +108,24 @@ async fn put_latency(server: &Azurite, scratch: &std::path::Path) {
         "ratio plugin/direct at p50: {:.2}",
         plugin_p50.as_secs_f64() / direct_p50.as_secs_f64()
     );
+}
+
+/// What the plugin adds over the direct request across the distribution:
+/// a constant shows as the same gap at every quantile.
+fn print_gap(through_plugin: &[Duration], direct: &[Duration]) {
+    let quantile = |samples: &[Duration], q: f64| {
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        sorted[((sorted.len() - 1) as f64 * q) as usize]
+    };
+    let gaps: Vec<String> = [0.1, 0.25, 0.5, 0.75]
+        .iter()
+        .map(|&q| {
+            let gap = quantile(through_plugin, q).as_secs_f64() - quantile(direct, q).as_secs_f64();
+            format!("p{:.0} {:.0}µs", q * 100.0, gap * 1e6)
+        })
+        .collect();
+    println!("plugin minus direct: {}", gaps.join(", "));
 }
 
 async fn bootstrap(server: &Azurite, scratch: &std::path::Path, count: usize) {
@@ -133,7 +159,7 @@ async fn bootstrap(server: &Azurite, scratch: &std::path::Path, count: usize) {
 }
 
 fn main() {
-    let server = Azurite::start();
+    let server = Arc::new(Azurite::start());
     let scratch = tempfile::tempdir().unwrap();
     // The put twice: on one thread, where the plugin's own cost shows, and
     // on the two-worker runtime `serve` uses, where wasmtime-wasi-http's
@@ -145,7 +171,9 @@ fn main() {
         println!("-- tokio runtime: {flavor}");
         let runtime = builder.worker_threads(2).enable_all().build().unwrap();
         let scratch = scratch.path().join(flavor.replace(' ', "-"));
-        runtime.block_on(put_latency(&server, &scratch));
+        // In a task, as `serve` makes its plugin calls.
+        let latency = runtime.spawn(put_latency(server.clone(), scratch.clone()));
+        runtime.block_on(latency).unwrap();
         if flavor == "two workers" {
             runtime.block_on(bootstrap(&server, &scratch, 1000));
         }

@@ -4,6 +4,7 @@ mod adapter;
 mod change;
 pub mod dir_lock;
 mod errors;
+pub mod etag_feed;
 pub mod log;
 pub mod paths;
 mod settings;

@@ -1,82 +1,38 @@
-//! The change feed: a listing of ETags, compared with the previous one.
-//! The cursor names the listing it was taken from (a digest of names and
-//! ETags); while this instance still holds that listing, a pull fetches
-//! only blobs whose ETag changed and reports the names that disappeared.
-//! Any other cursor gets a complete snapshot.
+//! The change feed: the SDK's ETag feed over a container listing.
 
 use crate::listing::BlobInfo;
 use crate::service::Container;
-use sha2::{Digest, Sha256};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use storehost_sdk::etag_feed::{EtagFeed, Listed};
 use storehost_sdk::paths::{AUTH_PREFIX, CONFIG_PATH, META_PREFIX, key_of, path_of};
 use storehost_sdk::{Document, Entry, Error, Key, Snapshot};
 
 /// Blobs read per round, so one answer's size stays bounded.
 const READ_ROUND: usize = 256;
 
-struct Seen {
-    cursor: String,
-    etags: BTreeMap<String, String>,
+pub struct Feed {
+    etags: EtagFeed,
 }
 
-#[derive(Default)]
-pub struct Feed {
-    seen: RefCell<Option<Seen>>,
+impl Default for Feed {
+    fn default() -> Feed {
+        Feed {
+            etags: EtagFeed::new("azblob1"),
+        }
+    }
 }
 
 impl Feed {
     pub fn pull(&self, container: &Container, cursor: Option<&str>) -> Result<Snapshot, Error> {
-        let listing = listing(container)?;
-        let previous = self
-            .seen
-            .borrow_mut()
-            .take()
-            .filter(|seen| Some(seen.cursor.as_str()) == cursor);
-        let mut etags: BTreeMap<String, String> = listing
-            .iter()
-            .map(|(_, blob)| (blob.name.clone(), blob.etag.clone()))
-            .collect();
-        let changed: Vec<Key> = listing
-            .iter()
-            .filter(|(_, blob)| {
-                previous.as_ref().and_then(|p| p.etags.get(&blob.name)) != Some(&blob.etag)
+        let listing = listing(container)?
+            .into_iter()
+            .map(|(key, blob)| Listed {
+                key,
+                name: blob.name,
+                etag: blob.etag,
             })
-            .map(|(key, _)| key.clone())
             .collect();
-        let mut documents = Vec::new();
-        let mut removed = Vec::new();
-        for (key, document) in changed.iter().zip(read(container, &changed)?) {
-            match document {
-                Some(document) => documents.push(document),
-                // Deleted between the listing and the read.
-                None => {
-                    etags.remove(&path_of(key)?);
-                    removed.push(key.clone());
-                }
-            }
-        }
-        if let Some(previous) = &previous {
-            removed.extend(
-                previous
-                    .etags
-                    .keys()
-                    .filter(|name| !etags.contains_key(*name))
-                    .filter_map(|name| key_of(name)),
-            );
-        }
-        let cursor = digest(&etags);
-        let complete = previous.is_none();
-        *self.seen.borrow_mut() = Some(Seen {
-            cursor: cursor.clone(),
-            etags,
-        });
-        Ok(Snapshot {
-            documents,
-            removed: if complete { Vec::new() } else { removed },
-            cursor,
-            complete,
-        })
+        self.etags
+            .pull(listing, cursor, |keys| read(container, keys))
     }
 }
 
@@ -123,12 +79,4 @@ pub fn entry(key: Key, blob: &BlobInfo) -> Entry {
         size: blob.size,
         modified_ms: blob.modified_ms,
     }
-}
-
-fn digest(etags: &BTreeMap<String, String>) -> String {
-    let mut hasher = Sha256::new();
-    for (name, etag) in etags {
-        hasher.update(format!("{name}\0{etag}\n"));
-    }
-    format!("azblob1:{}", &hex::encode(hasher.finalize())[..32])
 }

@@ -1,85 +1,33 @@
-//! The change feed: a listing of ETags, compared with the previous one.
-//! The cursor names the listing it was taken from (a digest of keys and
-//! ETags); while this instance still holds that listing, a pull fetches
-//! only objects whose ETag changed and reports the keys that disappeared.
-//! Any other cursor gets a complete snapshot.
+//! The change feed: the SDK's ETag feed over a bucket listing.
 
 use crate::layout::{AUTH_PREFIX, document_key, object_key};
-use sha2::{Digest, Sha256};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 use storehost_sdk::capabilities::objects::{self, ObjectInfo};
+use storehost_sdk::etag_feed::{EtagFeed, Listed};
 use storehost_sdk::host_error;
 use storehost_sdk::{Document, Entry, Error, Key, Snapshot};
 
-/// The listing a cursor was handed out for: ETags by object name.
-struct Seen {
-    cursor: String,
-    etags: BTreeMap<String, String>,
-}
-
 pub struct Feed {
-    seen: RefCell<Option<Seen>>,
+    etags: EtagFeed,
 }
 
 impl Feed {
     pub fn new() -> Feed {
         Feed {
-            seen: RefCell::new(None),
+            etags: EtagFeed::new("s3v1"),
         }
     }
 
     pub fn pull(&self, bucket: &objects::Bucket, cursor: Option<&str>) -> Result<Snapshot, Error> {
-        let listing = listing(bucket)?;
-        let previous = self
-            .seen
-            .borrow_mut()
-            .take()
-            .filter(|seen| Some(seen.cursor.as_str()) == cursor);
-        let mut etags: BTreeMap<String, String> = listing
-            .iter()
-            .map(|(_, info)| (info.key.clone(), info.etag.clone()))
-            .collect();
-        let changed: Vec<Key> = listing
-            .iter()
-            .filter(|(_, info)| {
-                previous.as_ref().and_then(|p| p.etags.get(&info.key)) != Some(&info.etag)
+        let listing = listing(bucket)?
+            .into_iter()
+            .map(|(key, info)| Listed {
+                key,
+                name: info.key,
+                etag: info.etag,
             })
-            .map(|(key, _)| key.clone())
             .collect();
-        let mut documents = Vec::new();
-        let mut removed = Vec::new();
-        for (key, document) in changed.iter().zip(get_many(bucket, &changed)?) {
-            match document {
-                Some(document) => documents.push(document),
-                // Deleted between the listing and the read.
-                None => {
-                    etags.remove(&object_key(key)?);
-                    removed.push(key.clone());
-                }
-            }
-        }
-        if let Some(previous) = &previous {
-            removed.extend(
-                previous
-                    .etags
-                    .keys()
-                    .filter(|object| !etags.contains_key(*object))
-                    .filter_map(|object| document_key(object)),
-            );
-        }
-        let cursor = digest(&etags);
-        let complete = previous.is_none();
-        *self.seen.borrow_mut() = Some(Seen {
-            cursor: cursor.clone(),
-            etags,
-        });
-        Ok(Snapshot {
-            documents,
-            removed: if complete { Vec::new() } else { removed },
-            cursor,
-            complete,
-        })
+        self.etags
+            .pull(listing, cursor, |keys| get_many(bucket, keys))
     }
 }
 
@@ -119,14 +67,6 @@ pub fn get_many(bucket: &objects::Bucket, keys: &[Key]) -> Result<Vec<Option<Doc
         }));
     }
     Ok(documents)
-}
-
-fn digest(etags: &BTreeMap<String, String>) -> String {
-    let mut hasher = Sha256::new();
-    for (object, etag) in etags {
-        hasher.update(format!("{object}\0{etag}\n"));
-    }
-    format!("s3v1:{}", &hex::encode(hasher.finalize())[..32])
 }
 
 pub fn entry(key: Key, info: &ObjectInfo) -> Entry {

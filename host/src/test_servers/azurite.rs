@@ -5,8 +5,8 @@
 
 use super::front::TcpFront;
 use super::{
-    START_LIMIT, ServiceError, child_listening, find_program, free_port, port_open,
-    throwaway_secret, wait_until,
+    START_LIMIT, ServiceError, find_program, port_open, spawn_on_free_port, throwaway_secret,
+    wait_until,
 };
 use base64::Engine as _;
 use secrecy::zeroize::Zeroizing;
@@ -54,10 +54,6 @@ impl AzuriteServer {
         };
         server.resume()?;
         Ok(server)
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     pub fn port(&self) -> u16 {
@@ -137,26 +133,15 @@ impl AzuriteServer {
             install: INSTALL,
         })?;
         let log_path = self.dir.path().join("server.log");
-        for _attempt in 0..10 {
-            let port = free_port()?;
-            let mut child = self.spawn(&binary, port, &log_path)?;
-            if child_listening(&mut child, port) {
-                self.front.up(port);
-                self.child = Some((port, child));
-                return Ok(());
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        Err(ServiceError::failed(
-            "starting Azurite",
-            format!("see {}", log_path.display()),
-        ))
+        let (port, child) = spawn_on_free_port("Azurite", &log_path, |port, log| {
+            self.spawn(&binary, port, log)
+        })?;
+        self.front.up(port);
+        self.child = Some((port, child));
+        Ok(())
     }
 
-    fn spawn(&self, binary: &Path, port: u16, log_path: &Path) -> Result<Child, ServiceError> {
-        let log =
-            std::fs::File::create(log_path).map_err(ServiceError::io("creating the server log"))?;
+    fn spawn(&self, binary: &Path, port: u16, log: std::fs::File) -> Result<Child, ServiceError> {
         let data: PathBuf = self.dir.path().join("data");
         Command::new(binary)
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])

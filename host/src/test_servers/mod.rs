@@ -123,6 +123,30 @@ fn child_listening(child: &mut std::process::Child, port: u16) -> bool {
     }
 }
 
+/// Starts a server with `spawn(port)` on a free port, again on another one
+/// if someone took that port first; the server and its port once it listens.
+fn spawn_on_free_port(
+    what: &str,
+    log_path: &Path,
+    mut spawn: impl FnMut(u16, std::fs::File) -> Result<std::process::Child, ServiceError>,
+) -> Result<(u16, std::process::Child), ServiceError> {
+    for _attempt in 0..10 {
+        let port = free_port()?;
+        let log =
+            std::fs::File::create(log_path).map_err(ServiceError::io("creating the server log"))?;
+        let mut child = spawn(port, log)?;
+        if child_listening(&mut child, port) {
+            return Ok((port, child));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Err(ServiceError::failed(
+        format!("starting {what}"),
+        format!("see {}", log_path.display()),
+    ))
+}
+
 /// The backends `plugin test --service` can start a server for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ServiceKind {

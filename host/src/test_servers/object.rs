@@ -3,9 +3,7 @@
 //! port across stop and resume.
 
 use super::front::TcpFront;
-use super::{
-    START_LIMIT, ServiceError, child_listening, find_program, free_port, port_open, wait_until,
-};
+use super::{START_LIMIT, ServiceError, find_program, port_open, spawn_on_free_port, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -82,30 +80,20 @@ impl ObjectServer {
             install: INSTALL,
         })?;
         let log_path = self.dir.path().join("server.log");
-        for _attempt in 0..10 {
-            let port = free_port()?;
-            let log = std::fs::File::create(&log_path)
-                .map_err(ServiceError::io("creating the server log"))?;
-            let mut child = Command::new(&binary)
+        let root = self.root();
+        let (port, child) = spawn_on_free_port(S3S_FS, &log_path, |port, log| {
+            Command::new(&binary)
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(self.root())
+                .arg(&root)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
-                .map_err(ServiceError::io("starting s3s-fs"))?;
-            if child_listening(&mut child, port) {
-                self.front.up(port);
-                self.child = Some((port, child));
-                return Ok(());
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        Err(ServiceError::failed(
-            "starting s3s-fs",
-            format!("see {}", log_path.display()),
-        ))
+                .map_err(ServiceError::io("starting s3s-fs"))
+        })?;
+        self.front.up(port);
+        self.child = Some((port, child));
+        Ok(())
     }
 }
 

@@ -266,3 +266,86 @@ async fn a_backend_wiped_while_serving_is_refused_and_written_back() {
     );
     assert_eq!(sync.shutdown().await, 0);
 }
+
+/// Only auth files (`*.json`, any case) are mirrored, either way: the
+/// proxy's cooldown state (`*.cds`), temp files and editor backups are
+/// neither pushed nor deleted, a backend's auth-kind document that is not
+/// an auth file never lands in the workspace, and each is said once.
+#[tokio::test(flavor = "current_thread")]
+async fn only_auth_files_are_mirrored_either_way() {
+    let (_guard, captured) = storehost_tests::logs::capture();
+    let dirs = dirs();
+    put_remote(&dirs.remote, "remote.json", r#"{"r":1}"#);
+    put_remote(&dirs.remote, "REMOTE-UPPER.JSON", r#"{"r":2}"#);
+    put_remote(
+        &dirs.remote,
+        "stale_row.cds",
+        r#"{"version":1,"records":[]}"#,
+    );
+    put_remote(&dirs.remote, "team/half-written.json.tmp", r#"{"r":3}"#);
+    let local_only = [
+        ("a_b.com.cds", r#"{"version":1,"records":[]}"#),
+        ("team/c_d.com.cds", r#"{"version":1,"records":[]}"#),
+        ("x.json.123.tmp", r#"{"x":1}"#),
+        ("notes.txt~", "scratch"),
+    ];
+    for (id, content) in local_only {
+        let path = dirs.ws.join("auths").join(id);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    std::fs::write(dirs.ws.join("auths/LOCAL.JSON"), r#"{"l":1}"#).unwrap();
+
+    let host = fault_mirror(&dirs.remote, &dirs.ws, quick_polls()).await;
+    host.bootstrap().await.unwrap();
+    host.sync_workspace().await.unwrap();
+    host.pull_remote().await.unwrap();
+
+    assert_eq!(local_auth(&dirs.ws, "remote.json").unwrap(), r#"{"r":1}"#);
+    assert_eq!(
+        local_auth(&dirs.ws, "REMOTE-UPPER.JSON").unwrap(),
+        r#"{"r":2}"#
+    );
+    assert_eq!(
+        remote_auth(&dirs.remote, "LOCAL.JSON").unwrap(),
+        r#"{"l":1}"#
+    );
+    assert_eq!(local_auth(&dirs.ws, "stale_row.cds"), None);
+    assert_eq!(local_auth(&dirs.ws, "team/half-written.json.tmp"), None);
+    for (id, content) in local_only {
+        assert_eq!(remote_auth(&dirs.remote, id), None, "{id} was pushed");
+        assert_eq!(
+            local_auth(&dirs.ws, id).as_deref(),
+            Some(content),
+            "{id} was touched"
+        );
+    }
+    assert!(
+        quarantined(&dirs.ws).is_empty(),
+        "{:?}",
+        quarantined(&dirs.ws)
+    );
+
+    // Deleting them all is not a wipe of the auths: nothing is refused.
+    for (id, _) in local_only {
+        std::fs::remove_file(dirs.ws.join("auths").join(id)).unwrap();
+    }
+    host.sync_workspace().await.unwrap();
+    assert_eq!(
+        remote_auth(&dirs.remote, "LOCAL.JSON").unwrap(),
+        r#"{"l":1}"#
+    );
+    assert_eq!(
+        remote_auth(&dirs.remote, "remote.json").unwrap(),
+        r#"{"r":1}"#
+    );
+
+    let logs = captured.text();
+    for id in ["a_b.com.cds", "notes.txt~", "stale_row.cds"] {
+        let said = logs
+            .lines()
+            .filter(|line| line.contains("not mirrored") && line.contains(id))
+            .count();
+        assert_eq!(said, 1, "{id} said {said} times in:\n{logs}");
+    }
+}

@@ -11,9 +11,9 @@ use super::engine::Mirror;
 use super::ledger::MetaName;
 use super::now_ms;
 use super::remote::read_one;
-use super::scan::{DeletionGuard, workspace_keys};
+use super::scan::{DeletionGuard, is_auth_file};
 use super::settle::Policy;
-use super::workspace::{Workspace, is_conflict_copy, normalize_config};
+use super::workspace::{Workspace, normalize_config};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::{Change, Key, Kind, Precondition};
@@ -98,7 +98,7 @@ pub async fn mirrored(
     let cursor = snapshot.cursor.clone();
     let mut items = mirror.intake(snapshot.documents)?.items;
     let present: BTreeSet<Key> = items.iter().map(|(k, _, _)| k.clone()).collect();
-    let local = workspace_keys(&mirror.workspace)?;
+    let local = mirror.workspace_keys()?;
     let (absent, tracked_auths, missing_auths) = {
         let ledger = mirror.ledger();
         let bases = ledger.bases();
@@ -178,7 +178,7 @@ fn import_previous_store(
     let mut keys: Vec<Key> = previous_store
         .auth_ids()?
         .into_iter()
-        .filter(|id| !is_conflict_copy(id))
+        .filter(|id| is_auth_file(id))
         .map(Key::auth)
         .collect();
     if !remote.contains(&Key::config()) {

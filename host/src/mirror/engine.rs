@@ -96,6 +96,7 @@ pub struct Mirror {
     backend_down: AtomicBool,
     /// When the last complete pull was (bootstrap is one).
     last_complete_pull: std::sync::Mutex<Option<std::time::Instant>>,
+    pub(crate) not_mirrored: super::scan::NotMirrored,
 }
 
 /// What [`Mirror::note_local_change`] does with a file that does not parse.
@@ -146,6 +147,7 @@ impl Mirror {
             progress: Notify::new(),
             backend_down: AtomicBool::new(false),
             last_complete_pull: std::sync::Mutex::new(Some(std::time::Instant::now())),
+            not_mirrored: Default::default(),
         };
         mirror.expire_trash()?;
         Ok(mirror)

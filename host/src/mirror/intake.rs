@@ -7,6 +7,7 @@ use super::decide::Remote as RemoteState;
 use super::engine::Mirror;
 use super::hash::doc_hash;
 use super::paths::path_key;
+use super::scan::is_auth_file;
 use super::settle::Item;
 use super::workspace::normalize_config;
 use crate::error::StorehostError;
@@ -33,6 +34,9 @@ pub struct Rejected {
 pub(crate) struct Checked {
     pub items: Vec<Item>,
     pub rejected: Vec<Rejected>,
+    /// Auth-kind documents that are not auths (`*.cds` rows an earlier
+    /// writer pushed, temp files): never written into the workspace.
+    pub not_auths: Vec<Key>,
 }
 
 impl Checked {
@@ -41,13 +45,16 @@ impl Checked {
     pub fn sent_keys(&self) -> BTreeSet<Key> {
         let good = self.items.iter().map(|(key, _, _)| key.clone());
         good.chain(self.rejected.iter().map(|r| r.key.clone()))
+            .chain(self.not_auths.iter().cloned())
             .collect()
     }
 }
 
 /// Checks each document alone and the answer as a whole (no key twice:
 /// neither copy of a duplicated key is trusted). Metadata is not a
-/// workspace document and is left out.
+/// workspace document and is left out; so is an auth-kind document whose
+/// (valid) id is not an auth file, which is never read as an auth. An
+/// invalid id is refused whatever its suffix.
 pub(crate) fn check(documents: Vec<Document>, max_bytes: usize) -> Checked {
     let mut count: BTreeMap<&Key, usize> = BTreeMap::new();
     for document in &documents {
@@ -58,6 +65,13 @@ pub(crate) fn check(documents: Vec<Document>, max_bytes: usize) -> Checked {
         .filter(|(key, n)| *n > 1 && key.kind != Kind::Meta)
         .map(|(key, _)| key.clone())
         .collect();
+    let (documents, not_auths): (Vec<Document>, Vec<Document>) =
+        documents.into_iter().partition(|document| {
+            let key = &document.entry.key;
+            key.kind != Kind::Auth
+                || is_auth_file(&key.id)
+                || storehost_sdk::ids::check_auth_id(&key.id).is_err()
+        });
     let results: Vec<Result<Option<Item>, Rejected>> = documents
         .into_par_iter()
         .map(|document| match duplicated.contains(&document.entry.key) {
@@ -68,7 +82,10 @@ pub(crate) fn check(documents: Vec<Document>, max_bytes: usize) -> Checked {
             false => check_one(document, max_bytes),
         })
         .collect();
-    let mut checked = Checked::default();
+    let mut checked = Checked {
+        not_auths: not_auths.into_iter().map(|d| d.entry.key).collect(),
+        ..Checked::default()
+    };
     for result in results {
         match result {
             Ok(Some(item)) => checked.items.push(item),
@@ -141,6 +158,9 @@ impl Mirror {
     /// once per key and version), accepted ones leave it.
     pub(crate) fn intake(&self, documents: Vec<Document>) -> Result<Checked, StorehostError> {
         let checked = check(documents, self.options.max_document_bytes);
+        for key in &checked.not_auths {
+            self.not_mirrored.mention("backend", &key.id);
+        }
         let mut ledger = self.ledger();
         let quarantined = ledger.quarantined()?;
         if checked.rejected.is_empty() && quarantined.is_empty() {
@@ -193,6 +213,35 @@ mod tests {
             },
             content: content.to_vec(),
         }
+    }
+
+    #[test]
+    fn auth_kind_documents_that_are_not_auth_files_are_left_out_not_refused() {
+        let checked = check(
+            vec![
+                document(Key::auth("a.json"), "v", b"{}"),
+                document(Key::auth("UPPER.JSON"), "v", b"{}"),
+                document(Key::auth("a_b.com.cds"), "v", br#"{"version":1}"#),
+                document(Key::auth("team/x.json.tmp"), "v", b"{}"),
+                document(Key::auth("../escape.cds"), "v", b"{}"),
+            ],
+            64,
+        );
+        let accepted: Vec<&str> = checked
+            .items
+            .iter()
+            .map(|(k, _, _)| k.id.as_str())
+            .collect();
+        assert_eq!(accepted, ["a.json", "UPPER.JSON"]);
+        let left_out: Vec<&str> = checked.not_auths.iter().map(|k| k.id.as_str()).collect();
+        assert_eq!(left_out, ["a_b.com.cds", "team/x.json.tmp"]);
+        let refused: Vec<&str> = checked.rejected.iter().map(|r| r.key.id.as_str()).collect();
+        assert_eq!(
+            refused,
+            ["../escape.cds"],
+            "a bad id is refused whatever its suffix"
+        );
+        assert!(checked.sent_keys().contains(&Key::auth("a_b.com.cds")));
     }
 
     fn problems(documents: Vec<Document>) -> Vec<String> {

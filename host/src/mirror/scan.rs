@@ -64,28 +64,85 @@ pub(crate) fn too_many_at_once(deleted: usize, tracked: usize, max_share: f64) -
     deleted > 1 && deleted as f64 > max_share * tracked as f64
 }
 
-/// True for a workspace file the proxy may have written as an auth
-/// document: `*.json`, not a conflict copy (temp files and cooldown state
-/// are not documents).
+/// True for a file the proxy reads as an auth document: `*.json` (any
+/// case, as the proxy matches it), not a conflict copy. Temp files, editor
+/// backups and cooldown state are not documents.
 pub fn is_auth_file(id: &str) -> bool {
-    id.ends_with(".json") && !is_conflict_copy(id)
+    has_suffix_ignoring_case(id, ".json") && !is_conflict_copy(id)
 }
 
-/// Every document key the workspace holds now.
-pub fn workspace_keys(workspace: &Workspace) -> Result<BTreeSet<Key>, StorehostError> {
-    let mut keys: BTreeSet<Key> = workspace
+/// True for the proxy's cooldown state (`*.cds`, any case): files the proxy
+/// owns, rewrites on every save and deletes when it did not write them.
+pub fn is_cooldown_file(id: &str) -> bool {
+    has_suffix_ignoring_case(id, ".cds")
+}
+
+fn has_suffix_ignoring_case(id: &str, suffix: &str) -> bool {
+    let (id, suffix) = (id.as_bytes(), suffix.as_bytes());
+    id.len() >= suffix.len() && id[id.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// Why a file under `auths/` is not mirrored.
+fn why_not_a_document(id: &str) -> &'static str {
+    if is_conflict_copy(id) {
+        "a conflict copy storehost kept"
+    } else if is_cooldown_file(id) {
+        "the proxy's cooldown state (*.cds), not an auth"
+    } else {
+        "neither an auth (*.json) nor cooldown state (*.cds)"
+    }
+}
+
+/// Every document key the workspace holds now, and the ids of the files
+/// under `auths/` that are not documents.
+pub fn workspace_keys(
+    workspace: &Workspace,
+) -> Result<(BTreeSet<Key>, Vec<String>), StorehostError> {
+    let (auths, others): (Vec<String>, Vec<String>) = workspace
         .auth_ids()?
         .into_iter()
-        .filter(|id| is_auth_file(id))
-        .map(Key::auth)
-        .collect();
+        .partition(|id| is_auth_file(id));
+    let mut keys: BTreeSet<Key> = auths.into_iter().map(Key::auth).collect();
     if workspace.config_path().is_file() {
         keys.insert(Key::config());
     }
-    Ok(keys)
+    Ok((keys, others))
+}
+
+/// Files and remote documents that are not mirrored, each said once at
+/// DEBUG (a workspace full of temp files says each name once, not on
+/// every scan).
+#[derive(Default)]
+pub(crate) struct NotMirrored {
+    said: std::sync::Mutex<BTreeSet<(&'static str, String)>>,
+}
+
+/// Names remembered before the memory of what was said starts over.
+const NOT_MIRRORED_REMEMBERED: usize = 4096;
+
+impl NotMirrored {
+    /// `place`: `workspace` or `backend`.
+    pub(crate) fn mention(&self, place: &'static str, id: &str) {
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        if said.len() >= NOT_MIRRORED_REMEMBERED {
+            said.clear();
+        }
+        if said.insert((place, id.to_string())) {
+            tracing::debug!(place, id, "not mirrored: {}", why_not_a_document(id));
+        }
+    }
 }
 
 impl Mirror {
+    /// [`workspace_keys`], mentioning each file that is not a document.
+    pub(crate) fn workspace_keys(&self) -> Result<BTreeSet<Key>, StorehostError> {
+        let (keys, others) = workspace_keys(&self.workspace)?;
+        for id in others {
+            self.not_mirrored.mention("workspace", &id);
+        }
+        Ok(keys)
+    }
+
     /// Queues whatever changed in the workspace since the host last looked:
     /// every document, or only `only`. Returns how many changes it queued.
     pub async fn scan(&self, only: Option<BTreeSet<Key>>) -> Result<usize, StorehostError> {
@@ -97,7 +154,7 @@ impl Mirror {
         &self,
         only: Option<BTreeSet<Key>>,
     ) -> Result<usize, StorehostError> {
-        let present = workspace_keys(&self.workspace)?;
+        let present = self.workspace_keys()?;
         let (keys, tracked_auths, missing_auths) = {
             let ledger = self.ledger();
             let bases = ledger.bases();
@@ -140,5 +197,36 @@ impl Mirror {
             self.wake.notify_one();
         }
         Ok(queued)
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    #[test]
+    fn auth_files_are_json_in_any_case_and_nothing_else() {
+        for id in [
+            "a.json",
+            "team/a@b.com.json",
+            "A.JSON",
+            "x.Json",
+            ".hidden.json",
+        ] {
+            assert!(is_auth_file(id), "{id}");
+        }
+        for id in [
+            "a_b.com.cds",
+            "a.json.tmp",
+            "a.json~",
+            "a.cds.123.tmp",
+            "json",
+            "notes.txt",
+            "",
+        ] {
+            assert!(!is_auth_file(id), "{id}");
+        }
+        assert!(is_cooldown_file("team/a_b.com.cds") && is_cooldown_file("X.CDS"));
+        assert!(!is_cooldown_file("a.cds.1.tmp"));
     }
 }

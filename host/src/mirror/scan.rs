@@ -73,7 +73,7 @@ pub fn is_auth_file(id: &str) -> bool {
 
 /// True for the proxy's cooldown state (`*.cds`, any case): files the proxy
 /// owns, rewrites on every save and deletes when it did not write them.
-pub fn is_cooldown_file(id: &str) -> bool {
+fn is_cooldown_file(id: &str) -> bool {
     has_suffix_ignoring_case(id, ".cds")
 }
 
@@ -95,9 +95,7 @@ fn why_not_a_document(id: &str) -> &'static str {
 
 /// Every document key the workspace holds now, and the ids of the files
 /// under `auths/` that are not documents.
-pub fn workspace_keys(
-    workspace: &Workspace,
-) -> Result<(BTreeSet<Key>, Vec<String>), StorehostError> {
+fn workspace_keys(workspace: &Workspace) -> Result<(BTreeSet<Key>, Vec<String>), StorehostError> {
     let (auths, others): (Vec<String>, Vec<String>) = workspace
         .auth_ids()?
         .into_iter()

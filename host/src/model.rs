@@ -1,6 +1,5 @@
 //! The host's document model, independent of the generated bindings.
 
-use crate::runtime::bindings::wit_types as wit;
 use std::fmt;
 
 /// The id of the one config document.
@@ -13,6 +12,8 @@ pub enum Kind {
     /// The host's own data in the backend (e.g. the lineage id); never
     /// written to the workspace.
     Meta,
+    /// The proxy's cooldown state, a `*.cds` file beside the auths.
+    Cooldown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,6 +37,13 @@ impl Key {
         }
     }
 
+    pub fn cooldown(id: impl Into<String>) -> Self {
+        Key {
+            kind: Kind::Cooldown,
+            id: id.into(),
+        }
+    }
+
     pub fn meta(id: impl Into<String>) -> Self {
         Key {
             kind: Kind::Meta,
@@ -48,7 +56,7 @@ impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             Kind::Config => write!(f, "config/{}", self.id),
-            Kind::Auth => write!(f, "auths/{}", self.id),
+            Kind::Auth | Kind::Cooldown => write!(f, "auths/{}", self.id),
             Kind::Meta => write!(f, "meta/{}", self.id),
         }
     }
@@ -96,6 +104,14 @@ pub enum Change {
         key: Key,
         precondition: Precondition,
     },
+}
+
+impl Change {
+    pub fn key(&self) -> &Key {
+        match self {
+            Change::Put { key, .. } | Change::Remove { key, .. } => key,
+        }
+    }
 }
 
 impl fmt::Debug for Change {
@@ -171,125 +187,4 @@ pub struct Snapshot {
     pub removed: Vec<Key>,
     pub cursor: String,
     pub complete: bool,
-}
-
-impl From<wit::Kind> for Kind {
-    fn from(kind: wit::Kind) -> Self {
-        match kind {
-            wit::Kind::Config => Kind::Config,
-            wit::Kind::Auth => Kind::Auth,
-            wit::Kind::Meta => Kind::Meta,
-        }
-    }
-}
-
-impl From<Kind> for wit::Kind {
-    fn from(kind: Kind) -> Self {
-        match kind {
-            Kind::Config => wit::Kind::Config,
-            Kind::Auth => wit::Kind::Auth,
-            Kind::Meta => wit::Kind::Meta,
-        }
-    }
-}
-
-impl From<wit::Key> for Key {
-    fn from(key: wit::Key) -> Self {
-        Key {
-            kind: key.kind.into(),
-            id: key.id,
-        }
-    }
-}
-
-impl From<Key> for wit::Key {
-    fn from(key: Key) -> Self {
-        wit::Key {
-            kind: key.kind.into(),
-            id: key.id,
-        }
-    }
-}
-
-impl From<wit::Entry> for Entry {
-    fn from(entry: wit::Entry) -> Self {
-        Entry {
-            key: entry.key.into(),
-            version: entry.version,
-            size: entry.size,
-            modified_ms: entry.modified_ms,
-        }
-    }
-}
-
-impl From<wit::Document> for Document {
-    fn from(document: wit::Document) -> Self {
-        Document {
-            entry: document.entry.into(),
-            content: document.content,
-        }
-    }
-}
-
-impl From<Precondition> for wit::Precondition {
-    fn from(precondition: Precondition) -> Self {
-        match precondition {
-            Precondition::Any => wit::Precondition::Any,
-            Precondition::Absent => wit::Precondition::Absent,
-            Precondition::Matches(version) => wit::Precondition::Matches(version),
-        }
-    }
-}
-
-impl From<Change> for wit::Change {
-    fn from(change: Change) -> Self {
-        match change {
-            Change::Put {
-                key,
-                content,
-                precondition,
-            } => wit::Change::Put(wit::Put {
-                key: key.into(),
-                content,
-                precondition: precondition.into(),
-            }),
-            Change::Remove { key, precondition } => wit::Change::Remove(wit::Remove {
-                key: key.into(),
-                precondition: precondition.into(),
-            }),
-        }
-    }
-}
-
-impl From<wit::Features> for Features {
-    fn from(flags: wit::Features) -> Self {
-        Features {
-            atomic_batch: flags.contains(wit::Features::ATOMIC_BATCH),
-            conditional_write: flags.contains(wit::Features::CONDITIONAL_WRITE),
-            history: flags.contains(wit::Features::HISTORY),
-            watch: flags.contains(wit::Features::WATCH),
-            incremental_pull: flags.contains(wit::Features::INCREMENTAL_PULL),
-        }
-    }
-}
-
-impl From<wit::Info> for Info {
-    fn from(info: wit::Info) -> Self {
-        Info {
-            name: info.name,
-            version: info.version,
-            features: info.features.into(),
-        }
-    }
-}
-
-impl From<wit::Snapshot> for Snapshot {
-    fn from(snapshot: wit::Snapshot) -> Self {
-        Snapshot {
-            documents: snapshot.documents.into_iter().map(Into::into).collect(),
-            removed: snapshot.removed.into_iter().map(Into::into).collect(),
-            cursor: snapshot.cursor,
-            complete: snapshot.complete,
-        }
-    }
 }

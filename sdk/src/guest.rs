@@ -9,9 +9,9 @@ pub mod log;
 pub mod paths;
 mod settings;
 
-pub use crate::bindings::storehost::plugin::types::{
-    Change, Document, Entry, Error, Features, HostError, Info, Key, Kind, Precondition, Put,
-    Remove, Snapshot,
+pub use crate::bindings::storehost::plugin0_1_0::types::HostError;
+pub use crate::bindings::storehost::plugin0_2_0::types::{
+    Change, Document, Entry, Error, Features, Info, Key, Kind, Precondition, Put, Remove, Snapshot,
 };
 pub use adapter::StoreAdapter;
 pub use errors::{CONCURRENT_WRITER_WON, host_error};
@@ -20,10 +20,10 @@ pub use settings::Settings;
 /// Host capabilities a plugin may import. Each answers `denied` unless the
 /// host granted it to this plugin.
 pub mod capabilities {
-    pub use crate::bindings::storehost::plugin::git;
-    pub use crate::bindings::storehost::plugin::objects;
-    pub use crate::bindings::storehost::plugin::secrets;
-    pub use crate::bindings::storehost::plugin::sql;
+    pub use crate::bindings::storehost::plugin0_1_0::git;
+    pub use crate::bindings::storehost::plugin0_1_0::objects;
+    pub use crate::bindings::storehost::plugin0_1_0::secrets;
+    pub use crate::bindings::storehost::plugin0_1_0::sql;
 }
 
 /// A storage backend. Implement it and export it with [`export_backend!`].
@@ -86,7 +86,7 @@ macro_rules! export_backend {
         #[doc(hidden)]
         struct __StorehostBackendExport;
 
-        impl $crate::bindings::exports::storehost::plugin::backend::Guest for __StorehostBackendExport {
+        impl $crate::bindings::exports::storehost::plugin0_2_0::backend::Guest for __StorehostBackendExport {
             type Store = $crate::StoreAdapter<$backend>;
         }
 

@@ -17,6 +17,8 @@ pub enum IdProblem {
     EmptySegment,
     DotSegment,
     SegmentTooLong,
+    /// A cooldown id that does not end in `.cds`.
+    NotCooldown,
 }
 
 impl std::fmt::Display for IdProblem {
@@ -30,6 +32,7 @@ impl std::fmt::Display for IdProblem {
             IdProblem::EmptySegment => "it has an empty path segment",
             IdProblem::DotSegment => "it has a `.` or `..` segment",
             IdProblem::SegmentTooLong => "a path segment is longer than 255 bytes",
+            IdProblem::NotCooldown => "a cooldown id must end in `.cds`",
         };
         f.write_str(text)
     }
@@ -62,6 +65,31 @@ pub fn check_auth_id(id: &str) -> Result<(), IdProblem> {
         }
     }
     Ok(())
+}
+
+/// Suffix of the proxy's cooldown state files (matched in any case).
+pub const COOLDOWN_SUFFIX: &str = ".cds";
+
+/// True for an id the proxy writes as cooldown state: `*.cds`, any case.
+/// Under `auths/` these are cooldown documents, never auths.
+pub fn is_cooldown_id(id: &str) -> bool {
+    ends_with_ignoring_case(id, COOLDOWN_SUFFIX)
+}
+
+/// Checks a cooldown document's id: an auth-dir path ending in `.cds`.
+pub fn check_cooldown_id(id: &str) -> Result<(), IdProblem> {
+    check_auth_id(id)?;
+    match is_cooldown_id(id) {
+        true => Ok(()),
+        false => Err(IdProblem::NotCooldown),
+    }
+}
+
+/// `id` ends with `suffix`, ASCII case ignored (as the proxy matches
+/// `.json` and `.cds`).
+pub fn ends_with_ignoring_case(id: &str, suffix: &str) -> bool {
+    let (id, suffix) = (id.as_bytes(), suffix.as_bytes());
+    id.len() >= suffix.len() && id[id.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
 fn has_drive_prefix(id: &str) -> bool {

@@ -38,8 +38,9 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
-        world: "backend-plugin",
+        // 0.2.0 imports the capabilities of 0.1.0 unchanged.
+        path: ["../wit/0.1.0", "../wit/0.2.0"],
+        world: "storehost:plugin/backend-plugin@0.2.0",
         pub_export_macro: true,
         export_macro_name: "__export_backend_bindings",
         default_bindings_module: "storehost_sdk::bindings",

@@ -5,16 +5,23 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use storehost::capabilities::Grants;
-use storehost::runtime::Limits;
+use storehost::runtime::{BackendError, Limits};
+use storehost::{Change, Key, Precondition};
 use storehost::runtime::bindings::{BINDINGS_VERSION, CONTRACT_VERSION};
 use storehost_tests::{conformance, load};
 
 /// Every released version and the sha256 of its folder (file names and
 /// contents, sorted by name). Never edit an entry: add a version.
-const FROZEN: &[(&str, &str)] = &[(
-    "0.1.0",
-    "f4da811e9ac0fdf83cae393e8643d9165ce09ed3e9da09d6d0321df056210757",
-)];
+const FROZEN: &[(&str, &str)] = &[
+    (
+        "0.1.0",
+        "f4da811e9ac0fdf83cae393e8643d9165ce09ed3e9da09d6d0321df056210757",
+    ),
+    (
+        "0.2.0",
+        "ec5fb59cc0793586ee8bcbca094d8cc9ebfdcfabf4bb7288571fc8130038d6a8",
+    ),
+];
 
 const FIXTURE_0_1_0: &[u8] = include_bytes!("../fixtures/contract-0.1.0/memory.wasm");
 
@@ -95,4 +102,84 @@ fn inspect_reads_the_fixture_as_contract_0_1_0() {
         storehost::runtime::inspect::inspect(&runtime, "memory.wasm", FIXTURE_0_1_0).unwrap();
     let text = report.to_string();
     assert!(text.contains("storehost:plugin@0.1.0"), "{text}");
+    assert!(text.contains("loadable: yes"), "{text}");
+}
+
+/// A 0.1.0 component has no cooldown documents: the host never hands it
+/// one (a read answers absent in place, a write is refused before the
+/// component sees it), while a current one stores them.
+#[tokio::test]
+async fn a_0_1_0_component_is_given_no_cooldown_documents() {
+    let old = load(
+        "memory-0.1.0",
+        FIXTURE_0_1_0,
+        Grants::minimal(),
+        Limits::default(),
+    );
+    assert_eq!(old.contract_version(), "0.1.0");
+    assert!(!old.has_cooldown());
+    let cooldown = Key::cooldown("team/a_b.com.cds");
+    let put = |key: &Key| Change::Put {
+        key: key.clone(),
+        content: br#"{"records":[]}"#.to_vec(),
+        precondition: Precondition::Any,
+    };
+    let refused = old.apply(vec![put(&cooldown)], "m").await.unwrap_err();
+    assert!(
+        matches!(refused.backend(), Some(BackendError::Invalid(m)) if m.contains("0.1.0")),
+        "{refused}"
+    );
+    old.apply(vec![put(&Key::auth("a.json"))], "m").await.unwrap();
+    let answers = old
+        .read(&[cooldown.clone(), Key::auth("a.json"), Key::auth("b.json")])
+        .await
+        .unwrap();
+    let found: Vec<bool> = answers.iter().map(Option::is_some).collect();
+    assert_eq!(found, [false, true, false]);
+
+    let current = storehost_tests::memory_plugin();
+    assert_eq!(current.contract_version(), CONTRACT_VERSION);
+    assert!(current.has_cooldown());
+    current.apply(vec![put(&cooldown)], "m").await.unwrap();
+    let back = current.read_one(&cooldown).await.unwrap().unwrap();
+    assert_eq!(back.entry.key, cooldown);
+}
+
+/// A mirror on a 0.1.0 plugin keeps cooldown state in the workspace only,
+/// and says so once at startup.
+#[tokio::test(flavor = "current_thread")]
+async fn a_mirror_on_a_0_1_0_plugin_keeps_cooldown_state_local_and_says_so() {
+    let (_guard, captured) = storehost_tests::logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(ws.join("auths")).unwrap();
+    std::fs::write(ws.join("auths/a.json"), r#"{"a":1}"#).unwrap();
+    let cds = r#"{"version":1,"records":[{"auth_id":"a.json","updated_at":"2026-12-05T03:00:00Z"}]}"#;
+    std::fs::write(ws.join("auths/a.cds"), cds).unwrap();
+    let plugin = storehost::CustomPlugin {
+        name: "memory-0.1.0".into(),
+        wasm: FIXTURE_0_1_0.to_vec(),
+        settings: Vec::new(),
+        grants: Grants::minimal(),
+    };
+    let host = storehost::Storehost::with_plugin(plugin, &ws, storehost_tests::quick_polls())
+        .await
+        .unwrap();
+    host.bootstrap().await.unwrap();
+    host.sync_workspace().await.unwrap();
+    host.pull_remote().await.unwrap();
+    let remote: Vec<Key> = host
+        .plugin()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.key)
+        .collect();
+    assert!(remote.contains(&Key::auth("a.json")), "{remote:?}");
+    assert!(!remote.iter().any(|k| k.id.ends_with(".cds")), "{remote:?}");
+    assert_eq!(std::fs::read_to_string(ws.join("auths/a.cds")).unwrap(), cds);
+    let logs = captured.text();
+    let said = logs.matches("built against contract 0.1.0").count();
+    assert_eq!(said, 1, "{logs}");
 }

@@ -267,29 +267,35 @@ async fn a_backend_wiped_while_serving_is_refused_and_written_back() {
     assert_eq!(sync.shutdown().await, 0);
 }
 
-/// Only auth files (`*.json`, any case) are mirrored, either way: the
-/// proxy's cooldown state (`*.cds`), temp files and editor backups are
-/// neither pushed nor deleted, a backend's auth-kind document that is not
-/// an auth file never lands in the workspace, and each is said once.
+/// Auth files (`*.json`, any case) and the proxy's cooldown state
+/// (`*.cds`) are mirrored, either way; temp files and editor backups are
+/// neither pushed nor deleted and are said once; a cooldown file that does
+/// not parse is skipped like any invalid document; deleting every `.cds`
+/// file at once is an ordinary deletion, not a wipe of the auths.
 #[tokio::test(flavor = "current_thread")]
-async fn only_auth_files_are_mirrored_either_way() {
+async fn auth_and_cooldown_files_are_mirrored_and_nothing_else() {
     let (_guard, captured) = storehost_tests::logs::capture();
     let dirs = dirs();
+    let cooldown = |auth: &str| {
+        format!(
+            r#"{{"version":1,"updated_at":"2026-12-05T03:00:00Z","records":[{{"auth_id":"{auth}","model":"m","status":"cooling","next_retry_after":"2026-12-05T04:00:00Z","quota":{{"exceeded":true,"next_recover_at":"0001-01-01T00:00:00Z"}},"updated_at":"2026-12-05T03:00:00Z"}}]}}"#
+        )
+    };
     put_remote(&dirs.remote, "remote.json", r#"{"r":1}"#);
     put_remote(&dirs.remote, "REMOTE-UPPER.JSON", r#"{"r":2}"#);
-    put_remote(
-        &dirs.remote,
-        "stale_row.cds",
-        r#"{"version":1,"records":[]}"#,
-    );
+    put_remote(&dirs.remote, "remote_row.cds", &cooldown("remote.json"));
+    put_remote(&dirs.remote, "broken.cds", r#"{"records":"not a list"}"#);
     put_remote(&dirs.remote, "team/half-written.json.tmp", r#"{"r":3}"#);
-    let local_only = [
-        ("a_b.com.cds", r#"{"version":1,"records":[]}"#),
-        ("team/c_d.com.cds", r#"{"version":1,"records":[]}"#),
-        ("x.json.123.tmp", r#"{"x":1}"#),
-        ("notes.txt~", "scratch"),
+    let local_cooldowns = [
+        ("a_b.com.cds", cooldown("a@b.com.json")),
+        ("team/c_d.com.cds", cooldown("team/c@d.com.json")),
     ];
-    for (id, content) in local_only {
+    let local_only = [("x.json.123.tmp", r#"{"x":1}"#), ("notes.txt~", "scratch")];
+    let local_files = local_cooldowns
+        .iter()
+        .map(|(id, content)| (*id, content.as_str()))
+        .chain(local_only);
+    for (id, content) in local_files {
         let path = dirs.ws.join("auths").join(id);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
@@ -307,10 +313,18 @@ async fn only_auth_files_are_mirrored_either_way() {
         r#"{"r":2}"#
     );
     assert_eq!(
+        local_auth(&dirs.ws, "remote_row.cds").unwrap(),
+        cooldown("remote.json")
+    );
+    assert_eq!(
         remote_auth(&dirs.remote, "LOCAL.JSON").unwrap(),
         r#"{"l":1}"#
     );
-    assert_eq!(local_auth(&dirs.ws, "stale_row.cds"), None);
+    for (id, content) in &local_cooldowns {
+        assert_eq!(remote_auth(&dirs.remote, id).as_ref(), Some(content), "{id}");
+    }
+    assert_eq!(local_auth(&dirs.ws, "broken.cds"), None);
+    assert_eq!(quarantined_paths(&dirs.ws), ["auths/broken.cds"]);
     assert_eq!(local_auth(&dirs.ws, "team/half-written.json.tmp"), None);
     for (id, content) in local_only {
         assert_eq!(remote_auth(&dirs.remote, id), None, "{id} was pushed");
@@ -320,17 +334,19 @@ async fn only_auth_files_are_mirrored_either_way() {
             "{id} was touched"
         );
     }
-    assert!(
-        quarantined(&dirs.ws).is_empty(),
-        "{:?}",
-        quarantined(&dirs.ws)
-    );
 
-    // Deleting them all is not a wipe of the auths: nothing is refused.
+    // The proxy deletes every .cds file it did not write: ordinary
+    // deletions, however many, while the auths stay.
+    for id in ["a_b.com.cds", "team/c_d.com.cds", "remote_row.cds"] {
+        std::fs::remove_file(dirs.ws.join("auths").join(id)).unwrap();
+    }
     for (id, _) in local_only {
         std::fs::remove_file(dirs.ws.join("auths").join(id)).unwrap();
     }
     host.sync_workspace().await.unwrap();
+    for id in ["a_b.com.cds", "team/c_d.com.cds", "remote_row.cds"] {
+        assert_eq!(remote_auth(&dirs.remote, id), None, "{id} was not deleted");
+    }
     assert_eq!(
         remote_auth(&dirs.remote, "LOCAL.JSON").unwrap(),
         r#"{"l":1}"#
@@ -341,7 +357,8 @@ async fn only_auth_files_are_mirrored_either_way() {
     );
 
     let logs = captured.text();
-    for id in ["a_b.com.cds", "notes.txt~", "stale_row.cds"] {
+    assert!(!logs.contains("REFUSING"), "{logs}");
+    for id in ["notes.txt~", "x.json.123.tmp"] {
         let said = logs
             .lines()
             .filter(|line| line.contains("not mirrored") && line.contains(id))

@@ -70,6 +70,13 @@ pub async fn mirrored(
 ) -> Result<BootstrapReport, StorehostError> {
     let _owner = mirror.own().await;
     let remote = mirror.remote.as_ref();
+    if !remote.has_cooldown() {
+        tracing::warn!(
+            backend = remote.name(),
+            "the backend's plugin was built against contract 0.1.0, which has no cooldown \
+             documents: the proxy's cooldown state (*.cds) stays in this workspace only"
+        );
+    }
     remote.prepare().await?;
     let snapshot = mirror.pull_settled(None).await?;
     let remote_lineage = snapshot

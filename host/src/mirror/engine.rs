@@ -16,7 +16,7 @@ use super::paths::path_key;
 use super::remote::{Remote, read_one};
 use super::scan::DeletionGuard;
 use super::settle::{Item, Policy};
-use super::workspace::{Workspace, WorkspaceError, normalize_config, validate_auth};
+use super::workspace::{Workspace, WorkspaceError, validate_document};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::{Change, Key, Kind, Precondition, Snapshot};
@@ -276,10 +276,7 @@ impl Mirror {
         let Some(content) = self.workspace.read(key)? else {
             return Ok(Ok((Local::Absent, None)));
         };
-        let checked = match key.kind {
-            Kind::Auth => validate_auth(&key.id, &content).map(|()| content),
-            _ => normalize_config(&content),
-        };
+        let checked = validate_document(key, content);
         Ok(checked.map(|content| (Local::Present(doc_hash(key, &content)), Some(content))))
     }
 

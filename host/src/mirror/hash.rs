@@ -18,6 +18,11 @@ pub fn doc_hash(key: &Key, content: &[u8]) -> String {
     {
         return json_hash(&value);
     }
+    if key.kind == Kind::Cooldown
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(content)
+    {
+        return cooldown_hash(&value);
+    }
     if key.kind == Kind::Config && content.contains(&b'\r') {
         // The config is pushed with `\n` line endings; a CRLF copy is the same.
         let text = String::from_utf8_lossy(content)
@@ -33,6 +38,29 @@ pub fn json_hash(value: &serde_json::Value) -> String {
     let mut canonical = Vec::new();
     write_canonical(value, &mut canonical);
     format!("j:{}", raw_hash(&canonical))
+}
+
+/// Cooldown state is compared by its records, in any order: the top-level
+/// fields are derived from them, and a backend that keeps records as rows
+/// (PostgreSQL's `cooldown_store`) gives back its own file around them.
+fn cooldown_hash(value: &serde_json::Value) -> String {
+    let records = value.as_object().and_then(|document| {
+        document
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("records"))
+            .and_then(|(_, records)| records.as_array())
+    });
+    let mut each: Vec<Vec<u8>> = records
+        .into_iter()
+        .flatten()
+        .map(|record| {
+            let mut out = Vec::new();
+            write_canonical(record, &mut out);
+            out
+        })
+        .collect();
+    each.sort();
+    format!("c:{}", raw_hash(&each.join(&b'\n')))
 }
 
 fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {

@@ -9,7 +9,7 @@ use super::hash::doc_hash;
 use super::paths::path_key;
 use super::scan::is_auth_file;
 use super::settle::Item;
-use super::workspace::normalize_config;
+use super::workspace::{normalize_config, validate_cooldown};
 use crate::error::StorehostError;
 use crate::model::{Document, Key, Kind};
 use rayon::prelude::*;
@@ -117,6 +117,12 @@ fn check_one(document: Document, max_bytes: usize) -> Result<Option<Item>, Rejec
         Kind::Auth => storehost_sdk::ids::check_auth_id(&key.id)
             .map_err(|p| p.to_string())
             .and_then(|()| auth_hash(&document.content)),
+        Kind::Cooldown => storehost_sdk::ids::check_cooldown_id(&key.id)
+            .map_err(|p| p.to_string())
+            .and_then(|()| {
+                validate_cooldown(&key.id, &document.content).map_err(|e| e.to_string())
+            })
+            .map(|()| doc_hash(key, &document.content)),
         Kind::Config => normalize_config(&document.content)
             .map(|_| doc_hash(key, &document.content))
             .map_err(|e| e.to_string()),

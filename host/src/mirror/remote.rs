@@ -12,6 +12,11 @@ pub type RemoteFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PluginError
 pub trait Remote: Send + Sync {
     fn name(&self) -> &str;
     fn features(&self) -> RemoteFuture<'_, Features>;
+    /// Whether the backend stores the proxy's cooldown state (a plugin
+    /// built against contract 0.1.0 does not).
+    fn has_cooldown(&self) -> bool {
+        true
+    }
     fn prepare(&self) -> RemoteFuture<'_, ()>;
     fn pull<'a>(&'a self, cursor: Option<&'a str>) -> RemoteFuture<'a, Snapshot>;
     fn read<'a>(&'a self, keys: &'a [Key]) -> RemoteFuture<'a, Vec<Option<Document>>>;
@@ -25,6 +30,10 @@ pub trait Remote: Send + Sync {
 impl Remote for Plugin {
     fn name(&self) -> &str {
         Plugin::name(self)
+    }
+
+    fn has_cooldown(&self) -> bool {
+        Plugin::has_cooldown(self)
     }
 
     fn features(&self) -> RemoteFuture<'_, Features> {

@@ -73,13 +73,24 @@ pub fn is_auth_file(id: &str) -> bool {
 
 /// True for the proxy's cooldown state (`*.cds`, any case): files the proxy
 /// owns, rewrites on every save and deletes when it did not write them.
-fn is_cooldown_file(id: &str) -> bool {
-    has_suffix_ignoring_case(id, ".cds")
+pub fn is_cooldown_file(id: &str) -> bool {
+    storehost_sdk::ids::is_cooldown_id(id) && !is_conflict_copy(id)
 }
 
 fn has_suffix_ignoring_case(id: &str, suffix: &str) -> bool {
-    let (id, suffix) = (id.as_bytes(), suffix.as_bytes());
-    id.len() >= suffix.len() && id[id.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    storehost_sdk::ids::ends_with_ignoring_case(id, suffix)
+}
+
+/// The document a file under `auths/` is: an auth, cooldown state, or
+/// neither.
+pub fn document_key_of(id: String) -> Option<Key> {
+    if is_auth_file(&id) {
+        Some(Key::auth(id))
+    } else if is_cooldown_file(&id) {
+        Some(Key::cooldown(id))
+    } else {
+        None
+    }
 }
 
 /// Why a file under `auths/` is not mirrored.
@@ -87,20 +98,30 @@ fn why_not_a_document(id: &str) -> &'static str {
     if is_conflict_copy(id) {
         "a conflict copy storehost kept"
     } else if is_cooldown_file(id) {
-        "the proxy's cooldown state (*.cds), not an auth"
+        "the proxy's cooldown state (*.cds), not an auth; kept only by plugins of contract 0.2.0 or later"
     } else {
         "neither an auth (*.json) nor cooldown state (*.cds)"
     }
 }
 
 /// Every document key the workspace holds now, and the ids of the files
-/// under `auths/` that are not documents.
-fn workspace_keys(workspace: &Workspace) -> Result<(BTreeSet<Key>, Vec<String>), StorehostError> {
-    let (auths, others): (Vec<String>, Vec<String>) = workspace
-        .auth_ids()?
-        .into_iter()
-        .partition(|id| is_auth_file(id));
-    let mut keys: BTreeSet<Key> = auths.into_iter().map(Key::auth).collect();
+/// under `auths/` that are not documents (cooldown state among them when
+/// `with_cooldown` is false).
+fn workspace_keys(
+    workspace: &Workspace,
+    with_cooldown: bool,
+) -> Result<(BTreeSet<Key>, Vec<String>), StorehostError> {
+    let mut keys = BTreeSet::new();
+    let mut others = Vec::new();
+    for id in workspace.auth_ids()? {
+        match document_key_of(id.clone()) {
+            Some(key) if key.kind == Kind::Auth || with_cooldown => keys.insert(key),
+            _ => {
+                others.push(id);
+                continue;
+            }
+        };
+    }
     if workspace.config_path().is_file() {
         keys.insert(Key::config());
     }
@@ -132,9 +153,23 @@ impl NotMirrored {
 }
 
 impl Mirror {
+    /// The keys of `keys` this backend stores: cooldown state only where the
+    /// plugin has it.
+    pub(crate) fn mirrored(&self, keys: BTreeSet<Key>) -> BTreeSet<Key> {
+        if self.remote.has_cooldown() {
+            return keys;
+        }
+        let (cooldowns, rest): (BTreeSet<Key>, BTreeSet<Key>) =
+            keys.into_iter().partition(|k| k.kind == Kind::Cooldown);
+        for key in cooldowns {
+            self.not_mirrored.mention("workspace", &key.id);
+        }
+        rest
+    }
+
     /// [`workspace_keys`], mentioning each file that is not a document.
     pub(crate) fn workspace_keys(&self) -> Result<BTreeSet<Key>, StorehostError> {
-        let (keys, others) = workspace_keys(&self.workspace)?;
+        let (keys, others) = workspace_keys(&self.workspace, self.remote.has_cooldown())?;
         for id in others {
             self.not_mirrored.mention("workspace", &id);
         }
@@ -153,6 +188,7 @@ impl Mirror {
         only: Option<BTreeSet<Key>>,
     ) -> Result<usize, StorehostError> {
         let present = self.workspace_keys()?;
+        let only = only.map(|only| self.mirrored(only));
         let (keys, tracked_auths, missing_auths) = {
             let ledger = self.ledger();
             let bases = ledger.bases();
@@ -225,6 +261,9 @@ mod classify_tests {
             assert!(!is_auth_file(id), "{id}");
         }
         assert!(is_cooldown_file("team/a_b.com.cds") && is_cooldown_file("X.CDS"));
+        assert_eq!(document_key_of("t/a.cds".into()), Some(Key::cooldown("t/a.cds")));
+        assert_eq!(document_key_of("t/a.JSON".into()), Some(Key::auth("t/a.JSON")));
+        assert_eq!(document_key_of("t/a.json.tmp".into()), None);
         assert!(!is_cooldown_file("a.cds.1.tmp"));
     }
 }

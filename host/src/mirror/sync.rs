@@ -257,7 +257,7 @@ fn document_key(workspace: &crate::mirror::Workspace, path: &Path) -> Option<Key
         return Some(Key::config());
     }
     let id = workspace.auth_id_of(path).ok()?;
-    super::scan::is_auth_file(&id).then(|| Key::auth(id))
+    super::scan::document_key_of(id)
 }
 
 enum WorkspaceEvent {

@@ -8,10 +8,10 @@
 use super::hash::doc_hash;
 use super::ledger::{Ledger, TrashEntry};
 use super::paths::key_of_path;
-use super::workspace::{Swap, Workspace, normalize_config, validate_auth};
+use super::workspace::{Swap, Workspace, validate_document};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
-use crate::model::{Key, Kind};
+use crate::model::Key;
 
 /// Every entry still kept, oldest first.
 pub fn list(workspace: &Workspace) -> Result<Vec<TrashEntry>, StorehostError> {
@@ -33,12 +33,7 @@ pub fn restore(workspace: &Workspace, id: u64) -> Result<Key, StorehostError> {
         path: stored.display().to_string(),
         source,
     })?;
-    match key.kind {
-        Kind::Auth => validate_auth(&key.id, &content)?,
-        _ => {
-            normalize_config(&content)?;
-        }
-    }
+    validate_document(&key, content.clone())?;
     // Swapped in only over the file as it is now, which is kept too.
     loop {
         let current = workspace.read(&key)?;

@@ -157,7 +157,7 @@ impl Workspace {
     pub fn path_of(&self, key: &Key) -> Result<PathBuf, WorkspaceError> {
         match key.kind {
             Kind::Config => Ok(self.config_path()),
-            Kind::Auth => {
+            Kind::Auth | Kind::Cooldown => {
                 check_id(&key.id)?;
                 Ok(self.auth_dir().join(&key.id))
             }
@@ -527,11 +527,58 @@ pub fn same_document(key: &Key, a: &[u8], b: &[u8]) -> bool {
     if a == b {
         return true;
     }
-    key.kind == Kind::Auth
+    matches!(key.kind, Kind::Auth | Kind::Cooldown)
         && matches!(
             (serde_json::from_slice::<serde_json::Value>(a), serde_json::from_slice::<serde_json::Value>(b)),
             (Ok(a), Ok(b)) if a == b
         )
+}
+
+/// A document's content as it may stand in the workspace: an auth or
+/// cooldown state that parses as the proxy reads it, a config that is
+/// UTF-8 YAML (returned with `\n` line endings).
+pub fn validate_document(key: &Key, content: Vec<u8>) -> Result<Vec<u8>, WorkspaceError> {
+    match key.kind {
+        Kind::Auth => validate_auth(&key.id, &content).map(|()| content),
+        Kind::Cooldown => validate_cooldown(&key.id, &content).map(|()| content),
+        Kind::Config | Kind::Meta => normalize_config(&content),
+    }
+}
+
+/// Cooldown state must load in the proxy, where one bad file loses every
+/// cooldown: a JSON object whose `records` (any case) is an array of
+/// objects, each naming its auth.
+pub fn validate_cooldown(id: &str, content: &[u8]) -> Result<(), WorkspaceError> {
+    let invalid = |reason: String| WorkspaceError::InvalidAuth {
+        id: id.to_string(),
+        reason,
+    };
+    let value = serde_json::from_slice::<serde_json::Value>(content)
+        .map_err(|e| invalid(e.to_string()))?;
+    let serde_json::Value::Object(document) = value else {
+        return Err(invalid(format!("found a JSON {}", json_kind(&value))));
+    };
+    let records = document
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("records"))
+        .map(|(_, records)| records);
+    let records = match records {
+        None | Some(serde_json::Value::Null) => return Ok(()),
+        Some(serde_json::Value::Array(records)) => records,
+        Some(other) => return Err(invalid(format!("`records` is a JSON {}", json_kind(other)))),
+    };
+    for record in records {
+        let names_its_auth = record.as_object().is_some_and(|record| {
+            record.iter().any(|(name, value)| {
+                name.eq_ignore_ascii_case("auth_id")
+                    && value.as_str().is_some_and(|id| !id.trim().is_empty())
+            })
+        });
+        if !names_its_auth {
+            return Err(invalid("a record is not an object with an `auth_id`".into()));
+        }
+    }
+    Ok(())
 }
 
 /// An auth document must be a JSON object.

@@ -1,7 +1,6 @@
 //! Errors of the runtime and of plugin calls.
 
 use crate::model::Key;
-use crate::runtime::bindings::wit_types as wit;
 use std::time::Duration;
 
 /// Loading or compiling a component failed.
@@ -32,19 +31,6 @@ pub enum BackendError {
     Invalid(String),
     #[error("internal backend error: {0}")]
     Internal(String),
-}
-
-impl From<wit::Error> for BackendError {
-    fn from(error: wit::Error) -> Self {
-        match error {
-            wit::Error::NotFound(key) => BackendError::NotFound(key.into()),
-            wit::Error::Conflict(key) => BackendError::Conflict(key.into()),
-            wit::Error::Unavailable(m) => BackendError::Unavailable(m),
-            wit::Error::Denied(m) => BackendError::Denied(m),
-            wit::Error::Invalid(m) => BackendError::Invalid(m),
-            wit::Error::Internal(m) => BackendError::Internal(m),
-        }
-    }
 }
 
 /// A call into a plugin failed. Only `Backend` came from the plugin's own

@@ -137,9 +137,10 @@ fn loadability(
     component: &wasmtime::component::Component,
     version: &str,
 ) -> Result<(), String> {
-    if !same_minor(version, CONTRACT_VERSION) {
+    if !LOADED_VERSIONS.iter().any(|loaded| same_minor(version, loaded)) {
         return Err(format!(
-            "built against contract {version}, this host speaks {CONTRACT_VERSION}"
+            "built against contract {version}, this host loads {}",
+            LOADED_VERSIONS.join(" and ")
         ));
     }
     // With every capability the host can grant, wasi:http included.
@@ -147,10 +148,14 @@ fn loadability(
         .full_linker()
         .instantiate_pre(component)
         .map_err(|e| format!("{e:#}"))?;
-    super::bindings::BackendPluginPre::new(pre)
+    super::contract::BackendPre::new(pre)
         .map(|_| ())
         .map_err(|e| format!("{e:#}"))
 }
+
+/// The contract versions this host loads (older ones through
+/// `runtime::contract`'s adapter).
+const LOADED_VERSIONS: &[&str] = &["0.1.0", CONTRACT_VERSION];
 
 /// Semver compatibility for 0.x: the same major and minor.
 fn same_minor(a: &str, b: &str) -> bool {

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bindings;
 pub mod cache;
+pub mod contract;
 pub mod engine;
 pub mod error;
 pub mod inspect;

@@ -1,7 +1,7 @@
 //! A loaded plugin: its compiled component, grants, limits and one live
 //! instance that is re-created after a trap or a missed deadline.
 
-use super::bindings::{BackendPlugin as Backend, BackendPluginPre as BackendPre, wit_types as wit};
+use super::contract::{Backend, BackendPre, CallResult};
 use super::engine::Runtime;
 use super::error::{PluginError, RuntimeError};
 use super::limits::{Limits, MemoryLimiter};
@@ -34,7 +34,7 @@ pub struct PluginSpec {
 pub struct Plugin {
     name: Arc<str>,
     runtime: Runtime,
-    pre: BackendPre<HostState>,
+    pre: BackendPre,
     grants: Arc<Grants>,
     limits: Limits,
     settings: Vec<(String, String)>,
@@ -47,8 +47,7 @@ struct Live {
     handle: ResourceAny,
 }
 
-type CallFuture<'a, T> =
-    Pin<Box<dyn Future<Output = wasmtime::Result<Result<T, wit::Error>>> + Send + 'a>>;
+type CallFuture<'a, T> = Pin<Box<dyn Future<Output = CallResult<T>> + Send + 'a>>;
 
 impl Plugin {
     /// Compiles (or loads from cache) and links a component. Nothing runs yet.
@@ -106,6 +105,17 @@ impl Plugin {
         self.limits
     }
 
+    /// The contract version the component was built against.
+    pub fn contract_version(&self) -> &'static str {
+        self.pre.contract_version()
+    }
+
+    /// Whether this plugin can store the proxy's cooldown state (contract
+    /// 0.2.0 and later).
+    pub fn has_cooldown(&self) -> bool {
+        self.pre.has_cooldown()
+    }
+
     pub fn grants(&self) -> &Grants {
         &self.grants
     }
@@ -125,58 +135,26 @@ impl Plugin {
     }
 
     pub async fn info(&self) -> Result<Info, PluginError> {
-        let info = self
-            .call("info", |b, s, h| {
-                Box::pin(async move {
-                    Ok(Ok(b
-                        .storehost_plugin_backend()
-                        .store()
-                        .call_info(s, h)
-                        .await?))
-                })
-            })
-            .await?;
-        Ok(info.into())
+        self.call("info", |b, s, h| Box::pin(b.info(s, h))).await
     }
 
     pub async fn prepare(&self) -> Result<(), PluginError> {
-        self.call("prepare", |b, s, h| {
-            Box::pin(async move {
-                b.storehost_plugin_backend()
-                    .store()
-                    .call_prepare(s, h)
-                    .await
-            })
-        })
-        .await
+        self.call("prepare", |b, s, h| Box::pin(b.prepare(s, h))).await
     }
 
     pub async fn check(&self) -> Result<(), PluginError> {
-        self.call("check", |b, s, h| {
-            Box::pin(async move { b.storehost_plugin_backend().store().call_check(s, h).await })
-        })
-        .await
+        self.call("check", |b, s, h| Box::pin(b.check(s, h))).await
     }
 
     pub async fn list(&self) -> Result<Vec<Entry>, PluginError> {
-        let entries = self
-            .call("list", |b, s, h| {
-                Box::pin(async move { b.storehost_plugin_backend().store().call_list(s, h).await })
-            })
-            .await?;
-        Ok(entries.into_iter().map(Into::into).collect())
+        self.call("list", |b, s, h| Box::pin(b.list(s, h))).await
     }
 
     pub async fn read(&self, keys: &[Key]) -> Result<Vec<Option<Document>>, PluginError> {
-        let wit_keys: Vec<wit::Key> = keys.iter().cloned().map(Into::into).collect();
         let documents = self
-            .call("read", move |b, s, h| {
-                Box::pin(async move {
-                    b.storehost_plugin_backend()
-                        .store()
-                        .call_read(s, h, &wit_keys)
-                        .await
-                })
+            .call("read", {
+                let keys = keys.to_vec();
+                move |b, s, h| Box::pin(async move { b.read(s, h, &keys).await })
             })
             .await?;
         if documents.len() != keys.len() {
@@ -185,7 +163,7 @@ impl Plugin {
                 format!("answered {} keys for {} asked", documents.len(), keys.len()),
             ));
         }
-        Ok(documents.into_iter().map(|d| d.map(Into::into)).collect())
+        Ok(documents)
     }
 
     /// Reads one document.
@@ -195,17 +173,10 @@ impl Plugin {
 
     pub async fn pull(&self, cursor: Option<&str>) -> Result<Snapshot, PluginError> {
         let cursor = cursor.map(str::to_owned);
-        let snapshot = self
-            .call("pull", move |b, s, h| {
-                Box::pin(async move {
-                    b.storehost_plugin_backend()
-                        .store()
-                        .call_pull(s, h, cursor.as_deref())
-                        .await
-                })
-            })
-            .await?;
-        Ok(snapshot.into())
+        self.call("pull", move |b, s, h| {
+            Box::pin(async move { b.pull(s, h, cursor.as_deref()).await })
+        })
+        .await
     }
 
     pub async fn apply(
@@ -214,16 +185,10 @@ impl Plugin {
         message: &str,
     ) -> Result<Vec<Option<Entry>>, PluginError> {
         let count = changes.len();
-        let wit_changes: Vec<wit::Change> = changes.into_iter().map(Into::into).collect();
-        let message = message.to_owned();
         let entries = self
-            .call("apply", move |b, s, h| {
-                Box::pin(async move {
-                    b.storehost_plugin_backend()
-                        .store()
-                        .call_apply(s, h, &wit_changes, &message)
-                        .await
-                })
+            .call("apply", {
+                let message = message.to_owned();
+                move |b, s, h| Box::pin(async move { b.apply(s, h, changes, &message).await })
             })
             .await?;
         if entries.len() != count {
@@ -232,7 +197,7 @@ impl Plugin {
                 format!("answered {} changes for {count} applied", entries.len()),
             ));
         }
-        Ok(entries.into_iter().map(|e| e.map(Into::into)).collect())
+        Ok(entries)
     }
 
     pub async fn wait_for_change(&self, timeout: Duration) -> Result<bool, PluginError> {
@@ -241,12 +206,7 @@ impl Plugin {
         // plugin that ignores the timeout is stopped soon after it.
         let deadline = timeout + WAIT_GRACE;
         self.call_within("wait-for-change", deadline, move |b, s, h| {
-            Box::pin(async move {
-                b.storehost_plugin_backend()
-                    .store()
-                    .call_wait_for_change(s, h, timeout_ms)
-                    .await
-            })
+            Box::pin(b.wait_for_change(s, h, timeout_ms))
         })
         .await
     }
@@ -303,7 +263,7 @@ impl Plugin {
             Ok(Ok(Err(error))) => Err(PluginError::Backend {
                 plugin: self.name.to_string(),
                 call,
-                error: error.into(),
+                error,
             }),
             Ok(Err(trap)) => {
                 let error = self.classify_trap(call, &trap, live_limiter_hit(&mut guard));
@@ -346,7 +306,7 @@ impl Plugin {
         });
         start_call(&mut store, self.limits.call_deadline);
         let instantiated =
-            tokio::time::timeout(self.host_timeout(), self.pre.instantiate_async(&mut store)).await;
+            tokio::time::timeout(self.host_timeout(), self.pre.instantiate(&mut store)).await;
         let bindings = match instantiated {
             Ok(Ok(bindings)) => bindings,
             Ok(Err(e)) => return Err(instantiate_error(format!("{e:#}"))),
@@ -355,10 +315,7 @@ impl Plugin {
         start_call(&mut store, self.limits.call_deadline);
         let opened = tokio::time::timeout(
             self.host_timeout(),
-            bindings
-                .storehost_plugin_backend()
-                .store()
-                .call_open(&mut store, &self.settings),
+            bindings.open(&mut store, &self.settings),
         )
         .await;
         store.data_mut().in_call = false;
@@ -371,7 +328,7 @@ impl Plugin {
             Ok(Ok(Err(error))) => Err(PluginError::Backend {
                 plugin: self.name.to_string(),
                 call: "open",
-                error: error.into(),
+                error,
             }),
             Ok(Err(trap)) => {
                 Err(self.classify_trap("open", &trap, store.data_mut().limiter.take_hit()))

@@ -17,9 +17,9 @@ mod service;
 use errors::Answer;
 use feed::{Feed, entry};
 use service::{Condition, Container};
-use storehost_sdk::paths::path_of;
+use storehost_sdk::paths::{content_type, path_of};
 use storehost_sdk::{
-    Backend, Change, Document, Entry, Error, Features, Info, Key, Kind, Precondition, Put,
+    Backend, Change, Document, Entry, Error, Features, Info, Key, Precondition, Put,
     Settings, Snapshot,
 };
 
@@ -175,12 +175,5 @@ fn condition(precondition: &Precondition) -> Condition<'_> {
     }
 }
 
-fn content_type(key: &Key) -> &'static str {
-    match key.kind {
-        Kind::Config => "application/x-yaml",
-        Kind::Auth => "application/json",
-        Kind::Meta => "text/plain",
-    }
-}
 
 storehost_sdk::export_backend!(AzureBlob);

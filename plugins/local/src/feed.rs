@@ -46,6 +46,7 @@ fn slot(key: &Key) -> (u8, String) {
         Kind::Config => 0,
         Kind::Auth => 1,
         Kind::Meta => 2,
+        Kind::Cooldown => 3,
     };
     (kind, key.id.clone())
 }
@@ -108,7 +109,7 @@ impl Seen {
 
     /// Keys this pull saw that `next` no longer has.
     pub fn gone_in(&self, next: &Seen) -> Vec<Key> {
-        let kinds = [Kind::Config, Kind::Auth, Kind::Meta];
+        let kinds = [Kind::Config, Kind::Auth, Kind::Meta, Kind::Cooldown];
         self.files
             .keys()
             .filter(|slot| !next.files.contains_key(*slot))

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
-use storehost_sdk::ids::check_auth_id;
+use storehost_sdk::ids::{check_auth_id, is_cooldown_id};
 use storehost_sdk::layout::collect_auth_ids;
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
@@ -65,12 +65,13 @@ impl Layout {
                 "config id must be `{CONFIG_ID}`, not {:?}",
                 key.id
             ))),
-            Kind::Auth => Ok(self.auth_dir().join(checked_id(&key.id)?)),
+            // Cooldown state lives beside the auths, as the proxy keeps it.
+            Kind::Auth | Kind::Cooldown => Ok(self.auth_dir().join(checked_id(&key.id)?)),
             Kind::Meta => Ok(self.meta_dir().join(checked_id(&key.id)?)),
         }
     }
 
-    /// Every key present, config first, auths in sorted order.
+    /// Every key present, config first, auths and cooldowns in sorted order.
     pub fn keys(&self) -> Result<Vec<Key>, Error> {
         let mut keys = Vec::new();
         if self.config_dir().join(CONFIG_ID).is_file() {
@@ -79,10 +80,15 @@ impl Layout {
                 id: CONFIG_ID.into(),
             });
         }
-        for (kind, dir) in [(Kind::Auth, self.auth_dir()), (Kind::Meta, self.meta_dir())] {
-            let ids = collect_auth_ids(&dir).map_err(|e| io_error("list", &dir, e))?;
-            keys.extend(ids.into_iter().map(|id| Key { kind, id }));
-        }
+        let auth_dir = self.auth_dir();
+        let ids = collect_auth_ids(&auth_dir).map_err(|e| io_error("list", &auth_dir, e))?;
+        keys.extend(ids.into_iter().map(|id| match is_cooldown_id(&id) {
+            true => Key { kind: Kind::Cooldown, id },
+            false => Key { kind: Kind::Auth, id },
+        }));
+        let meta_dir = self.meta_dir();
+        let ids = collect_auth_ids(&meta_dir).map_err(|e| io_error("list", &meta_dir, e))?;
+        keys.extend(ids.into_iter().map(|id| Key { kind: Kind::Meta, id }));
         Ok(keys)
     }
 

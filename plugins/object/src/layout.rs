@@ -4,8 +4,9 @@
 //! are refused both ways.
 
 pub use storehost_sdk::paths::{AUTH_PREFIX, CONFIG_PATH as CONFIG_OBJECT};
+pub use storehost_sdk::paths::content_type;
 use storehost_sdk::paths::{key_of, path_of};
-use storehost_sdk::{Error, Key, Kind};
+use storehost_sdk::{Error, Key};
 
 /// Objects storehost writes to learn what the server honours.
 pub const PROBE_PREFIX: &str = ".storehost/probe/";
@@ -21,17 +22,11 @@ pub fn document_key(object: &str) -> Option<Key> {
     key_of(object)
 }
 
-pub fn content_type(key: &Key) -> &'static str {
-    match key.kind {
-        Kind::Config => "application/x-yaml",
-        Kind::Auth => "application/json",
-        Kind::Meta => "text/plain",
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use storehost_sdk::Kind;
 
     #[test]
     fn documents_and_objects_map_both_ways() {
@@ -46,6 +41,9 @@ mod tests {
             document_key("config/config.yaml").map(|k| k.kind),
             Some(Kind::Config)
         );
+        let cooldown = document_key("auths/team/a_b.com.cds").unwrap();
+        assert_eq!((cooldown.kind, cooldown.id.as_str()), (Kind::Cooldown, "team/a_b.com.cds"));
+        assert_eq!(object_key(&cooldown).unwrap(), "auths/team/a_b.com.cds");
         assert_eq!(
             document_key(".storehost/meta/lineage").map(|k| k.kind),
             Some(Kind::Meta)

@@ -152,6 +152,7 @@ pub(crate) fn place(key: &Key) -> Result<Place, Error> {
             id: checked(&key.id)?,
             json: true,
         }),
+        Kind::Cooldown => Err(Error::Invalid("cooldown state is not stored yet".into())),
         Kind::Meta => Ok(Place {
             table: "storehost_meta",
             id: checked(&key.id)?,
@@ -165,6 +166,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Config => "config",
         Kind::Auth => "auth",
         Kind::Meta => "meta",
+        Kind::Cooldown => "cooldown",
     }
 }
 

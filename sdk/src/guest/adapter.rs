@@ -1,6 +1,6 @@
 //! Bridges the generated `GuestStore` trait to [`Backend`].
 
-use crate::bindings::exports::storehost::plugin::backend::{GuestStore, Store};
+use crate::bindings::exports::storehost::plugin0_2_0::backend::{GuestStore, Store};
 use crate::{Backend, Change, Document, Entry, Error, Info, Key, Settings, Snapshot};
 
 /// Wraps a [`Backend`] as the exported `store` resource.

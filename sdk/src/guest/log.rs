@@ -1,6 +1,6 @@
 //! Logging into the host's log. Lines are tagged with the plugin's name.
 
-use crate::bindings::storehost::plugin::log::{Level, log};
+use crate::bindings::storehost::plugin0_1_0::log::{Level, log};
 
 pub fn debug(message: &str) {
     log(Level::Debug, message, &[]);
@@ -23,4 +23,4 @@ pub fn with_fields(level: Level, message: &str, fields: &[(String, String)]) {
     log(level, message, fields);
 }
 
-pub use crate::bindings::storehost::plugin::log::Level as LogLevel;
+pub use crate::bindings::storehost::plugin0_1_0::log::Level as LogLevel;

@@ -1,10 +1,11 @@
 //! Where documents live in a remote that stores them as paths (object keys,
 //! repository files), compatible with existing deployments:
-//! `config/config.yaml` and `auths/<id>`; storehost's own metadata under
+//! `config/config.yaml` and `auths/<id>` (auths, and cooldown state: the
+//! `*.cds` files beside them); storehost's own metadata under
 //! `.storehost/meta/`. Paths that would escape the layout are refused both
 //! ways.
 
-use crate::ids::check_auth_id;
+use crate::ids::{check_auth_id, check_cooldown_id, is_cooldown_id};
 use crate::{CONFIG_ID, Error, Key, Kind};
 
 pub const CONFIG_PATH: &str = "config/config.yaml";
@@ -19,8 +20,24 @@ pub fn path_of(key: &Key) -> Result<String, Error> {
     match key.kind {
         Kind::Config if key.id == CONFIG_ID => Ok(CONFIG_PATH.into()),
         Kind::Config => Err(Error::Invalid(format!("config id must be `{CONFIG_ID}`"))),
+        Kind::Auth if is_cooldown_id(&key.id) => Err(Error::Invalid(format!(
+            "auth id {:?} ends in `.cds`, which is cooldown state",
+            key.id
+        ))),
         Kind::Auth => checked(&key.id).map(|()| format!("{AUTH_PREFIX}{}", key.id)),
+        Kind::Cooldown => check_cooldown_id(&key.id)
+            .map(|()| format!("{AUTH_PREFIX}{}", key.id))
+            .map_err(|problem| Error::Invalid(format!("id {:?}: {problem}", key.id))),
         Kind::Meta => checked(&key.id).map(|()| format!("{META_PREFIX}{}", key.id)),
+    }
+}
+
+/// The content type a document is stored with where the remote keeps one.
+pub fn content_type(key: &Key) -> &'static str {
+    match key.kind {
+        Kind::Config => "application/x-yaml",
+        Kind::Auth | Kind::Cooldown => "application/json",
+        Kind::Meta => "text/plain",
     }
 }
 
@@ -34,7 +51,10 @@ pub fn key_of(path: &str) -> Option<Key> {
         });
     }
     let (kind, id) = if let Some(id) = path.strip_prefix(AUTH_PREFIX) {
-        (Kind::Auth, id)
+        match is_cooldown_id(id) {
+            true => (Kind::Cooldown, id),
+            false => (Kind::Auth, id),
+        }
     } else {
         (Kind::Meta, path.strip_prefix(META_PREFIX)?)
     };
@@ -62,6 +82,8 @@ mod tests {
             "[a-z0-9./]{0,16}",
             Just("config.yaml".to_string()),
             Just("../x.json".to_string()),
+            Just("team/a_b.com.cds".to_string()),
+            Just("A.CDS".to_string()),
             "\\PC{0,8}",
         ];
         (prefix, rest).prop_map(|(prefix, rest)| format!("{prefix}{rest}"))
@@ -77,17 +99,23 @@ mod tests {
         }
 
         #[test]
-        fn a_key_written_as_a_path_reads_back_as_itself(id in "[a-zA-Z0-9@._/-]{1,24}", kind in 0u8..3) {
-            let kind = [Kind::Config, Kind::Auth, Kind::Meta][kind as usize];
+        fn a_key_written_as_a_path_reads_back_as_itself(id in "[a-zA-Z0-9@._/-]{1,24}(\\.cds|\\.json)?", kind in 0u8..4) {
+            let kind = [Kind::Config, Kind::Auth, Kind::Meta, Kind::Cooldown][kind as usize];
             let key = Key { kind, id };
             match path_of(&key) {
                 Ok(path) => {
                     let back = key_of(&path).expect("a path we wrote is ours");
                     prop_assert_eq!((back.kind as u8, back.id), (key.kind as u8, key.id));
                 }
-                Err(_) => prop_assert!(
-                    matches!(key.kind, Kind::Config) || check_auth_id(&key.id).is_err()
-                ),
+                Err(_) => {
+                    let refused_for_a_reason = match key.kind {
+                        Kind::Config => true,
+                        Kind::Auth => check_auth_id(&key.id).is_err() || is_cooldown_id(&key.id),
+                        Kind::Cooldown => check_cooldown_id(&key.id).is_err(),
+                        Kind::Meta => check_auth_id(&key.id).is_err(),
+                    };
+                    prop_assert!(refused_for_a_reason);
+                }
             }
         }
     }

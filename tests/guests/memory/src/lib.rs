@@ -24,6 +24,7 @@ fn slot(key: &Key) -> Result<(u8, String), Error> {
         Kind::Config => return Err(Error::Invalid(format!("config id must be {CONFIG_ID}"))),
         Kind::Auth => 1,
         Kind::Meta => 2,
+        Kind::Cooldown => 3,
     };
     check_auth_id(&key.id).map_err(|p| Error::Invalid(format!("id {:?}: {p}", key.id)))?;
     Ok((rank, key.id.clone()))
@@ -33,6 +34,7 @@ fn key_of(slot: &(u8, String)) -> Key {
     let kind = match slot.0 {
         0 => Kind::Config,
         1 => Kind::Auth,
+        3 => Kind::Cooldown,
         _ => Kind::Meta,
     };
     Key {

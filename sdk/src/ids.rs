@@ -85,6 +85,49 @@ pub fn check_cooldown_id(id: &str) -> Result<(), IdProblem> {
     }
 }
 
+/// The cooldown file (relative to the auth dir) the proxy keeps an auth's
+/// state in, by its sanitising rule: a file auth (`team/a@b.com.json`)
+/// keeps its directory and has its file name sanitised
+/// (`team/a_b.com.cds`); any other id (`claude:apikey:3f2a`) is sanitised
+/// whole, at the top level (`claude_apikey_3f2a.cds`). `None` when nothing
+/// of the name survives.
+pub fn cooldown_file_for(auth_id: &str) -> Option<String> {
+    let auth_id = auth_id.trim();
+    let is_file_auth = ends_with_ignoring_case(auth_id, ".json") && check_auth_id(auth_id).is_ok();
+    let (dir, name) = match auth_id.rsplit_once('/') {
+        Some((dir, name)) if is_file_auth => (Some(dir), name),
+        _ => (None, auth_id),
+    };
+    let file = sanitised_cooldown_name(name)?;
+    Some(match dir {
+        Some(dir) => format!("{dir}/{file}"),
+        None => file,
+    })
+}
+
+/// Trim; drop the last `.ext`; each run outside `[A-Za-z0-9._-]` becomes
+/// `_`; trim `._-` at both ends; append `.cds`.
+fn sanitised_cooldown_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let stem = match name.rfind('.') {
+        Some(dot) => &name[..dot],
+        None => name,
+    };
+    let mut out = String::with_capacity(stem.len());
+    let mut in_run = false;
+    for c in stem.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('_');
+            in_run = true;
+        }
+    }
+    let trimmed = out.trim_matches(['.', '_', '-']);
+    (!trimmed.is_empty()).then(|| format!("{trimmed}{COOLDOWN_SUFFIX}"))
+}
+
 /// `id` ends with `suffix`, ASCII case ignored (as the proxy matches
 /// `.json` and `.cds`).
 pub fn ends_with_ignoring_case(id: &str, suffix: &str) -> bool {
@@ -100,6 +143,32 @@ fn has_drive_prefix(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cooldown_files_are_named_as_the_proxy_names_them() {
+        for (auth_id, file) in [
+            ("a@b.com.json", "a_b.com.cds"),
+            ("team/a@b.com.json", "team/a_b.com.cds"),
+            (
+                "claude:apikey:3f2a9c1b7d4e",
+                "claude_apikey_3f2a9c1b7d4e.cds",
+            ),
+            ("a@b.com", "a_b.cds"),
+            ("  spaced name.json ", "spaced_name.cds"),
+            ("x/y/z@@q.JSON", "x/y/z_q.cds"),
+            ("-lead.json", "lead.cds"),
+        ] {
+            assert_eq!(
+                cooldown_file_for(auth_id).as_deref(),
+                Some(file),
+                "{auth_id}"
+            );
+        }
+        assert_eq!(cooldown_file_for("@@@"), None);
+        assert_eq!(cooldown_file_for(".json"), None);
+        // An id that could not be a file is named whole, never as a path.
+        assert_eq!(cooldown_file_for("../x.json").as_deref(), Some("x.cds"));
+    }
 
     #[test]
     fn accepts_plain_nested_and_unicode_ids() {

@@ -458,3 +458,118 @@ pub async fn backend_wiped(backend: &impl Backend) {
     )
     .await;
 }
+
+/// A cooldown file as the proxy writes it: `(auth id, model, second)`
+/// per record, `second` its `updated_at` within a fixed minute.
+pub fn cooldown_file(records: &[(&str, &str, u32)]) -> String {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(auth_id, model, second)| cooldown_record(auth_id, model, *second))
+        .collect();
+    let file = serde_json::json!({
+        "version": 1,
+        "updated_at": "2026-12-05T03:00:59Z",
+        "records": records,
+    });
+    format!("{}\n", serde_json::to_string_pretty(&file).unwrap())
+}
+
+/// One record as the proxy writes it (`model` left out when empty).
+pub fn cooldown_record(auth_id: &str, model: &str, second: u32) -> serde_json::Value {
+    let mut record = serde_json::json!({
+        "auth_id": auth_id,
+        "status": "cooling",
+        "next_retry_after": "2026-12-05T04:00:00Z",
+        "reason": "quota",
+        "quota": {"exceeded": true, "next_recover_at": "2026-12-05T04:00:00Z"},
+        "updated_at": format!("2026-12-05T03:00:{second:02}Z"),
+    });
+    if !model.is_empty() {
+        record["model"] = model.into();
+    }
+    record
+}
+
+/// The records of a cooldown file, canonical and sorted (a backend may
+/// give back its own file around the same records); `None` if absent.
+pub fn cooldown_records(workspace: &Path, id: &str) -> Option<Vec<String>> {
+    let content = std::fs::read(workspace.join("auths").join(id)).ok()?;
+    Some(records_of(&content))
+}
+
+/// [`cooldown_records`] of file content.
+pub fn records_of(content: &[u8]) -> Vec<String> {
+    let file: serde_json::Value = serde_json::from_slice(content).unwrap();
+    let mut records: Vec<String> = file["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    records.sort();
+    records
+}
+
+/// The proxy's cooldown state (`*.cds` beside the auths) written in one
+/// host's workspace reaches a second host on the same backend, and so do
+/// its next save (a record fewer) and the deletion of another file; the
+/// backend holds them as cooldown documents, never as auths.
+pub async fn cooldown_state_reaches_a_second_host(backend: &impl Backend) {
+    let root = tempfile::tempdir().unwrap();
+    let (a_ws, b_ws) = (root.path().join("a"), root.path().join("b"));
+    let a = backend.host(&a_ws).await;
+    a.bootstrap().await.unwrap();
+    let b = backend.host(&b_ws).await;
+    b.bootstrap().await.unwrap();
+    let team = "team/a_b.com.cds";
+    let config_auth = "claude_apikey_3f2a.cds";
+    proxy_write(&a_ws, "team/a@b.com.json", r#"{"type":"claude"}"#);
+    let first = cooldown_file(&[
+        ("team/a@b.com.json", "m1", 1),
+        ("team/a@b.com.json", "m2", 2),
+    ]);
+    proxy_write(&a_ws, team, &first);
+    let other = cooldown_file(&[("claude:apikey:3f2a", "", 3)]);
+    proxy_write(&a_ws, config_auth, &other);
+    a.sync_workspace().await.unwrap();
+    b.pull_remote().await.unwrap();
+    assert_eq!(
+        cooldown_records(&b_ws, team),
+        Some(records_of(first.as_bytes()))
+    );
+    assert_eq!(
+        cooldown_records(&b_ws, config_auth),
+        Some(records_of(other.as_bytes()))
+    );
+
+    let reader = backend.reader(&root.path().join("reader"));
+    reader.start().await.unwrap();
+    let held = reader.pull(None).await.unwrap().documents;
+    let cooldowns: BTreeSet<&str> = held
+        .iter()
+        .filter(|d| d.entry.key.kind == storehost::Kind::Cooldown)
+        .map(|d| d.entry.key.id.as_str())
+        .collect();
+    assert_eq!(cooldowns, BTreeSet::from([config_auth, team]));
+    let auths: Vec<&str> = held
+        .iter()
+        .filter(|d| d.entry.key.kind == storehost::Kind::Auth)
+        .map(|d| d.entry.key.id.as_str())
+        .collect();
+    assert_eq!(auths, ["team/a@b.com.json"]);
+
+    let second = cooldown_file(&[("team/a@b.com.json", "m1", 4)]);
+    proxy_write(&a_ws, team, &second);
+    std::fs::remove_file(a_ws.join("auths").join(config_auth)).unwrap();
+    a.sync_workspace().await.unwrap();
+    b.pull_remote().await.unwrap();
+    assert_eq!(
+        cooldown_records(&b_ws, team),
+        Some(records_of(second.as_bytes()))
+    );
+    assert_eq!(cooldown_records(&b_ws, config_auth), None);
+    assert_eq!(
+        cooldown_records(&a_ws, team),
+        Some(records_of(second.as_bytes()))
+    );
+}

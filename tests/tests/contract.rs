@@ -5,9 +5,9 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use storehost::capabilities::Grants;
+use storehost::runtime::bindings::{BINDINGS_VERSION, CONTRACT_VERSION};
 use storehost::runtime::{BackendError, Limits};
 use storehost::{Change, Key, Precondition};
-use storehost::runtime::bindings::{BINDINGS_VERSION, CONTRACT_VERSION};
 use storehost_tests::{conformance, load};
 
 /// Every released version and the sha256 of its folder (file names and
@@ -129,7 +129,9 @@ async fn a_0_1_0_component_is_given_no_cooldown_documents() {
         matches!(refused.backend(), Some(BackendError::Invalid(m)) if m.contains("0.1.0")),
         "{refused}"
     );
-    old.apply(vec![put(&Key::auth("a.json"))], "m").await.unwrap();
+    old.apply(vec![put(&Key::auth("a.json"))], "m")
+        .await
+        .unwrap();
     let answers = old
         .read(&[cooldown.clone(), Key::auth("a.json"), Key::auth("b.json")])
         .await
@@ -154,7 +156,8 @@ async fn a_mirror_on_a_0_1_0_plugin_keeps_cooldown_state_local_and_says_so() {
     let ws = dir.path().join("ws");
     std::fs::create_dir_all(ws.join("auths")).unwrap();
     std::fs::write(ws.join("auths/a.json"), r#"{"a":1}"#).unwrap();
-    let cds = r#"{"version":1,"records":[{"auth_id":"a.json","updated_at":"2026-12-05T03:00:00Z"}]}"#;
+    let cds =
+        r#"{"version":1,"records":[{"auth_id":"a.json","updated_at":"2026-12-05T03:00:00Z"}]}"#;
     std::fs::write(ws.join("auths/a.cds"), cds).unwrap();
     let plugin = storehost::CustomPlugin {
         name: "memory-0.1.0".into(),
@@ -178,7 +181,10 @@ async fn a_mirror_on_a_0_1_0_plugin_keeps_cooldown_state_local_and_says_so() {
         .collect();
     assert!(remote.contains(&Key::auth("a.json")), "{remote:?}");
     assert!(!remote.iter().any(|k| k.id.ends_with(".cds")), "{remote:?}");
-    assert_eq!(std::fs::read_to_string(ws.join("auths/a.cds")).unwrap(), cds);
+    assert_eq!(
+        std::fs::read_to_string(ws.join("auths/a.cds")).unwrap(),
+        cds
+    );
     let logs = captured.text();
     let said = logs.matches("built against contract 0.1.0").count();
     assert_eq!(said, 1, "{logs}");

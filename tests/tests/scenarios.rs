@@ -321,3 +321,28 @@ async fn azure_three_hosts_start_together() {
 async fn azure_backend_wiped() {
     scenarios::backend_wiped(&Azure::new("wiped")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_cooldown_state_reaches_a_second_host() {
+    scenarios::cooldown_state_reaches_a_second_host(&LocalDir::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cooldown_state_reaches_a_second_host() {
+    scenarios::cooldown_state_reaches_a_second_host(&Postgres::new("cooldown")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_cooldown_state_reaches_a_second_host() {
+    scenarios::cooldown_state_reaches_a_second_host(&Object::new("cooldown")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_cooldown_state_reaches_a_second_host() {
+    scenarios::cooldown_state_reaches_a_second_host(&Git::new("cooldown")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_cooldown_state_reaches_a_second_host() {
+    scenarios::cooldown_state_reaches_a_second_host(&Azure::new("cooldown")).await;
+}

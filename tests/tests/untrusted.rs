@@ -321,7 +321,11 @@ async fn auth_and_cooldown_files_are_mirrored_and_nothing_else() {
         r#"{"l":1}"#
     );
     for (id, content) in &local_cooldowns {
-        assert_eq!(remote_auth(&dirs.remote, id).as_ref(), Some(content), "{id}");
+        assert_eq!(
+            remote_auth(&dirs.remote, id).as_ref(),
+            Some(content),
+            "{id}"
+        );
     }
     assert_eq!(local_auth(&dirs.ws, "broken.cds"), None);
     assert_eq!(quarantined_paths(&dirs.ws), ["auths/broken.cds"]);

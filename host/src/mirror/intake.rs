@@ -119,9 +119,7 @@ fn check_one(document: Document, max_bytes: usize) -> Result<Option<Item>, Rejec
             .and_then(|()| auth_hash(&document.content)),
         Kind::Cooldown => storehost_sdk::ids::check_cooldown_id(&key.id)
             .map_err(|p| p.to_string())
-            .and_then(|()| {
-                validate_cooldown(&key.id, &document.content).map_err(|e| e.to_string())
-            })
+            .and_then(|()| validate_cooldown(&key.id, &document.content).map_err(|e| e.to_string()))
             .map(|()| doc_hash(key, &document.content)),
         Kind::Config => normalize_config(&document.content)
             .map(|_| doc_hash(key, &document.content))

@@ -261,8 +261,14 @@ mod classify_tests {
             assert!(!is_auth_file(id), "{id}");
         }
         assert!(is_cooldown_file("team/a_b.com.cds") && is_cooldown_file("X.CDS"));
-        assert_eq!(document_key_of("t/a.cds".into()), Some(Key::cooldown("t/a.cds")));
-        assert_eq!(document_key_of("t/a.JSON".into()), Some(Key::auth("t/a.JSON")));
+        assert_eq!(
+            document_key_of("t/a.cds".into()),
+            Some(Key::cooldown("t/a.cds"))
+        );
+        assert_eq!(
+            document_key_of("t/a.JSON".into()),
+            Some(Key::auth("t/a.JSON"))
+        );
         assert_eq!(document_key_of("t/a.json.tmp".into()), None);
         assert!(!is_cooldown_file("a.cds.1.tmp"));
     }

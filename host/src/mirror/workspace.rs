@@ -553,8 +553,8 @@ pub fn validate_cooldown(id: &str, content: &[u8]) -> Result<(), WorkspaceError>
         id: id.to_string(),
         reason,
     };
-    let value = serde_json::from_slice::<serde_json::Value>(content)
-        .map_err(|e| invalid(e.to_string()))?;
+    let value =
+        serde_json::from_slice::<serde_json::Value>(content).map_err(|e| invalid(e.to_string()))?;
     let serde_json::Value::Object(document) = value else {
         return Err(invalid(format!("found a JSON {}", json_kind(&value))));
     };
@@ -575,7 +575,9 @@ pub fn validate_cooldown(id: &str, content: &[u8]) -> Result<(), WorkspaceError>
             })
         });
         if !names_its_auth {
-            return Err(invalid("a record is not an object with an `auth_id`".into()));
+            return Err(invalid(
+                "a record is not an object with an `auth_id`".into(),
+            ));
         }
     }
     Ok(())

@@ -103,19 +103,37 @@ impl Backend {
         store: &mut Store<HostState>,
         settings: &Vec<(String, String)>,
     ) -> CallResult<ResourceAny> {
-        Ok(on_store!(self, |s| s.call_open(store, settings).await?.map_err(Into::into)))
+        Ok(on_store!(self, |s| s
+            .call_open(store, settings)
+            .await?
+            .map_err(Into::into)))
     }
 
-    pub async fn info(&self, store: &mut Store<HostState>, handle: ResourceAny) -> CallResult<Info> {
-        Ok(on_store!(self, |s| Ok(s.call_info(store, handle).await?.into())))
+    pub async fn info(
+        &self,
+        store: &mut Store<HostState>,
+        handle: ResourceAny,
+    ) -> CallResult<Info> {
+        Ok(on_store!(self, |s| Ok(s
+            .call_info(store, handle)
+            .await?
+            .into())))
     }
 
-    pub async fn prepare(&self, store: &mut Store<HostState>, handle: ResourceAny) -> CallResult<()> {
-        Ok(on_store!(self, |s| answer(s.call_prepare(store, handle).await?)))
+    pub async fn prepare(
+        &self,
+        store: &mut Store<HostState>,
+        handle: ResourceAny,
+    ) -> CallResult<()> {
+        Ok(on_store!(self, |s| answer(
+            s.call_prepare(store, handle).await?
+        )))
     }
 
     pub async fn check(&self, store: &mut Store<HostState>, handle: ResourceAny) -> CallResult<()> {
-        Ok(on_store!(self, |s| answer(s.call_check(store, handle).await?)))
+        Ok(on_store!(self, |s| answer(
+            s.call_check(store, handle).await?
+        )))
     }
 
     pub async fn list(
@@ -123,7 +141,9 @@ impl Backend {
         store: &mut Store<HostState>,
         handle: ResourceAny,
     ) -> CallResult<Vec<Entry>> {
-        Ok(on_store!(self, |s| answers(s.call_list(store, handle).await?)))
+        Ok(on_store!(self, |s| answers(
+            s.call_list(store, handle).await?
+        )))
     }
 
     /// A 0.1.0 component is asked only for the keys it can hold; cooldown
@@ -135,7 +155,11 @@ impl Backend {
         keys: &[Key],
     ) -> CallResult<Vec<Option<Document>>> {
         let asked: Vec<Key> = match self {
-            Backend::V0_1(_) => keys.iter().filter(|k| k.kind != Kind::Cooldown).cloned().collect(),
+            Backend::V0_1(_) => keys
+                .iter()
+                .filter(|k| k.kind != Kind::Cooldown)
+                .cloned()
+                .collect(),
             Backend::V0_2(_) => keys.to_vec(),
         };
         let answered: Vec<Option<Document>> = match on_store!(self, |s| {
@@ -165,7 +189,9 @@ impl Backend {
         handle: ResourceAny,
         cursor: Option<&str>,
     ) -> CallResult<Snapshot> {
-        Ok(on_store!(self, |s| answer(s.call_pull(store, handle, cursor).await?)))
+        Ok(on_store!(self, |s| answer(
+            s.call_pull(store, handle, cursor).await?
+        )))
     }
 
     pub async fn apply(
@@ -175,7 +201,8 @@ impl Backend {
         changes: Vec<Change>,
         message: &str,
     ) -> CallResult<Vec<Option<Entry>>> {
-        if matches!(self, Backend::V0_1(_)) && changes.iter().any(|c| c.key().kind == Kind::Cooldown)
+        if matches!(self, Backend::V0_1(_))
+            && changes.iter().any(|c| c.key().kind == Kind::Cooldown)
         {
             return Ok(Err(BackendError::Invalid(
                 "a plugin built against contract 0.1.0 cannot store cooldown state".into(),
@@ -193,7 +220,9 @@ impl Backend {
         handle: ResourceAny,
         timeout_ms: u32,
     ) -> CallResult<bool> {
-        Ok(on_store!(self, |s| answer(s.call_wait_for_change(store, handle, timeout_ms).await?)))
+        Ok(on_store!(self, |s| answer(
+            s.call_wait_for_change(store, handle, timeout_ms).await?
+        )))
     }
 }
 
@@ -207,14 +236,20 @@ macro_rules! conversions {
             impl From<wit::Key> for Key {
                 fn from(key: wit::Key) -> Self {
                     let kind_from_wit: fn(wit::Kind) -> Kind = $kind_from_wit;
-                    Key { kind: kind_from_wit(key.kind), id: key.id }
+                    Key {
+                        kind: kind_from_wit(key.kind),
+                        id: key.id,
+                    }
                 }
             }
 
             impl From<Key> for wit::Key {
                 fn from(key: Key) -> Self {
                     let kind_to_wit: fn(Kind) -> wit::Kind = $kind_to_wit;
-                    wit::Key { kind: kind_to_wit(key.kind), id: key.id }
+                    wit::Key {
+                        kind: kind_to_wit(key.kind),
+                        id: key.id,
+                    }
                 }
             }
 
@@ -231,7 +266,10 @@ macro_rules! conversions {
 
             impl From<wit::Document> for Document {
                 fn from(document: wit::Document) -> Self {
-                    Document { entry: document.entry.into(), content: document.content }
+                    Document {
+                        entry: document.entry.into(),
+                        content: document.content,
+                    }
                 }
             }
 
@@ -248,17 +286,19 @@ macro_rules! conversions {
             impl From<Change> for wit::Change {
                 fn from(change: Change) -> Self {
                     match change {
-                        Change::Put { key, content, precondition } => wit::Change::Put(wit::Put {
+                        Change::Put {
+                            key,
+                            content,
+                            precondition,
+                        } => wit::Change::Put(wit::Put {
                             key: key.into(),
                             content,
                             precondition: precondition.into(),
                         }),
-                        Change::Remove { key, precondition } => {
-                            wit::Change::Remove(wit::Remove {
-                                key: key.into(),
-                                precondition: precondition.into(),
-                            })
-                        }
+                        Change::Remove { key, precondition } => wit::Change::Remove(wit::Remove {
+                            key: key.into(),
+                            precondition: precondition.into(),
+                        }),
                     }
                 }
             }
@@ -277,7 +317,11 @@ macro_rules! conversions {
 
             impl From<wit::Info> for Info {
                 fn from(info: wit::Info) -> Self {
-                    Info { name: info.name, version: info.version, features: info.features.into() }
+                    Info {
+                        name: info.name,
+                        version: info.version,
+                        features: info.features.into(),
+                    }
                 }
             }
 

@@ -137,7 +137,10 @@ fn loadability(
     component: &wasmtime::component::Component,
     version: &str,
 ) -> Result<(), String> {
-    if !LOADED_VERSIONS.iter().any(|loaded| same_minor(version, loaded)) {
+    if !LOADED_VERSIONS
+        .iter()
+        .any(|loaded| same_minor(version, loaded))
+    {
         return Err(format!(
             "built against contract {version}, this host loads {}",
             LOADED_VERSIONS.join(" and ")

@@ -139,7 +139,8 @@ impl Plugin {
     }
 
     pub async fn prepare(&self) -> Result<(), PluginError> {
-        self.call("prepare", |b, s, h| Box::pin(b.prepare(s, h))).await
+        self.call("prepare", |b, s, h| Box::pin(b.prepare(s, h)))
+            .await
     }
 
     pub async fn check(&self) -> Result<(), PluginError> {

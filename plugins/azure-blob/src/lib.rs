@@ -19,8 +19,8 @@ use feed::{Feed, entry};
 use service::{Condition, Container};
 use storehost_sdk::paths::{content_type, path_of};
 use storehost_sdk::{
-    Backend, Change, Document, Entry, Error, Features, Info, Key, Precondition, Put,
-    Settings, Snapshot,
+    Backend, Change, Document, Entry, Error, Features, Info, Key, Precondition, Put, Settings,
+    Snapshot,
 };
 
 pub struct AzureBlob {
@@ -174,6 +174,5 @@ fn condition(precondition: &Precondition) -> Condition<'_> {
         Precondition::Matches(etag) => Condition::Matches(etag),
     }
 }
-
 
 storehost_sdk::export_backend!(AzureBlob);

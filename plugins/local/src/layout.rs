@@ -83,12 +83,21 @@ impl Layout {
         let auth_dir = self.auth_dir();
         let ids = collect_auth_ids(&auth_dir).map_err(|e| io_error("list", &auth_dir, e))?;
         keys.extend(ids.into_iter().map(|id| match is_cooldown_id(&id) {
-            true => Key { kind: Kind::Cooldown, id },
-            false => Key { kind: Kind::Auth, id },
+            true => Key {
+                kind: Kind::Cooldown,
+                id,
+            },
+            false => Key {
+                kind: Kind::Auth,
+                id,
+            },
         }));
         let meta_dir = self.meta_dir();
         let ids = collect_auth_ids(&meta_dir).map_err(|e| io_error("list", &meta_dir, e))?;
-        keys.extend(ids.into_iter().map(|id| Key { kind: Kind::Meta, id }));
+        keys.extend(ids.into_iter().map(|id| Key {
+            kind: Kind::Meta,
+            id,
+        }));
         Ok(keys)
     }
 

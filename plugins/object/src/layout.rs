@@ -3,8 +3,8 @@
 //! metadata under `.storehost/meta/`. Keys that would escape the layout
 //! are refused both ways.
 
-pub use storehost_sdk::paths::{AUTH_PREFIX, CONFIG_PATH as CONFIG_OBJECT};
 pub use storehost_sdk::paths::content_type;
+pub use storehost_sdk::paths::{AUTH_PREFIX, CONFIG_PATH as CONFIG_OBJECT};
 use storehost_sdk::paths::{key_of, path_of};
 use storehost_sdk::{Error, Key};
 
@@ -21,7 +21,6 @@ pub fn object_key(key: &Key) -> Result<String, Error> {
 pub fn document_key(object: &str) -> Option<Key> {
     key_of(object)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -42,7 +41,10 @@ mod tests {
             Some(Kind::Config)
         );
         let cooldown = document_key("auths/team/a_b.com.cds").unwrap();
-        assert_eq!((cooldown.kind, cooldown.id.as_str()), (Kind::Cooldown, "team/a_b.com.cds"));
+        assert_eq!(
+            (cooldown.kind, cooldown.id.as_str()),
+            (Kind::Cooldown, "team/a_b.com.cds")
+        );
         assert_eq!(object_key(&cooldown).unwrap(), "auths/team/a_b.com.cds");
         assert_eq!(
             document_key(".storehost/meta/lineage").map(|k| k.kind),

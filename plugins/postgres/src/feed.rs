@@ -9,6 +9,7 @@
 //! few minutes bounds whatever a longer transaction could still hide.
 
 use crate::Postgres;
+use crate::cooldown;
 use crate::errors::PrepareError;
 use crate::layout::{self, Tables};
 use std::cell::Cell;
@@ -99,6 +100,13 @@ impl Feed {
                 }
             }
         }
+        // Cooldown rows are never deleted (tombstoned instead): they need
+        // only the NOTIFY, and a TRUNCATE's mark.
+        let present = triggers_on(&tx, tables, cooldown::TABLE)?;
+        let [_, (name, statement)] = trigger_statements(tables, cooldown::TABLE);
+        if !present.iter().any(|p| p == name) {
+            tx.execute(&statement, &[]).map_err(host_error)?;
+        }
         sql::Transaction::commit(tx).map_err(host_error)?;
         self.tracked.set(Some(true));
         Ok(())
@@ -138,7 +146,13 @@ impl Feed {
         let snapshot = match delta {
             Some(snapshot) => snapshot,
             None => Snapshot {
-                documents: documents(&tx, &tables.select_documents(true, false), &[])?,
+                documents: {
+                    let mut all = documents(&tx, &tables.select_documents(true, false), &[])?;
+                    all.extend(cooldown::all_documents(&cooldown::rows(
+                        &tx, tables, false,
+                    )?));
+                    all
+                },
                 removed: Vec::new(),
                 cursor: Cursor {
                     watermark_us: now_us,
@@ -186,8 +200,12 @@ fn delta(tx: &sql::Transaction, tables: &Tables, since_us: i64) -> Result<Option
         }
         removed.extend(tombstone_key(&table, id));
     }
+    let mut documents = documents(tx, &tables.select_documents(true, true), &since)?;
+    let (cooldowns, cooldowns_gone) = cooldown::delta(&cooldown::rows(tx, tables, false)?);
+    documents.extend(cooldowns);
+    removed.extend(cooldowns_gone);
     Ok(Some(Snapshot {
-        documents: documents(tx, &tables.select_documents(true, true), &since)?,
+        documents,
         removed,
         cursor: String::new(),
         complete: false,
@@ -359,6 +377,9 @@ impl Postgres {
     }
 
     pub(crate) fn read_one(&self, key: &Key) -> Result<Option<Document>, Error> {
+        if key.kind == Kind::Cooldown {
+            return crate::cooldown::read(&self.db, &self.tables, &key.id);
+        }
         let (statement, id) = self.tables.select_one(key)?;
         let rows = self
             .db

@@ -1,9 +1,9 @@
-//! The three tables: where each document lives, the statements that
+//! The tables: where each document lives, the statements that
 //! create and read them, and row decoding.
 
 use crate::errors::{PrepareError, prepare_error};
 use storehost_sdk::capabilities::sql::{self, Value};
-use storehost_sdk::ids::check_auth_id;
+use storehost_sdk::ids::{check_auth_id, is_cooldown_id};
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
 /// The config's row id in `config_store` (what existing deployments use).
@@ -69,6 +69,11 @@ impl Tables {
             table("config_store", "TEXT"),
             table("auth_store", "JSONB"),
             table("storehost_meta", "TEXT"),
+            SchemaObject {
+                probe: "SELECT to_regclass($1::text) IS NOT NULL",
+                name: Value::Text(self.table(crate::cooldown::TABLE)),
+                create: crate::cooldown::create_table(self),
+            },
         ]
     }
 
@@ -147,12 +152,20 @@ pub(crate) fn place(key: &Key) -> Result<Place, Error> {
             json: false,
         }),
         Kind::Config => Err(Error::Invalid(format!("config id must be `{CONFIG_ID}`"))),
+        Kind::Auth if is_cooldown_id(&key.id) => Err(Error::Invalid(format!(
+            "{:?} is cooldown state, never an auth_store row",
+            key.id
+        ))),
         Kind::Auth => Ok(Place {
             table: "auth_store",
             id: checked(&key.id)?,
             json: true,
         }),
-        Kind::Cooldown => Err(Error::Invalid("cooldown state is not stored yet".into())),
+        // (cooldown state is rows of its own table: see `cooldown`)
+        Kind::Cooldown => Err(Error::Invalid(format!(
+            "cooldown state {:?} is not one row",
+            key.id
+        ))),
         Kind::Meta => Ok(Place {
             table: "storehost_meta",
             id: checked(&key.id)?,

@@ -3,11 +3,14 @@
 //! Layout (compatible with existing deployments): in the configured schema,
 //! `config_store(id, content TEXT, created_at, updated_at)` with the config
 //! row `config`, and `auth_store(id, content JSONB, ...)` keyed by auth id.
-//! storehost's own metadata (the lineage id) lives in `storehost_meta`.
+//! storehost's own metadata (the lineage id) lives in `storehost_meta`;
+//! the proxy's cooldown state in `cooldown_store`, as the Go store keeps it
+//! (see `cooldown`).
 //! Versions are `md5(content::text)`, so preconditions are compare-and-swap
 //! in SQL, and rows written by other programs have versions too. Pulls are
 //! incremental (see `feed`).
 
+mod cooldown;
 mod errors;
 mod feed;
 mod layout;
@@ -56,6 +59,7 @@ impl Backend for Postgres {
         let mut attempt = 0;
         loop {
             match self.create_schema().and_then(|()| self.install_feed()) {
+                Ok(()) => return cooldown::migrate_auth_rows(&self.db, &self.tables),
                 Err(PrepareError::Raced(message)) if attempt < 5 => {
                     attempt += 1;
                     storehost_sdk::log::info(&format!(
@@ -68,7 +72,6 @@ impl Backend for Postgres {
                     )));
                 }
                 Err(PrepareError::Other(error)) => return Err(error),
-                Ok(()) => return Ok(()),
             }
         }
     }
@@ -79,10 +82,10 @@ impl Backend for Postgres {
 
     fn list(&self) -> Result<Vec<Entry>, Error> {
         let statement = self.tables.select_documents(false, false);
-        Ok(feed::documents(&self.db, &statement, &[])?
-            .into_iter()
-            .map(|d| d.entry)
-            .collect())
+        let mut documents = feed::documents(&self.db, &statement, &[])?;
+        let rows = cooldown::rows(&self.db, &self.tables, false)?;
+        documents.extend(cooldown::all_documents(&rows));
+        Ok(documents.into_iter().map(|d| d.entry).collect())
     }
 
     fn read(&self, keys: Vec<Key>) -> Result<Vec<Option<Document>>, Error> {

@@ -4,7 +4,7 @@
 use crate::Postgres;
 use crate::layout::{Place, Tables, int, place, text};
 use storehost_sdk::capabilities::sql::{self, Value};
-use storehost_sdk::{Change, Entry, Error, Precondition, host_error};
+use storehost_sdk::{Change, Entry, Error, Kind, Precondition, host_error};
 
 impl Postgres {
     pub(crate) fn apply_changes(&self, changes: Vec<Change>) -> Result<Vec<Option<Entry>>, Error> {
@@ -33,6 +33,9 @@ impl Tables {
         change: &Change,
     ) -> Result<Option<Entry>, Error> {
         let (key, precondition) = (change.key(), change.precondition());
+        if key.kind == Kind::Cooldown {
+            return crate::cooldown::apply_one(tx, self, change);
+        }
         let place = place(key)?;
         let table = self.table(place.table);
         let id = Value::Text(place.id.clone());

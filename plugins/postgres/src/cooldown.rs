@@ -325,17 +325,35 @@ pub fn apply_one(
         }
     }
     Ok(match change {
-        Change::Put(_) => Some(entry_now(tx, tables, &key.id)?),
+        Change::Put(_) => Some(entry_now(tx, tables, &key.id, &kept)?),
         Change::Remove(_) => None,
     })
 }
 
 /// The file's entry after this transaction's writes (empty when every
-/// record lost to a newer row and none is live).
-fn entry_now(tx: &sql::Transaction, tables: &Tables, id: &str) -> Result<Entry, Error> {
+/// record lost to a newer row and none is live). When a newer row kept
+/// some record out, the version is one no read answers, so the host's
+/// next pull brings the file as it is now into the workspace.
+fn entry_now(
+    tx: &sql::Transaction,
+    tables: &Tables,
+    id: &str,
+    written: &[Record],
+) -> Result<Entry, Error> {
     let after = rows(tx, tables, false)?;
     let rows = live_files(&after).remove(id).unwrap_or_default();
-    Ok(document(id, &rows).entry)
+    let mut entry = document(id, &rows).entry;
+    let took = |record: &Record| {
+        rows.iter().any(|row| {
+            row.auth_id == record.auth_id
+                && row.model == record.model
+                && record.updated_us.is_none_or(|us| us == row.updated_us)
+        })
+    };
+    if !written.iter().all(took) {
+        entry.version.push_str("-superseded");
+    }
+    Ok(entry)
 }
 
 /// Rows an earlier storehost pushed into `auth_store` as auths named

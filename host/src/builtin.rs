@@ -120,10 +120,13 @@ mod tests {
             "settings.rs",
             "writes.rs",
         ];
+        // A backend's own piece, named here so the rule stays exact.
+        let own: &[(&str, &str)] = &[("postgres", "cooldown.rs")];
         for plugin in ["local", "postgres", "object", "git"] {
             let mut files: Vec<String> = std::fs::read_dir(plugins.join(plugin).join("src"))
                 .unwrap()
                 .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|file| !own.contains(&(plugin, file.as_str())))
                 .collect();
             files.sort();
             assert_eq!(files, expected, "plugins/{plugin}/src");

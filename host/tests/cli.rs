@@ -491,7 +491,7 @@ fn inspect_describes_the_local_plugin() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("contract: storehost:plugin@0.1.0"),
+        stdout.contains("contract: storehost:plugin@0.2.0"),
         "{stdout}"
     );
     assert!(

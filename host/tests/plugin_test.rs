@@ -204,7 +204,7 @@ fn inspect_lists_every_import_and_export_and_with_a_manifest_what_it_grants() {
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.contains("exports:\n  storehost:plugin/backend@0.1.0"),
+        stdout.contains("exports:\n  storehost:plugin/backend@0.2.0"),
         "{stdout}"
     );
     for interface in ["sql", "objects", "git", "secrets"] {

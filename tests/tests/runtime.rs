@@ -89,7 +89,7 @@ fn every_test_guest_is_a_loadable_plugin_of_the_contract() {
         let mut expected_sorted = expected.to_vec();
         expected_sorted.sort();
         assert_eq!(capabilities_sorted, expected_sorted, "{name}");
-        assert_eq!(inspection.contract_version, "0.1.0");
+        assert_eq!(inspection.contract_version, "0.2.0");
         assert!(
             inspection.loadable.is_ok(),
             "{name}: {:?}",

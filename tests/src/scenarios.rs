@@ -430,7 +430,9 @@ pub async fn backend_wiped(backend: &impl Backend) {
         .unwrap();
     expected.remove("wipe-00.json");
     let started = std::time::Instant::now();
-    while workspace_auths(&workspace) != expected {
+    // The file leaves the workspace (into the trash directory) just before
+    // the ledger records the trash entry: wait for both.
+    while workspace_auths(&workspace) != expected || trash_reasons(&workspace).is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "a single remote deletion did not reach the workspace"

@@ -68,17 +68,13 @@ pub(crate) fn too_many_at_once(deleted: usize, tracked: usize, max_share: f64) -
 /// case, as the proxy matches it), not a conflict copy. Temp files, editor
 /// backups and cooldown state are not documents.
 pub fn is_auth_file(id: &str) -> bool {
-    has_suffix_ignoring_case(id, ".json") && !is_conflict_copy(id)
+    storehost_sdk::ids::ends_with_ignoring_case(id, ".json") && !is_conflict_copy(id)
 }
 
 /// True for the proxy's cooldown state (`*.cds`, any case): files the proxy
 /// owns, rewrites on every save and deletes when it did not write them.
 pub fn is_cooldown_file(id: &str) -> bool {
     storehost_sdk::ids::is_cooldown_id(id) && !is_conflict_copy(id)
-}
-
-fn has_suffix_ignoring_case(id: &str, suffix: &str) -> bool {
-    storehost_sdk::ids::ends_with_ignoring_case(id, suffix)
 }
 
 /// The document a file under `auths/` is: an auth, cooldown state, or

@@ -1,6 +1,10 @@
 //! Every built-in plugin, and the in-memory test backend, pass the kit.
 
-use storehost_tests::{conformance, local_plugin, memory_plugin};
+use storehost::capabilities::Grants;
+use storehost::runtime::plugin::GUEST_STORE_DIR;
+use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
+use storehost_tests::conformance::StoreTraits;
+use storehost_tests::{conformance, guests, local_plugin, memory_plugin, set_fault};
 
 #[tokio::test]
 async fn local_plugin_passes_the_conformance_kit() {
@@ -14,6 +18,51 @@ async fn memory_test_backend_passes_the_conformance_kit() {
     conformance::run_single_instance(&memory_plugin())
         .await
         .assert_all_passed();
+}
+
+const CONTENTION: &str = "two instances contending on one key: one wins, the other conflicts";
+
+/// A plugin that drops its preconditions fails the contention case even
+/// where the kit tolerates a store that is raced through now and again.
+#[tokio::test]
+async fn contention_case_catches_a_plugin_that_ignores_preconditions() {
+    let dir = tempfile::tempdir().unwrap();
+    set_fault(dir.path(), Some("ignore-preconditions"));
+    let plugin = fault_plugin(dir.path());
+    for atomic_conditional_writes in [true, false] {
+        let traits = StoreTraits {
+            atomic_conditional_writes,
+        };
+        let report = conformance::run_on(&plugin, traits).await;
+        let outcome = report.outcome(CONTENTION).expect("the case ran");
+        assert!(!outcome.passed, "{traits:?}: {outcome:?}");
+        assert!(
+            outcome.detail.contains("2 of two writes")
+                || outcome.detail.contains("does not enforce preconditions"),
+            "{outcome:?}"
+        );
+    }
+    // Honest again: both forms of the case pass on the same store.
+    set_fault(dir.path(), None);
+    for atomic_conditional_writes in [true, false] {
+        let traits = StoreTraits {
+            atomic_conditional_writes,
+        };
+        conformance::run_on(&plugin, traits)
+            .await
+            .assert_all_passed();
+    }
+}
+
+fn fault_plugin(dir: &std::path::Path) -> Plugin {
+    let spec = PluginSpec {
+        name: "fault".into(),
+        grants: Grants::minimal().with_directory(dir),
+        limits: Limits::default(),
+        settings: vec![("root".into(), GUEST_STORE_DIR.into())],
+    };
+    let runtime = Runtime::shared().expect("runtime");
+    Plugin::load(&runtime, spec, guests::FAULT).expect("loading the fault guest")
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 use storehost::model::{Change, Key, Precondition};
+use storehost::test_servers::ServiceKind;
 use storehost::{Saved, StorehostError};
 use storehost_tests::s3::{self, S3Server};
 use storehost_tests::{auth_files, conformance, eventually, local_auth, logs};
@@ -40,7 +41,8 @@ async fn put_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str, conten
 #[tokio::test]
 async fn object_storage_passes_the_conformance_kit() {
     let server = S3Server::start();
-    conformance::run(&s3::plugin(&server.endpoint(), "conformance"))
+    let plugin = s3::plugin(&server.endpoint(), "conformance");
+    conformance::run_on(&plugin, ServiceKind::Object.store_traits())
         .await
         .assert_all_passed();
     assert!(

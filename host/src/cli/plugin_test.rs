@@ -116,7 +116,11 @@ async fn test(args: &TestArgs) -> anyhow::Result<conformance::Report> {
     if !args.allow_wipe {
         refuse_a_store_in_use(&plugin).await?;
     }
-    Ok(conformance::run_component(&plugin, &inspection).await)
+    let traits = args
+        .service
+        .map(ServiceKind::store_traits)
+        .unwrap_or_default();
+    Ok(conformance::run_component(&plugin, &inspection, traits).await)
 }
 
 /// Starts the server `--service` names; its programs missing is bad input

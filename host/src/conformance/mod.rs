@@ -42,15 +42,38 @@ pub fn single_instance_cases() -> Vec<(&'static str, Case)> {
     .concat()
 }
 
-/// Every behaviour case, by name.
-pub fn cases() -> Vec<(&'static str, Case)> {
-    [single_instance_cases(), contention::CASES.to_vec()].concat()
+/// What the kit may assume of the store behind a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreTraits {
+    /// False for a server that checks a write's condition and then writes
+    /// without holding the object (the s3s-fs test server): two writes
+    /// with one precondition can then both succeed now and again, through
+    /// no fault of the plugin.
+    pub atomic_conditional_writes: bool,
+}
+
+impl Default for StoreTraits {
+    fn default() -> StoreTraits {
+        StoreTraits {
+            atomic_conditional_writes: true,
+        }
+    }
+}
+
+/// Every behaviour case, by name, for a store with `traits`.
+pub fn cases(traits: StoreTraits) -> Vec<(&'static str, Case)> {
+    [single_instance_cases(), contention::cases(traits)].concat()
 }
 
 /// Runs every behaviour case against `plugin`, wiping the store before
 /// each, then the workload within the limits.
 pub async fn run(plugin: &Plugin) -> Report {
-    run_cases(plugin, cases()).await
+    run_on(plugin, StoreTraits::default()).await
+}
+
+/// [`run`] on a store with `traits`.
+pub async fn run_on(plugin: &Plugin, traits: StoreTraits) -> Report {
+    run_cases(plugin, cases(traits)).await
 }
 
 /// [`run`] without the two-instance case, for a backend whose instances
@@ -75,13 +98,17 @@ async fn run_cases(plugin: &Plugin, cases: Vec<(&'static str, Case)>) -> Report 
     report
 }
 
-/// [`run`], preceded by a line per import saying whether it is granted.
-pub async fn run_component(plugin: &Plugin, inspection: &Inspection) -> Report {
+/// [`run_on`], preceded by a line per import saying whether it is granted.
+pub async fn run_component(
+    plugin: &Plugin,
+    inspection: &Inspection,
+    traits: StoreTraits,
+) -> Report {
     let mut report = Report::default();
     for outcome in imports::check(inspection, plugin.grants()) {
         report.push(outcome);
     }
-    report.extend(run(plugin).await);
+    report.extend(run_on(plugin, traits).await);
     report
 }
 

@@ -14,6 +14,7 @@ pub mod postgres;
 
 use crate::builtin::Places;
 use crate::capabilities::secrets::SecretValue;
+use crate::conformance::StoreTraits;
 use crate::runtime::PluginSpec;
 use crate::selection::{
     BackendChoice, GitSettings, ObjectEndpoint, ObjectSettings, PostgresSettings,
@@ -161,6 +162,14 @@ impl ServiceKind {
             ServiceKind::Postgres => "postgres",
             ServiceKind::Object => "object",
             ServiceKind::Git => "git",
+        }
+    }
+
+    /// What the conformance kit may assume of this kind's server: s3s-fs
+    /// checks a write's condition without holding the object.
+    pub fn store_traits(self) -> StoreTraits {
+        StoreTraits {
+            atomic_conditional_writes: self != ServiceKind::Object,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! that break the contract: `wrong-apply-count` answers one entry too many
 //! and applies nothing; `lying-apply` answers as if it applied them
 //! and stores nothing; `spin-watch` claims the watch feature and spins in
-//! `wait-for-change`, ignoring its timeout.
+//! `wait-for-change`, ignoring its timeout; `ignore-preconditions` applies
+//! every change unconditionally (while still claiming conditional writes).
 //!
 //! Faults that serve untrusted documents (what it stores is untouched):
 //! `bad-ids` adds documents whose ids escape or are not what their kind
@@ -20,7 +21,8 @@
 use std::time::Duration;
 use storehost_plugin_local::LocalStore;
 use storehost_sdk::{
-    Backend, Change, Document, Entry, Error, Features, Info, Key, Kind, Settings, Snapshot,
+    Backend, Change, Document, Entry, Error, Features, Info, Key, Kind, Precondition, Settings,
+    Snapshot,
 };
 
 pub struct Fault {
@@ -278,9 +280,26 @@ impl Backend for Fault {
                     Change::Remove(_) => None,
                 })
                 .collect()),
+            "ignore-preconditions" => self.inner.apply(unconditional(changes), message),
             _ => self.inner.apply(changes, message),
         }
     }
+}
+
+fn unconditional(changes: Vec<Change>) -> Vec<Change> {
+    changes
+        .into_iter()
+        .map(|change| match change {
+            Change::Put(mut put) => {
+                put.precondition = Precondition::Any;
+                Change::Put(put)
+            }
+            Change::Remove(mut remove) => {
+                remove.precondition = Precondition::Any;
+                Change::Remove(remove)
+            }
+        })
+        .collect()
 }
 
 storehost_sdk::export_backend!(Fault);

@@ -3,6 +3,7 @@
 //! database, in both orders.
 
 use std::time::Duration;
+use storehost_tests::eventually;
 use storehost_tests::postgres::{self, PostgresServer};
 use storehost_tests::scenarios::{cooldown_file, cooldown_records, proxy_write, records_of};
 
@@ -147,4 +148,59 @@ async fn storehost_first_then_the_go_store_reads_and_tombstones() {
     assert_eq!(cooldown_records(ws, "a_b.cds"), None);
     assert_eq!(cooldown_records(ws, "a_b.com.cds"), None);
     no_cds_auth_rows(&server);
+}
+
+/// A cooldown change, from the Go store or from another host, reaches a
+/// host through NOTIFY: both poll only every 30 s here.
+#[tokio::test]
+async fn a_cooldown_change_reaches_a_second_host_through_notify() {
+    let server = PostgresServer::start();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a_ws, b_ws) = (a_dir.path(), b_dir.path());
+    let poll = Duration::from_secs(30);
+    let a = postgres::host(&server.dsn(), "public", a_ws, poll).await;
+    a.bootstrap().await.unwrap();
+    let b = postgres::host(&server.dsn(), "public", b_ws, poll).await;
+    b.bootstrap().await.unwrap();
+    let sync_a = a.start_sync().await.unwrap().unwrap();
+    let sync_b = b.start_sync().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let within = Duration::from_secs(10);
+
+    go_upsert(&server, "go@x.com.json", "m1", 1);
+    let go_file = records_of(cooldown_file(&[("go@x.com.json", "m1", 1)]).as_bytes());
+    let latency = eventually("the Go store's row reaches both hosts", within, || {
+        [a_ws, b_ws]
+            .iter()
+            .all(|ws| cooldown_records(ws, "go_x.com.cds").as_ref() == Some(&go_file))
+    })
+    .await;
+    eprintln!("cooldown row to both workspaces: {latency:?}");
+
+    let from_a = cooldown_file(&[("a@b.com.json", "", 2)]);
+    proxy_write(a_ws, "a_b.com.cds", &from_a);
+    eventually("a's cooldown file reaches b", within, || {
+        cooldown_records(b_ws, "a_b.com.cds") == Some(records_of(from_a.as_bytes()))
+    })
+    .await;
+
+    // The Go store's tombstone empties the file on both hosts.
+    server.psql(
+        "UPDATE cooldown_store SET content = '{}'::jsonb, deleted = TRUE, updated_at = NOW() \
+         WHERE auth_id = 'go@x.com.json' AND NOT deleted",
+    );
+    eventually(
+        "the tombstone removes the file on both hosts",
+        within,
+        || {
+            [a_ws, b_ws]
+                .iter()
+                .all(|ws| cooldown_records(ws, "go_x.com.cds").is_none())
+        },
+    )
+    .await;
+    assert!(cooldown_records(b_ws, "a_b.com.cds").is_some());
+    no_cds_auth_rows(&server);
+    sync_a.shutdown().await;
+    sync_b.shutdown().await;
 }

@@ -150,8 +150,8 @@ async fn storehost_first_then_the_go_store_reads_and_tombstones() {
     no_cds_auth_rows(&server);
 }
 
-/// A cooldown change, from the Go store or from another host, reaches a
-/// host through NOTIFY: both poll only every 30 s here.
+/// A cooldown change, from the Go store, another host or an operator's
+/// DELETE, reaches a host through NOTIFY: both poll only every 30 s here.
 #[tokio::test]
 async fn a_cooldown_change_reaches_a_second_host_through_notify() {
     let server = PostgresServer::start();
@@ -200,6 +200,16 @@ async fn a_cooldown_change_reaches_a_second_host_through_notify() {
     )
     .await;
     assert!(cooldown_records(b_ws, "a_b.com.cds").is_some());
+
+    // Rows deleted outright (the Go store never does; an operator may)
+    // are seen by the next delta, not only by a complete pull.
+    server.psql("DELETE FROM cooldown_store WHERE auth_id = 'a@b.com.json'");
+    eventually("the deletion removes the file on both hosts", within, || {
+        [a_ws, b_ws]
+            .iter()
+            .all(|ws| cooldown_records(ws, "a_b.com.cds").is_none())
+    })
+    .await;
     no_cds_auth_rows(&server);
     sync_a.shutdown().await;
     sync_b.shutdown().await;

@@ -50,8 +50,13 @@ pub struct Row {
 impl Row {
     /// The cooldown file this row belongs to, if its auth id names one.
     fn file(&self) -> Option<String> {
-        cooldown_file_for(&self.auth_id).filter(|id| check_cooldown_id(id).is_ok())
+        file_of(&self.auth_id)
     }
+}
+
+/// The cooldown file an auth id's rows belong to, if it names one.
+fn file_of(auth_id: &str) -> Option<String> {
+    cooldown_file_for(auth_id).filter(|id| check_cooldown_id(id).is_ok())
 }
 
 /// Every row, live and tombstoned; locked for the transaction's writes
@@ -153,16 +158,17 @@ pub fn all_documents(rows: &[Row]) -> Vec<Document> {
 }
 
 /// What a delta pull says of cooldown state: every file, and every file
-/// left with tombstones only, as removed. A row's `updated_at` is its
+/// left with tombstones only or whose rows were deleted outright (the auth
+/// ids in `deleted_auth_ids`), as removed. A row's `updated_at` is its
 /// record's time, which may be long past, so it cannot tell what changed
 /// since a cursor; the table is one row per cooling account and model, and
 /// the host skips what it already has.
-pub fn delta(rows: &[Row]) -> (Vec<Document>, Vec<Key>) {
+pub fn delta(rows: &[Row], deleted_auth_ids: &[String]) -> (Vec<Document>, Vec<Key>) {
     let live = live_files(rows);
-    let tombstoned: BTreeSet<String> = rows
-        .iter()
-        .filter(|row| row.deleted)
-        .filter_map(Row::file)
+    let tombstoned = rows.iter().filter(|row| row.deleted).filter_map(Row::file);
+    let deleted = deleted_auth_ids.iter().filter_map(|id| file_of(id));
+    let tombstoned: BTreeSet<String> = tombstoned
+        .chain(deleted)
         .filter(|file| !live.contains_key(file))
         .collect();
     let documents = live.iter().map(|(id, rows)| document(id, rows)).collect();
@@ -432,10 +438,13 @@ mod tests {
             .collect();
         assert_eq!(models, ["m1", "m2"]);
         assert!(documents[1].content.ends_with(b"}\n"));
-        let (all, removed) = delta(&rows);
+        // Rows deleted outright: a file left with no live row is removed,
+        // one that still has a live row is not.
+        let deleted = ["erased@x.json".to_string(), "claude:apikey:3f2a".into()];
+        let (all, removed) = delta(&rows, &deleted);
         assert_eq!(all.len(), 2);
         let removed: Vec<&str> = removed.iter().map(|k| k.id.as_str()).collect();
-        assert_eq!(removed, ["gone.cds"]);
+        assert_eq!(removed, ["erased_x.cds", "gone.cds"]);
     }
 
     #[test]

@@ -92,20 +92,15 @@ impl Feed {
         for statement in install_statements(tables) {
             tx.execute(&statement, &[]).map_err(host_error)?;
         }
-        for table in TRACKED_TABLES {
+        // The Go store tombstones cooldown rows rather than deleting them,
+        // but another program may delete them: tracked like the rest.
+        for table in TRACKED_TABLES.iter().chain([&cooldown::TABLE]) {
             let present = triggers_on(&tx, tables, table)?;
             for (name, statement) in trigger_statements(tables, table) {
                 if !present.iter().any(|p| p == name) {
                     tx.execute(&statement, &[]).map_err(host_error)?;
                 }
             }
-        }
-        // Cooldown rows are never deleted (tombstoned instead): they need
-        // only the NOTIFY, and a TRUNCATE's mark.
-        let present = triggers_on(&tx, tables, cooldown::TABLE)?;
-        let [_, (name, statement)] = trigger_statements(tables, cooldown::TABLE);
-        if !present.iter().any(|p| p == name) {
-            tx.execute(&statement, &[]).map_err(host_error)?;
         }
         sql::Transaction::commit(tx).map_err(host_error)?;
         self.tracked.set(Some(true));
@@ -190,6 +185,7 @@ fn delta(tx: &sql::Transaction, tables: &Tables, since_us: i64) -> Result<Option
         .query(&tombstones_since(tables), &since)
         .map_err(host_error)?;
     let mut removed = Vec::new();
+    let mut cooldown_rows_deleted = Vec::new();
     for row in &tombstones.rows {
         let [table, id] = row.as_slice() else {
             return Err(Error::Internal("unexpected tombstone row".into()));
@@ -198,10 +194,14 @@ fn delta(tx: &sql::Transaction, tables: &Tables, since_us: i64) -> Result<Option
         if id == TRUNCATED {
             return Ok(None);
         }
-        removed.extend(tombstone_key(&table, id));
+        match table.as_str() {
+            cooldown::TABLE => cooldown_rows_deleted.push(id),
+            _ => removed.extend(tombstone_key(&table, id)),
+        }
     }
     let mut documents = documents(tx, &tables.select_documents(true, true), &since)?;
-    let (cooldowns, cooldowns_gone) = cooldown::delta(&cooldown::rows(tx, tables, false)?);
+    let rows = cooldown::rows(tx, tables, false)?;
+    let (cooldowns, cooldowns_gone) = cooldown::delta(&rows, &cooldown_rows_deleted);
     documents.extend(cooldowns);
     removed.extend(cooldowns_gone);
     Ok(Some(Snapshot {
@@ -324,7 +324,7 @@ fn install_statements(tables: &Tables) -> Vec<String> {
                IF TG_LEVEL = 'ROW' THEN
                  EXECUTE format('INSERT INTO %I.storehost_deleted (tbl, id, deleted_at) VALUES ($1, $2, NOW()) \
                                  ON CONFLICT (tbl, id) DO UPDATE SET deleted_at = EXCLUDED.deleted_at', TG_TABLE_SCHEMA)
-                   USING TG_TABLE_NAME::text, OLD.id::text;
+                   USING TG_TABLE_NAME::text, COALESCE(to_jsonb(OLD)->>'id', to_jsonb(OLD)->>'auth_id');
                ELSE
                  IF TG_OP = 'TRUNCATE' THEN
                    EXECUTE format('INSERT INTO %I.storehost_deleted (tbl, id, deleted_at) VALUES ($1, $2, NOW()) \

@@ -204,7 +204,7 @@ async fn a_cooldown_change_reaches_a_second_host_through_notify() {
     // Rows deleted outright (the Go store never does; an operator may)
     // are seen by the next delta, not only by a complete pull.
     server.psql("DELETE FROM cooldown_store WHERE auth_id = 'a@b.com.json'");
-    eventually("the deletion removes the file on both hosts", within, || {
+    eventually("the DELETE removes the file on both", within, || {
         [a_ws, b_ws]
             .iter()
             .all(|ws| cooldown_records(ws, "a_b.com.cds").is_none())

@@ -150,6 +150,7 @@ impl Mirror {
             not_mirrored: Default::default(),
         };
         mirror.expire_trash()?;
+        super::trash::adopt_unlisted(&mirror.workspace, &mut mirror.ledger())?;
         Ok(mirror)
     }
 

@@ -7,6 +7,7 @@ use super::engine::Mirror;
 use super::ledger::{Base, LedgerError, LedgerTx, Op};
 use super::paths::path_key;
 use super::scan::DeletionGuard;
+use super::trash::record_kept;
 use super::workspace::{Swap, TrashedFile, Workspace};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
@@ -159,9 +160,11 @@ impl Mirror {
                 Swap::Done { previous } => self.record_pull(tx, pull, previous, settled),
                 // The file changed after it was read: decide again on what
                 // it holds now, this time one by one.
-                Swap::LocalChanged => self
-                    .local_now(key)
-                    .and_then(|local| self.settle_serially(tx, pull, local, &context, settled)),
+                Swap::LocalChanged { kept } => {
+                    record_kept(tx, key, kept)?;
+                    let local = self.local_now(key)?;
+                    self.settle_serially(tx, pull, local, &context, settled)
+                }
             });
             if let Err(e) = result {
                 report(key, e)?;
@@ -208,7 +211,10 @@ impl Mirror {
             };
             match self.pull_file(&self.workspace, &pull, context.policy.durability)? {
                 Swap::Done { previous } => return self.record_pull(tx, pull, previous, settled),
-                Swap::LocalChanged => local = self.local_now(key)?,
+                Swap::LocalChanged { kept } => {
+                    record_kept(tx, key, kept)?;
+                    local = self.local_now(key)?;
+                }
             }
         }
         tracing::info!(%key, "the file keeps changing while it is brought in step; the local change is kept and goes out next");
@@ -385,7 +391,7 @@ impl Mirror {
                         tx.set_base(&key, Some(&Base { version, hash }))?;
                         restored += 1;
                     }
-                    Ok(Swap::LocalChanged) => {}
+                    Ok(Swap::LocalChanged { kept }) => record_kept(tx, &key, kept)?,
                     Err(e) => tracing::error!(%key, "cannot restore: {e}"),
                 }
             }

@@ -325,18 +325,18 @@ async fn a_guarded_swap_never_clobbers_a_file_that_changed() {
     let swap = workspace
         .replace_if(&key, br#"{"remote":1}"#, Some(&stale), Durability::Now)
         .unwrap();
-    assert_eq!(swap, Swap::LocalChanged);
+    assert_eq!(swap, Swap::LOCAL_CHANGED);
     assert_eq!(workspace.read(&key).unwrap().unwrap(), br#"{"proxy":2}"#);
     assert_eq!(
         workspace.remove_if(&key, &stale).unwrap(),
-        Swap::LocalChanged
+        Swap::LOCAL_CHANGED
     );
     assert_eq!(workspace.read(&key).unwrap().unwrap(), br#"{"proxy":2}"#);
     // Expected absent, but the proxy created it.
     let swap = workspace
         .replace_if(&key, br#"{"remote":1}"#, None, Durability::Now)
         .unwrap();
-    assert_eq!(swap, Swap::LocalChanged);
+    assert_eq!(swap, Swap::LOCAL_CHANGED);
     let current = doc_hash(&key, br#"{"proxy":2}"#);
     let Swap::Done {
         previous: Some(previous),
@@ -844,4 +844,58 @@ async fn a_refused_document_is_quarantined_until_the_backend_fixes_it() {
         mirror.workspace.read(&bad).unwrap().unwrap(),
         br#"{"fixed":1}"#
     );
+}
+
+/// A host killed between moving a file into the trash and writing its
+/// entry leaves the copy unlisted: the next open lists it again, under the
+/// document's path its name carries, and it can be restored.
+#[tokio::test]
+async fn a_kept_file_without_its_trash_entry_is_listed_again_at_the_next_open() {
+    let fixture = Fixture::new();
+    let key = auth("team/100%/t.json");
+    let first = fixture.mirror("a").await;
+    first.workspace.write(&key, br#"{"v":1}"#).unwrap();
+    let current = doc_hash(&key, br#"{"v":1}"#);
+    // What the engine does, stopped before the ledger step.
+    let Swap::Done {
+        previous: Some(previous),
+    } = first
+        .workspace
+        .replace_if(&key, br#"{"v":2}"#, Some(&current), Durability::Now)
+        .unwrap()
+    else {
+        panic!("the swap should happen");
+    };
+    assert!(first.ledger().trash().unwrap().is_empty());
+    // A file of the old naming, which names no document, stays unlisted.
+    let trash_dir = first.workspace.trash_dir();
+    std::fs::write(trash_dir.join("1-2-3-t.json"), b"{}").unwrap();
+    drop(first);
+
+    let second = fixture.mirror("a").await;
+    let trash = second.ledger().trash().unwrap();
+    assert_eq!(trash.len(), 1, "{trash:?}");
+    assert_eq!(trash[0].path, "auths/team/100%/t.json");
+    assert_eq!(trash[0].file, previous.file);
+    assert_eq!(trash[0].size, previous.size);
+    assert!(
+        trash[0].reason.contains("interrupted"),
+        "{}",
+        trash[0].reason
+    );
+    super::trash::restore(&second.workspace, trash[0].id).unwrap();
+    assert_eq!(second.workspace.read(&key).unwrap().unwrap(), br#"{"v":1}"#);
+    drop(second);
+    // Listed once: opening again adds nothing.
+    let third = fixture.mirror("a").await;
+    let files: Vec<String> = third
+        .ledger()
+        .trash()
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.file)
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = files.iter().collect();
+    assert_eq!(unique.len(), files.len(), "{files:?}");
+    assert!(trash_dir.join("1-2-3-t.json").exists());
 }

@@ -6,9 +6,9 @@
 //! at the next start otherwise).
 
 use super::hash::doc_hash;
-use super::ledger::{Ledger, TrashEntry};
-use super::paths::key_of_path;
-use super::workspace::{Swap, Workspace, validate_document};
+use super::ledger::{Ledger, LedgerError, LedgerTx, TrashEntry};
+use super::paths::{key_of_path, path_key};
+use super::workspace::{Swap, TrashedFile, Workspace, path_in_trash_name, validate_document};
 use crate::error::StorehostError;
 use crate::fsutil::Durability;
 use crate::model::Key;
@@ -48,7 +48,69 @@ pub fn restore(workspace: &Workspace, id: u64) -> Result<Key, StorehostError> {
                 }
                 return Ok(key);
             }
-            Swap::LocalChanged => continue,
+            Swap::LocalChanged { kept } => {
+                ledger.write(|tx| record_kept(tx, &key, kept))?;
+            }
         }
     }
+}
+
+/// Why a version the proxy wrote during a swap is in the trash.
+const KEPT_DURING_SWAP: &str = "written by the proxy while the host was replacing it";
+
+/// Lists the version a swap kept, if it kept one (see [`Swap::LocalChanged`]).
+pub(crate) fn record_kept(
+    tx: &LedgerTx<'_>,
+    key: &Key,
+    kept: Option<TrashedFile>,
+) -> Result<(), LedgerError> {
+    if let Some(kept) = kept {
+        tx.add_trash(&path_key(key), &kept.file, KEPT_DURING_SWAP, kept.size)?;
+    }
+    Ok(())
+}
+
+/// Lists again the files in the trash directory that have no entry: a
+/// process that died between moving a file there and writing its entry
+/// left them. Run when a host opens its workspace, before it moves any
+/// file. Returns how many were listed.
+pub(crate) fn adopt_unlisted(
+    workspace: &Workspace,
+    ledger: &mut Ledger,
+) -> Result<usize, StorehostError> {
+    let listed: std::collections::HashSet<String> = ledger
+        .trash()?
+        .into_iter()
+        .map(|entry| entry.file)
+        .collect();
+    let (mut adoptable, mut nameless) = (Vec::new(), 0);
+    for (file, size) in workspace.trash_files()? {
+        if listed.contains(&file) {
+            continue;
+        }
+        match path_in_trash_name(&file) {
+            Some(path) => adoptable.push((path, file, size)),
+            None => nameless += 1,
+        }
+    }
+    if nameless > 0 {
+        tracing::info!(
+            files = nameless,
+            "files in the trash directory name no document and stay unlisted"
+        );
+    }
+    if adoptable.is_empty() {
+        return Ok(0);
+    }
+    ledger.write(|tx| {
+        for (path, file, size) in &adoptable {
+            tx.add_trash(path, file, "found unlisted after an interrupted run", *size)?;
+        }
+        Ok(())
+    })?;
+    tracing::warn!(
+        files = adoptable.len(),
+        "kept files without a trash entry (a run was interrupted) are listed again"
+    );
+    Ok(adoptable.len())
 }

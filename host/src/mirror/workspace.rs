@@ -275,8 +275,13 @@ pub enum Swap {
     /// directory.
     Done { previous: Option<TrashedFile> },
     /// The file is not what the decision saw (the proxy changed it): left
-    /// alone.
-    LocalChanged,
+    /// alone. `kept` is a version the proxy wrote while the swap was under
+    /// way and wrote over again: kept in the trash directory, not lost.
+    LocalChanged { kept: Option<TrashedFile> },
+}
+
+impl Swap {
+    pub const LOCAL_CHANGED: Swap = Swap::LocalChanged { kept: None };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,6 +295,27 @@ impl Workspace {
     /// Where replaced and deleted files are kept.
     pub fn trash_dir(&self) -> PathBuf {
         self.state_dir().join(TRASH_DIR)
+    }
+
+    /// Every file kept in the trash directory, with its size.
+    pub fn trash_files(&self) -> Result<Vec<(String, u64)>, WorkspaceError> {
+        let dir = self.trash_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(io_error("list", &dir, source)),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| io_error("list", &dir, source))?;
+            let metadata = entry
+                .metadata()
+                .map_err(|source| io_error("list", &dir, source))?;
+            if let (true, Some(name)) = (metadata.is_file(), entry.file_name().to_str()) {
+                files.push((name.to_string(), metadata.len()));
+            }
+        }
+        Ok(files)
     }
 
     /// Writes `content` as `key`'s file only if the file is still what the
@@ -322,7 +348,7 @@ impl Workspace {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     match dir.is_link(Path::new(&name)) {
                         true => Err(symlink(&path)),
-                        false => Ok(Swap::LocalChanged),
+                        false => Ok(Swap::LOCAL_CHANGED),
                     }
                 }
                 Err(source) => Err(io_error("write", &path, source)),
@@ -353,7 +379,7 @@ impl Workspace {
         let exchange = || dir.rename(temp, dir, name, RenameFlags::EXCHANGE);
         match exchange() {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LocalChanged),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LOCAL_CHANGED),
             Err(source) => return Err(io_error("write", &path, source)),
         }
         // `temp` now holds what the workspace had; a link that appeared
@@ -379,11 +405,12 @@ impl Workspace {
         // Whatever came back out should be our own content; if the proxy
         // wrote in between, it is kept in the trash rather than lost.
         let back = dir.read(temp).unwrap_or_default();
+        let mut kept = None;
         if back != content {
             tracing::warn!(%key, "the proxy rewrote a file while it was being replaced; a copy is in the trash");
-            self.move_to_trash(key, dir, temp, back.len())?;
+            kept = Some(self.move_to_trash(key, dir, temp, back.len())?);
         }
-        Ok(Swap::LocalChanged)
+        Ok(Swap::LocalChanged { kept })
     }
 
     /// Deletes `key`'s file only if it still has content hash `expected`;
@@ -398,7 +425,7 @@ impl Workspace {
         let file = trash_name(key);
         match dir.rename(&name, &trash, &file, RenameFlags::empty()) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LocalChanged),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LOCAL_CHANGED),
             Err(source) => return Err(io_error("remove", &path, source)),
         }
         let previous = trash.read(&file);
@@ -417,15 +444,18 @@ impl Workspace {
         // Changed since the decision (or a link appeared): put it back
         // unless the proxy has written yet another version there (then this
         // one stays in the trash, recoverable).
-        match trash.rename(&file, &dir, &name, RenameFlags::NOREPLACE) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        let kept = match trash.rename(&file, &dir, &name, RenameFlags::NOREPLACE) {
+            Ok(()) => None,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(TrashedFile {
+                size: previous.as_ref().map_or(0, |p| p.len() as u64),
+                file,
+            }),
             Err(source) => return Err(io_error("restore", &path, source)),
-        }
+        };
         match previous {
             Err(source) if is_link_error(&source) => Err(symlink(&path)),
             Err(source) => Err(io_error("read", &path, source)),
-            Ok(_) => Ok(Swap::LocalChanged),
+            Ok(_) => Ok(Swap::LocalChanged { kept }),
         }
     }
 
@@ -486,16 +516,34 @@ impl From<BeneathError> for WorkspaceError {
 }
 
 /// `<unix ms>-<n>-<file name>`: unique, sortable, and readable.
+/// A kept file's name: when, by which process, and the document's path
+/// (`%` and `/` escaped), so a copy whose ledger entry was never written
+/// (the process died between the two steps) can be listed again. A path
+/// too long for a file name keeps only its last part, and cannot be.
 fn trash_name(key: &Key) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let name = key.id.rsplit('/').next().unwrap_or(&key.id);
+    let escaped = key.to_string().replace('%', "%25").replace('/', "%2F");
+    let name = match escaped.len() <= MAX_ESCAPED_PATH {
+        true => escaped,
+        false => key.id.rsplit('/').next().unwrap_or(&key.id).to_string(),
+    };
     format!(
         "{}-{}-{}-{name}",
         crate::mirror::now_ms(),
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Room left in a 255-byte file name for the escaped path.
+const MAX_ESCAPED_PATH: usize = 200;
+
+/// The document path a kept file's name carries, if it carries one.
+pub fn path_in_trash_name(file: &str) -> Option<String> {
+    let escaped = file.splitn(4, '-').nth(3)?;
+    let path = escaped.replace("%2F", "/").replace("%25", "%");
+    crate::mirror::paths::key_of_path(&path).map(|_| path)
 }
 
 const CONFLICT_MARK: &str = ".conflict-";

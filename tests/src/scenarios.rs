@@ -229,6 +229,28 @@ pub async fn two_hosts_writing_at_once(backend: &impl Backend) {
     for sync in syncs {
         assert_eq!(sync.shutdown().await, 0);
     }
+    for workspace in &workspaces {
+        every_kept_file_is_listed(workspace);
+    }
+}
+
+/// Once its host has stopped, every file in a workspace's trash directory
+/// has its trash entry, so `restore` can bring it back.
+pub fn every_kept_file_is_listed(workspace: &Path) {
+    let workspace = storehost::mirror::Workspace::new(workspace);
+    let listed: BTreeSet<String> = storehost::mirror::trash::list(&workspace)
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.file)
+        .collect();
+    let unlisted: Vec<String> = workspace
+        .trash_files()
+        .unwrap()
+        .into_iter()
+        .map(|(file, _)| file)
+        .filter(|file| !listed.contains(file))
+        .collect();
+    assert!(unlisted.is_empty(), "kept but not listed: {unlisted:?}");
 }
 
 /// Documents where a workspace and the backend differ, with both sides.
@@ -321,6 +343,7 @@ pub async fn backend_cut_off_mid_push(backend: &mut impl Outage) {
         .collect();
     assert!(copies.is_empty(), "one writer made conflicts: {copies:?}");
     assert_eq!(sync.shutdown().await, 0);
+    every_kept_file_is_listed(&workspace);
 }
 
 /// Three hosts start together on an empty backend; all bootstrap, share

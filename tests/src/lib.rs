@@ -43,18 +43,24 @@ pub fn load(name: &str, wasm: &[u8], grants: Grants, limits: Limits) -> Plugin {
 
 /// The built-in local plugin over `dir`.
 pub fn local_plugin(dir: &Path) -> Plugin {
+    directory_plugin("local", storehost::builtin::local(), dir)
+}
+
+/// The fault-injecting local backend over `dir` (see [`set_fault`]).
+pub fn fault_plugin(dir: &Path) -> Plugin {
+    directory_plugin("fault", guests::FAULT, dir)
+}
+
+/// A component granted `dir` as its store root.
+fn directory_plugin(name: &str, wasm: &[u8], dir: &Path) -> Plugin {
     let spec = PluginSpec {
-        name: "local".into(),
+        name: name.into(),
         grants: Grants::minimal().with_directory(dir),
         limits: Limits::default(),
         settings: vec![("root".into(), GUEST_STORE_DIR.into())],
     };
-    Plugin::load(
-        &Runtime::shared().expect("runtime"),
-        spec,
-        storehost::builtin::local(),
-    )
-    .expect("loading local plugin")
+    Plugin::load(&Runtime::shared().expect("runtime"), spec, wasm)
+        .unwrap_or_else(|e| panic!("loading the {name} plugin: {e}"))
 }
 
 /// The in-memory test backend.

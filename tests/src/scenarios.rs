@@ -238,18 +238,7 @@ pub async fn two_hosts_writing_at_once(backend: &impl Backend) {
 /// has its trash entry, so `restore` can bring it back.
 pub fn every_kept_file_is_listed(workspace: &Path) {
     let workspace = storehost::mirror::Workspace::new(workspace);
-    let listed: BTreeSet<String> = storehost::mirror::trash::list(&workspace)
-        .unwrap()
-        .into_iter()
-        .map(|entry| entry.file)
-        .collect();
-    let unlisted: Vec<String> = workspace
-        .trash_files()
-        .unwrap()
-        .into_iter()
-        .map(|(file, _)| file)
-        .filter(|file| !listed.contains(file))
-        .collect();
+    let unlisted = storehost::mirror::trash::unlisted(&workspace).unwrap();
     assert!(unlisted.is_empty(), "kept but not listed: {unlisted:?}");
 }
 

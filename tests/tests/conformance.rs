@@ -1,10 +1,7 @@
 //! Every built-in plugin, and the in-memory test backend, pass the kit.
 
-use storehost::capabilities::Grants;
-use storehost::runtime::plugin::GUEST_STORE_DIR;
-use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
 use storehost_tests::conformance::StoreTraits;
-use storehost_tests::{conformance, guests, local_plugin, memory_plugin, set_fault};
+use storehost_tests::{conformance, fault_plugin, local_plugin, memory_plugin, set_fault};
 
 #[tokio::test]
 async fn local_plugin_passes_the_conformance_kit() {
@@ -52,17 +49,6 @@ async fn contention_case_catches_a_plugin_that_ignores_preconditions() {
             .await
             .assert_all_passed();
     }
-}
-
-fn fault_plugin(dir: &std::path::Path) -> Plugin {
-    let spec = PluginSpec {
-        name: "fault".into(),
-        grants: Grants::minimal().with_directory(dir),
-        limits: Limits::default(),
-        settings: vec![("root".into(), GUEST_STORE_DIR.into())],
-    };
-    let runtime = Runtime::shared().expect("runtime");
-    Plugin::load(&runtime, spec, guests::FAULT).expect("loading the fault guest")
 }
 
 #[tokio::test]

@@ -70,6 +70,26 @@ pub(crate) fn record_kept(
     Ok(())
 }
 
+/// Files in the trash directory that no trash entry lists, with their
+/// sizes.
+pub fn unlisted(workspace: &Workspace) -> Result<Vec<(String, u64)>, StorehostError> {
+    unlisted_in(workspace, &Ledger::open(&workspace.state_dir())?)
+}
+
+fn unlisted_in(
+    workspace: &Workspace,
+    ledger: &Ledger,
+) -> Result<Vec<(String, u64)>, StorehostError> {
+    let listed: std::collections::HashSet<String> = ledger
+        .trash()?
+        .into_iter()
+        .map(|entry| entry.file)
+        .collect();
+    let mut files = workspace.trash_files()?;
+    files.retain(|(file, _)| !listed.contains(file));
+    Ok(files)
+}
+
 /// Lists again the files in the trash directory that have no entry: a
 /// process that died between moving a file there and writing its entry
 /// left them. Run when a host opens its workspace, before it moves any
@@ -78,16 +98,8 @@ pub(crate) fn adopt_unlisted(
     workspace: &Workspace,
     ledger: &mut Ledger,
 ) -> Result<usize, StorehostError> {
-    let listed: std::collections::HashSet<String> = ledger
-        .trash()?
-        .into_iter()
-        .map(|entry| entry.file)
-        .collect();
     let (mut adoptable, mut nameless) = (Vec::new(), 0);
-    for (file, size) in workspace.trash_files()? {
-        if listed.contains(&file) {
-            continue;
-        }
+    for (file, size) in unlisted_in(workspace, ledger)? {
         match path_in_trash_name(&file) {
             Some(path) => adoptable.push((path, file, size)),
             None => nameless += 1,

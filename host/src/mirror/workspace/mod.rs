@@ -4,15 +4,16 @@
 
 use crate::fsutil::beneath::{BeneathError, Dir};
 use crate::fsutil::{self, Durability};
-use crate::mirror::hash::doc_hash;
 use crate::model::{CONFIG_ID, Key, Kind};
-use rustix::fs::RenameFlags;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use storehost_sdk::ids::check_auth_id;
 use storehost_sdk::layout::collect_auth_ids;
+
+mod swap;
+pub use swap::{Swap, TrashedFile, path_in_trash_name};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
@@ -268,215 +269,6 @@ impl Workspace {
     }
 }
 
-/// How a guarded replace or removal ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Swap {
-    /// Done; the previous file (if any) is now `previous` in the trash
-    /// directory.
-    Done { previous: Option<TrashedFile> },
-    /// The file is not what the decision saw (the proxy changed it): left
-    /// alone. `kept` is a version the proxy wrote while the swap was under
-    /// way and wrote over again: kept in the trash directory, not lost.
-    LocalChanged { kept: Option<TrashedFile> },
-}
-
-impl Swap {
-    pub const LOCAL_CHANGED: Swap = Swap::LocalChanged { kept: None };
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrashedFile {
-    /// Name under the trash directory.
-    pub file: String,
-    pub size: u64,
-}
-
-impl Workspace {
-    /// Where replaced and deleted files are kept.
-    pub fn trash_dir(&self) -> PathBuf {
-        self.state_dir().join(TRASH_DIR)
-    }
-
-    /// Every file kept in the trash directory, with its size.
-    pub fn trash_files(&self) -> Result<Vec<(String, u64)>, WorkspaceError> {
-        let dir = self.trash_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(io_error("list", &dir, source)),
-        };
-        let mut files = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| io_error("list", &dir, source))?;
-            let metadata = entry
-                .metadata()
-                .map_err(|source| io_error("list", &dir, source))?;
-            if let (true, Some(name)) = (metadata.is_file(), entry.file_name().to_str()) {
-                files.push((name.to_string(), metadata.len()));
-            }
-        }
-        Ok(files)
-    }
-
-    /// Writes `content` as `key`'s file only if the file is still what the
-    /// decision saw: absent (`expected` None) or with that content hash.
-    /// The previous file is moved into the trash, never deleted.
-    ///
-    /// The swap is one `renameat2(RENAME_EXCHANGE)`, so there is no window
-    /// in which a file the proxy writes is overwritten unseen: what comes
-    /// out is checked, and put back if it is not what was expected.
-    pub fn replace_if(
-        &self,
-        key: &Key,
-        content: &[u8],
-        expected: Option<&str>,
-        durability: Durability,
-    ) -> Result<Swap, WorkspaceError> {
-        let (dir, name) = self.document_dir(key, true)?;
-        let path = dir.path_of(&name);
-        // Where the file must be absent, the no-replace rename below
-        // refuses a link too, and is told apart only then.
-        if expected.is_some() && dir.is_link(Path::new(&name)) {
-            return Err(symlink(&path));
-        }
-        let temp = dir
-            .write_temp(&name, content, durability)
-            .map_err(|source| io_error("write", &path, source))?;
-        let outcome = match expected {
-            None => match dir.rename(&temp, &dir, &name, RenameFlags::NOREPLACE) {
-                Ok(()) => Ok(Swap::Done { previous: None }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    match dir.is_link(Path::new(&name)) {
-                        true => Err(symlink(&path)),
-                        false => Ok(Swap::LOCAL_CHANGED),
-                    }
-                }
-                Err(source) => Err(io_error("write", &path, source)),
-            },
-            Some(expected) => self.exchange_checked(key, &dir, &temp, &name, content, expected),
-        };
-        if !matches!(outcome, Ok(Swap::Done { previous: None })) {
-            // Whatever is left at the temp name is ours and unneeded.
-            let _ = dir.remove(&temp);
-        }
-        if matches!(outcome, Ok(Swap::Done { .. })) && durability == Durability::Now {
-            dir.sync()
-                .map_err(|source| io_error("sync", &path, source))?;
-        }
-        outcome
-    }
-
-    fn exchange_checked(
-        &self,
-        key: &Key,
-        dir: &Dir,
-        temp: &str,
-        name: &str,
-        content: &[u8],
-        expected: &str,
-    ) -> Result<Swap, WorkspaceError> {
-        let path = dir.path_of(name);
-        let exchange = || dir.rename(temp, dir, name, RenameFlags::EXCHANGE);
-        match exchange() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LOCAL_CHANGED),
-            Err(source) => return Err(io_error("write", &path, source)),
-        }
-        // `temp` now holds what the workspace had; a link that appeared
-        // there is put back unread.
-        let previous = match dir.read(temp) {
-            Ok(previous) => previous,
-            Err(source) => {
-                exchange().map_err(|source| io_error("restore", &path, source))?;
-                return Err(match is_link_error(&source) {
-                    true => symlink(&path),
-                    false => io_error("read", &path, source),
-                });
-            }
-        };
-        if doc_hash(key, &previous) == expected {
-            return self
-                .move_to_trash(key, dir, temp, previous.len())
-                .map(|previous| Swap::Done {
-                    previous: Some(previous),
-                });
-        }
-        exchange().map_err(|source| io_error("restore", &path, source))?;
-        // Whatever came back out should be our own content; if the proxy
-        // wrote in between, it is kept in the trash rather than lost.
-        let back = dir.read(temp).unwrap_or_default();
-        let mut kept = None;
-        if back != content {
-            tracing::warn!(%key, "the proxy rewrote a file while it was being replaced; a copy is in the trash");
-            kept = Some(self.move_to_trash(key, dir, temp, back.len())?);
-        }
-        Ok(Swap::LocalChanged { kept })
-    }
-
-    /// Deletes `key`'s file only if it still has content hash `expected`;
-    /// the file is moved into the trash.
-    pub fn remove_if(&self, key: &Key, expected: &str) -> Result<Swap, WorkspaceError> {
-        let (dir, name) = self.document_dir(key, true)?;
-        let path = dir.path_of(&name);
-        if dir.is_link(Path::new(&name)) {
-            return Err(symlink(&path));
-        }
-        let trash = self.trash()?;
-        let file = trash_name(key);
-        match dir.rename(&name, &trash, &file, RenameFlags::empty()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LOCAL_CHANGED),
-            Err(source) => return Err(io_error("remove", &path, source)),
-        }
-        let previous = trash.read(&file);
-        if let Ok(previous) = &previous
-            && doc_hash(key, previous) == expected
-        {
-            dir.sync()
-                .map_err(|source| io_error("sync", &path, source))?;
-            return Ok(Swap::Done {
-                previous: Some(TrashedFile {
-                    file,
-                    size: previous.len() as u64,
-                }),
-            });
-        }
-        // Changed since the decision (or a link appeared): put it back
-        // unless the proxy has written yet another version there (then this
-        // one stays in the trash, recoverable).
-        let kept = match trash.rename(&file, &dir, &name, RenameFlags::NOREPLACE) {
-            Ok(()) => None,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(TrashedFile {
-                size: previous.as_ref().map_or(0, |p| p.len() as u64),
-                file,
-            }),
-            Err(source) => return Err(io_error("restore", &path, source)),
-        };
-        match previous {
-            Err(source) if is_link_error(&source) => Err(symlink(&path)),
-            Err(source) => Err(io_error("read", &path, source)),
-            Ok(_) => Ok(Swap::LocalChanged { kept }),
-        }
-    }
-
-    fn move_to_trash(
-        &self,
-        key: &Key,
-        dir: &Dir,
-        file: &str,
-        size: usize,
-    ) -> Result<TrashedFile, WorkspaceError> {
-        let trash = self.trash()?;
-        let name = trash_name(key);
-        dir.rename(file, &trash, &name, RenameFlags::empty())
-            .map_err(|source| io_error("keep in the trash", &dir.path_of(file), source))?;
-        Ok(TrashedFile {
-            file: name,
-            size: size as u64,
-        })
-    }
-}
-
 impl OpenDirs {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(PathBuf, bool), Arc<Dir>>> {
         // A panic elsewhere leaves the map whole: it only caches handles.
@@ -513,37 +305,6 @@ impl From<BeneathError> for WorkspaceError {
             },
         }
     }
-}
-
-/// `<unix ms>-<n>-<file name>`: unique, sortable, and readable.
-/// A kept file's name: when, by which process, and the document's path
-/// (`%` and `/` escaped), so a copy whose ledger entry was never written
-/// (the process died between the two steps) can be listed again. A path
-/// too long for a file name keeps only its last part, and cannot be.
-fn trash_name(key: &Key) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let escaped = key.to_string().replace('%', "%25").replace('/', "%2F");
-    let name = match escaped.len() <= MAX_ESCAPED_PATH {
-        true => escaped,
-        false => key.id.rsplit('/').next().unwrap_or(&key.id).to_string(),
-    };
-    format!(
-        "{}-{}-{}-{name}",
-        crate::mirror::now_ms(),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Room left in a 255-byte file name for the escaped path.
-const MAX_ESCAPED_PATH: usize = 200;
-
-/// The document path a kept file's name carries, if it carries one.
-pub fn path_in_trash_name(file: &str) -> Option<String> {
-    let escaped = file.splitn(4, '-').nth(3)?;
-    let path = escaped.replace("%2F", "/").replace("%25", "%");
-    crate::mirror::paths::key_of_path(&path).map(|_| path)
 }
 
 const CONFLICT_MARK: &str = ".conflict-";

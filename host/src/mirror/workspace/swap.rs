@@ -1,6 +1,7 @@
 //! Guarded swaps: the host replaces or removes a workspace file only if it
-//! is still what the decision saw; whatever it takes out goes to the trash
-//! directory.
+//! is still what the decision saw, while the proxy may be writing the same
+//! file at any moment, by rename or in place. Whatever the host takes out
+//! goes to the trash directory; whatever the proxy wrote last stays live.
 
 use super::{TRASH_DIR, Workspace, WorkspaceError, io_error, is_link_error, symlink};
 use crate::fsutil::Durability;
@@ -32,6 +33,16 @@ pub struct TrashedFile {
     /// Name under the trash directory.
     pub file: String,
     pub size: u64,
+}
+
+/// How many times a swap puts the proxy's newest version back before it
+/// gives up chasing a proxy that rewrites the file faster than that.
+const MAX_PUT_BACKS: usize = 8;
+
+/// A file and the directory it is in.
+struct At<'a> {
+    dir: &'a Dir,
+    name: &'a str,
 }
 
 impl Workspace {
@@ -102,11 +113,23 @@ impl Workspace {
             // Whatever is left at the temp name is ours and unneeded.
             let _ = dir.remove(&temp);
         }
-        if matches!(outcome, Ok(Swap::Done { .. })) && durability == Durability::Now {
+        let Ok(Swap::Done { previous }) = outcome else {
+            return outcome;
+        };
+        if durability == Durability::Now {
             dir.sync()
                 .map_err(|source| io_error("sync", &path, source))?;
         }
-        outcome
+        match (previous, expected) {
+            (Some(previous), Some(expected)) => {
+                let document = At {
+                    dir: &dir,
+                    name: &name,
+                };
+                self.reclaim_if_rewritten(key, document, previous, expected, content)
+            }
+            (previous, _) => Ok(Swap::Done { previous }),
+        }
     }
 
     fn exchange_checked(
@@ -125,6 +148,7 @@ impl Workspace {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LOCAL_CHANGED),
             Err(source) => return Err(io_error("write", &path, source)),
         }
+        race::point(race::Point::Exchanged);
         // `temp` now holds what the workspace had; a link that appeared
         // there is put back unread.
         let previous = match dir.read(temp) {
@@ -144,16 +168,68 @@ impl Workspace {
                     previous: Some(previous),
                 });
         }
-        exchange().map_err(|source| io_error("restore", &path, source))?;
-        // Whatever came back out should be our own content; if the proxy
-        // wrote in between, it is kept in the trash rather than lost.
-        let back = dir.read(temp).unwrap_or_default();
+        let displaced = At { dir, name: temp };
+        let live = At { dir, name };
+        let left = put_back_newest(&displaced, &live, previous, content.to_vec())?;
         let mut kept = None;
-        if back != content {
-            tracing::warn!(%key, "the proxy rewrote a file while it was being replaced; a copy is in the trash");
-            kept = Some(self.move_to_trash(key, dir, temp, back.len())?);
+        if left != content {
+            tracing::warn!(%key, "the proxy rewrote a file while it was being replaced; the version it wrote over is in the trash");
+            kept = Some(self.move_to_trash(key, dir, temp, left.len())?);
         }
         Ok(Swap::LocalChanged { kept })
+    }
+
+    /// After a swap, the replaced file (now in the trash) is checked once
+    /// more: a proxy that opened it before the swap may have written to it
+    /// since. Its write is newer than the host's, so it goes back live.
+    fn reclaim_if_rewritten(
+        &self,
+        key: &Key,
+        document: At<'_>,
+        previous: TrashedFile,
+        expected: &str,
+        content: &[u8],
+    ) -> Result<Swap, WorkspaceError> {
+        race::point(race::Point::Trashed);
+        let trash = self.trash()?;
+        let now = match trash.read(&previous.file) {
+            Ok(now) => now,
+            // Gone or unreadable: nothing of the proxy's can be in it.
+            Err(_) => {
+                return Ok(Swap::Done {
+                    previous: Some(previous),
+                });
+            }
+        };
+        if doc_hash(key, &now) == expected {
+            return Ok(Swap::Done {
+                previous: Some(previous),
+            });
+        }
+        tracing::warn!(%key, "the proxy wrote to a file as it was being replaced; its version is put back");
+        let in_trash = At {
+            dir: &trash,
+            name: &previous.file,
+        };
+        let left = put_back_newest(&in_trash, &document, now, content.to_vec())?;
+        let path = document.dir.path_of(document.name);
+        document
+            .dir
+            .sync()
+            .map_err(|source| io_error("sync", &path, source))?;
+        if left == content {
+            // The host's own version: the backend has it.
+            trash
+                .remove(&previous.file)
+                .map_err(|source| io_error("remove", &trash.path_of(&previous.file), source))?;
+            return Ok(Swap::LOCAL_CHANGED);
+        }
+        Ok(Swap::LocalChanged {
+            kept: Some(TrashedFile {
+                file: previous.file,
+                size: left.len() as u64,
+            }),
+        })
     }
 
     /// Deletes `key`'s file only if it still has content hash `expected`;
@@ -171,22 +247,31 @@ impl Workspace {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LOCAL_CHANGED),
             Err(source) => return Err(io_error("remove", &path, source)),
         }
-        let previous = trash.read(&file);
-        if let Ok(previous) = &previous
-            && doc_hash(key, previous) == expected
+        let mut previous = trash.read(&file);
+        if let Ok(content) = &previous
+            && doc_hash(key, content) == expected
         {
             dir.sync()
                 .map_err(|source| io_error("sync", &path, source))?;
-            return Ok(Swap::Done {
-                previous: Some(TrashedFile {
-                    file,
-                    size: previous.len() as u64,
-                }),
-            });
+            // A proxy that opened the file before it moved may have
+            // written to it since: checked once more, after the sync.
+            race::point(race::Point::Trashed);
+            previous = trash.read(&file);
+            if let Ok(content) = &previous
+                && doc_hash(key, content) == expected
+            {
+                return Ok(Swap::Done {
+                    previous: Some(TrashedFile {
+                        file,
+                        size: content.len() as u64,
+                    }),
+                });
+            }
         }
         // Changed since the decision (or a link appeared): put it back
         // unless the proxy has written yet another version there (then this
         // one stays in the trash, recoverable).
+        race::point(race::Point::PuttingBack);
         let kept = match trash.rename(&file, &dir, &name, RenameFlags::NOREPLACE) {
             Ok(()) => None,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(TrashedFile {
@@ -220,6 +305,40 @@ impl Workspace {
     }
 }
 
+/// Makes the version at `from` (content `newest`) live at `live`, which
+/// holds `placed` as far as the host knows. If the proxy wrote `live` in
+/// the meantime, its write is newer still and goes back live instead.
+/// Returns what is left at `from`: the version that is no longer live.
+fn put_back_newest(
+    from: &At<'_>,
+    live: &At<'_>,
+    mut newest: Vec<u8>,
+    mut placed: Vec<u8>,
+) -> Result<Vec<u8>, WorkspaceError> {
+    let live_path = live.dir.path_of(live.name);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        race::point(race::Point::PuttingBack);
+        from.dir
+            .rename(from.name, live.dir, live.name, RenameFlags::EXCHANGE)
+            .map_err(|source| io_error("restore", &live_path, source))?;
+        let displaced = from
+            .dir
+            .read(from.name)
+            .map_err(|source| io_error("read", &live_path, source))?;
+        if displaced == placed {
+            return Ok(displaced);
+        }
+        if attempts == MAX_PUT_BACKS {
+            tracing::warn!(path = %live_path.display(), "the proxy kept rewriting a file the host was restoring; its last version is in the trash");
+            return Ok(displaced);
+        }
+        // The proxy wrote `displaced` after `placed` went live.
+        placed = std::mem::replace(&mut newest, displaced);
+    }
+}
+
 /// A kept file's name: when, by which process, and the document's path
 /// (`%` and `/` escaped), so a copy whose ledger entry was never written
 /// (the process died between the two steps) can be listed again. A path
@@ -248,4 +367,67 @@ pub fn path_in_trash_name(file: &str) -> Option<String> {
     let escaped = file.splitn(4, '-').nth(3)?;
     let path = escaped.replace("%2F", "/").replace("%25", "%");
     crate::mirror::paths::key_of_path(&path).map(|_| path)
+}
+
+#[cfg(test)]
+#[path = "swap_tests.rs"]
+mod tests;
+
+/// Points inside a swap where a unit test can act as the proxy writing
+/// (the real windows last microseconds); nothing in other builds.
+pub(crate) mod race {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Point {
+        /// The host's version is live; the replaced one not yet checked.
+        Exchanged,
+        /// The replaced version is in the trash and about to be checked
+        /// once more.
+        Trashed,
+        /// A version is about to be put back live.
+        PuttingBack,
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub fn point(_: Point) {}
+
+    #[cfg(test)]
+    pub use hook::{on, point};
+
+    #[cfg(test)]
+    mod hook {
+        use super::Point;
+        use std::cell::RefCell;
+
+        type Hook = Box<dyn FnMut(Point)>;
+
+        thread_local! {
+            static HOOK: RefCell<Option<Hook>> = RefCell::new(None);
+        }
+
+        /// Runs `hook` at every point this thread reaches until the guard
+        /// is dropped.
+        pub fn on(hook: impl FnMut(Point) + 'static) -> Guard {
+            HOOK.with(|slot| *slot.borrow_mut() = Some(Box::new(hook)));
+            Guard
+        }
+
+        pub struct Guard;
+
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                HOOK.with(|slot| *slot.borrow_mut() = None);
+            }
+        }
+
+        pub fn point(point: Point) {
+            let hook = HOOK.with(|slot| slot.borrow_mut().take());
+            if let Some(mut hook) = hook {
+                hook(point);
+                HOOK.with(|slot| {
+                    slot.borrow_mut().get_or_insert(hook);
+                });
+            }
+        }
+    }
 }

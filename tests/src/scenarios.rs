@@ -85,6 +85,35 @@ pub fn proxy_write(workspace: &Path, id: &str, content: &str) {
     std::fs::rename(&temp, &path).unwrap();
 }
 
+/// Rewrites a file in place as the Go file store does (`O_TRUNC`, no temp
+/// file), in two writes with a pause between, so a host may meet it
+/// truncated or half written.
+pub fn proxy_write_in_place(workspace: &Path, id: &str, content: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = workspace.join("auths").join(id);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    let (head, tail) = content.as_bytes().split_at(content.len() / 2);
+    file.write_all(head).unwrap();
+    std::thread::sleep(Duration::from_micros(200));
+    file.write_all(tail).unwrap();
+}
+
+/// Both ways the proxy writes, taking turns.
+fn proxy_write_either(workspace: &Path, id: &str, content: &str, in_place: bool) {
+    match in_place {
+        true => proxy_write_in_place(workspace, id, content),
+        false => proxy_write(workspace, id, content),
+    }
+}
+
 /// The documents in a workspace (no conflict copies), as JSON by id.
 pub fn workspace_auths(workspace: &Path) -> BTreeMap<String, String> {
     auth_files(workspace)
@@ -263,29 +292,33 @@ fn differences(remote: &BTreeMap<String, String>, workspaces: &[PathBuf]) -> Vec
 }
 
 /// One proxy: its own files, and a shared one after every 15th, in step
-/// with the other proxy so both write it at once.
+/// with the other proxy so both write it at once; by rename and in place,
+/// in turn.
 fn proxy_writes(by: &str, workspace: &Path, barrier: &Barrier) {
     for i in 0..DISTINCT {
-        proxy_write(
+        proxy_write_either(
             workspace,
             &format!("{by}-{i:03}.json"),
             &distinct_content(by, i),
+            i % 2 == 1,
         );
         if i % (DISTINCT / SHARED) == 0 {
             let k = i / (DISTINCT / SHARED);
             barrier.wait();
-            proxy_write(
+            proxy_write_either(
                 workspace,
                 &format!("shared-{k:02}.json"),
                 &shared_content(by, k),
+                by == "a",
             );
         }
     }
 }
 
-/// The proxy rewrites 20 files over and over while the backend is cut off
-/// mid-call and comes back: every file ends on the backend with its last
-/// content, and a single writer never meets itself as a conflict.
+/// The proxy rewrites 20 files over and over (by rename and in place, in
+/// turn) while the backend is cut off mid-call and comes back: every file
+/// ends on the backend with its last content, and a single writer never
+/// meets itself as a conflict.
 pub async fn backend_cut_off_mid_push(backend: &mut impl Outage) {
     let root = tempfile::tempdir().unwrap();
     let workspace = root.path().join("ws");
@@ -297,7 +330,7 @@ pub async fn backend_cut_off_mid_push(backend: &mut impl Outage) {
         for i in 0..20 {
             let id = format!("rw-{i:02}.json");
             let content = format!(r#"{{"round":{round},"i":{i}}}"#);
-            proxy_write(&workspace, &id, &content);
+            proxy_write_either(&workspace, &id, &content, i % 2 == 1);
             last.insert(id, canonical(content.as_bytes()));
             tokio::time::sleep(Duration::from_millis(3)).await;
         }

@@ -392,7 +392,7 @@ pub(crate) mod race {
     pub fn point(_: Point) {}
 
     #[cfg(test)]
-    pub use hook::{on, point};
+    pub use hook::{Guard, on, point};
 
     #[cfg(test)]
     mod hook {

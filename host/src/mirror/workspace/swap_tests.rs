@@ -111,16 +111,19 @@ fn once_at(at: Point, write: impl FnOnce() + 'static) -> impl FnMut(Point) {
     }
 }
 
+/// The proxy writes PROXY_2 the first time the swap reaches `at`.
+fn proxy_writes_at(setup: &Setup, at: Point, how: ProxyWrite) -> race::Guard {
+    let path = setup.path.clone();
+    race::on(once_at(at, move || proxy_write(&path, PROXY_2, how)))
+}
+
 #[test]
 fn a_write_between_the_check_and_the_put_back_stays_live() {
     for how in BOTH {
         // The proxy had written PROXY_1 since the decision, so the swap
         // puts it back; as it does, the proxy writes PROXY_2.
         let setup = setup(PROXY_1);
-        let path = setup.path.clone();
-        let _hook = race::on(once_at(Point::PuttingBack, move || {
-            proxy_write(&path, PROXY_2, how)
-        }));
+        let _hook = proxy_writes_at(&setup, Point::PuttingBack, how);
         let swap = setup.replace(EXPECTED);
         assert_eq!(setup.live(), PROXY_2, "{how:?}: the newest write is live");
         let Swap::LocalChanged { kept: Some(kept) } = swap else {
@@ -140,10 +143,7 @@ fn a_write_right_after_the_exchange_stays_live_as_a_local_change() {
         // proxy's write is a local change like any other (the next scan
         // pushes it).
         let setup = setup(EXPECTED);
-        let path = setup.path.clone();
-        let _hook = race::on(once_at(Point::Exchanged, move || {
-            proxy_write(&path, PROXY_2, how)
-        }));
+        let _hook = proxy_writes_at(&setup, Point::Exchanged, how);
         let swap = setup.replace(EXPECTED);
         assert_eq!(setup.live(), PROXY_2, "{how:?}");
         let Swap::Done {
@@ -200,10 +200,7 @@ fn a_write_through_a_handle_opened_before_a_removal_is_put_back() {
 fn a_file_created_while_a_changed_one_is_put_back_keeps_both() {
     for how in BOTH {
         let setup = setup(PROXY_1);
-        let path = setup.path.clone();
-        let _hook = race::on(once_at(Point::PuttingBack, move || {
-            proxy_write(&path, PROXY_2, how)
-        }));
+        let _hook = proxy_writes_at(&setup, Point::PuttingBack, how);
         let expected = doc_hash(&setup.key, EXPECTED);
         let swap = setup.workspace.remove_if(&setup.key, &expected).unwrap();
         assert_eq!(setup.live(), PROXY_2, "{how:?}");

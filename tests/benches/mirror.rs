@@ -153,13 +153,15 @@ async fn write_through(documents: usize) {
 }
 
 /// A poll after one remote change: the host's whole poll, and the plugin's
-/// own complete pull of the same directory (the local plugin has no delta).
+/// own pull of the same change, a delta from its last cursor as the
+/// host's is.
 async fn poll_cost(documents: usize) {
     let root = tempfile::tempdir().unwrap();
     let remote = root.path().join("remote");
     let host = host_over(root.path(), documents).await;
     let reader = local_plugin(&remote);
     reader.start().await.unwrap();
+    let mut cursor = reader.pull(None).await.unwrap().cursor;
     let (mut polls, mut pulls) = (Vec::new(), Vec::new());
     for i in 0..20 {
         std::fs::write(remote.join("auths/user7.json"), format!("{{\"n\":{i}}}")).unwrap();
@@ -167,8 +169,10 @@ async fn poll_cost(documents: usize) {
         assert_eq!(host.pull_remote().await.unwrap(), 1);
         polls.push(started.elapsed());
         let started = Instant::now();
-        reader.pull(None).await.unwrap();
+        let delta = reader.pull(Some(&cursor)).await.unwrap();
         pulls.push(started.elapsed());
+        assert_eq!(delta.documents.len(), 1, "a delta of the one change");
+        cursor = delta.cursor;
     }
     let poll = percentiles(
         &format!("poll with one change, {documents} documents"),

@@ -6,7 +6,7 @@ use super::engine::{Mirror, MirrorOptions, Saved};
 use super::hash::doc_hash;
 use super::ledger::{Ledger, MetaName};
 use super::remote::{Remote, RemoteFuture};
-use super::workspace::{Swap, Workspace};
+use super::workspace::{Swap, Workspace, race};
 use crate::fsutil::Durability;
 use crate::model::{Change, Document, Entry, Features, Key, Kind, Precondition, Snapshot};
 use crate::runtime::{BackendError, PluginError};
@@ -312,6 +312,37 @@ async fn remote_changes_and_deletions_go_through_the_trash_and_come_back() {
     assert!(mirror.note_local_write(&key).unwrap().is_some());
     mirror.drain().await.unwrap();
     assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"v":1}"#);
+}
+
+/// The proxy had the file open when a pull replaced it, and writes through
+/// that handle just after: its write comes back live, meets the backend's
+/// change as a conflict, and is kept as a conflict copy (not only in the
+/// trash, under "replaced by the backend's version").
+#[tokio::test]
+async fn a_proxy_write_through_a_handle_opened_before_a_pull_becomes_a_conflict_copy() {
+    use std::io::{Seek, Write};
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let key = auth("t.json");
+    mirror.enqueue_put(&key, br#"{"v":1}"#.to_vec()).unwrap();
+    mirror.drain().await.unwrap();
+    fixture.remote.set(&key, br#"{"v":2}"#);
+    let path = mirror.workspace.auth_dir().join("t.json");
+    let mut handle = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let mut pending = true;
+    let _hook = race::on(&path, move |point| {
+        if point == race::Point::Trashed && std::mem::take(&mut pending) {
+            handle.set_len(0).unwrap();
+            handle.rewind().unwrap();
+            handle.write_all(br#"{"proxy":3}"#).unwrap();
+        }
+    });
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    assert_eq!(mirror.workspace.read(&key).unwrap().unwrap(), br#"{"v":2}"#);
+    let copies = mirror.ledger().conflicts().unwrap();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let copy = std::fs::read(mirror.workspace.root().join(&copies[0])).unwrap();
+    assert_eq!(copy, br#"{"proxy":3}"#);
 }
 
 #[tokio::test]

@@ -13,6 +13,8 @@ use storehost_sdk::ids::check_auth_id;
 use storehost_sdk::layout::collect_auth_ids;
 
 mod swap;
+#[cfg(test)]
+pub(crate) use swap::race;
 pub use swap::{Swap, TrashedFile, path_in_trash_name};
 
 #[derive(Debug, thiserror::Error)]

@@ -148,7 +148,7 @@ impl Workspace {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LOCAL_CHANGED),
             Err(source) => return Err(io_error("write", &path, source)),
         }
-        race::point(race::Point::Exchanged);
+        race::point(race::Point::Exchanged, &path);
         // `temp` now holds what the workspace had; a link that appeared
         // there is put back unread.
         let previous = match dir.read(temp) {
@@ -190,7 +190,8 @@ impl Workspace {
         expected: &str,
         content: &[u8],
     ) -> Result<Swap, WorkspaceError> {
-        race::point(race::Point::Trashed);
+        let path = document.dir.path_of(document.name);
+        race::point(race::Point::Trashed, &path);
         let trash = self.trash()?;
         let now = match trash.read(&previous.file) {
             Ok(now) => now,
@@ -212,7 +213,6 @@ impl Workspace {
             name: &previous.file,
         };
         let left = put_back_newest(&in_trash, &document, now, content.to_vec())?;
-        let path = document.dir.path_of(document.name);
         document
             .dir
             .sync()
@@ -255,7 +255,7 @@ impl Workspace {
                 .map_err(|source| io_error("sync", &path, source))?;
             // A proxy that opened the file before it moved may have
             // written to it since: checked once more, after the sync.
-            race::point(race::Point::Trashed);
+            race::point(race::Point::Trashed, &path);
             previous = trash.read(&file);
             if let Ok(content) = &previous
                 && doc_hash(key, content) == expected
@@ -271,7 +271,7 @@ impl Workspace {
         // Changed since the decision (or a link appeared): put it back
         // unless the proxy has written yet another version there (then this
         // one stays in the trash, recoverable).
-        race::point(race::Point::PuttingBack);
+        race::point(race::Point::PuttingBack, &path);
         let kept = match trash.rename(&file, &dir, &name, RenameFlags::NOREPLACE) {
             Ok(()) => None,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(TrashedFile {
@@ -319,7 +319,7 @@ fn put_back_newest(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        race::point(race::Point::PuttingBack);
+        race::point(race::Point::PuttingBack, &live_path);
         from.dir
             .rename(from.name, live.dir, live.name, RenameFlags::EXCHANGE)
             .map_err(|source| io_error("restore", &live_path, source))?;
@@ -389,7 +389,7 @@ pub(crate) mod race {
 
     #[cfg(not(test))]
     #[inline(always)]
-    pub fn point(_: Point) {}
+    pub fn point(_: Point, _: &std::path::Path) {}
 
     #[cfg(test)]
     pub use hook::{Guard, on, point};
@@ -397,36 +397,42 @@ pub(crate) mod race {
     #[cfg(test)]
     mod hook {
         use super::Point;
-        use std::cell::RefCell;
+        use std::path::{Path, PathBuf};
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicU64, Ordering};
 
-        type Hook = Box<dyn FnMut(Point)>;
+        type Hook = Box<dyn FnMut(Point) + Send>;
 
-        thread_local! {
-            static HOOK: RefCell<Option<Hook>> = RefCell::new(None);
+        /// By document path: a swap may run on any thread (pulls swap on a
+        /// pool), and tests run side by side, each in its own directory.
+        static HOOKS: Mutex<Vec<(u64, PathBuf, Hook)>> = Mutex::new(Vec::new());
+
+        fn hooks() -> std::sync::MutexGuard<'static, Vec<(u64, PathBuf, Hook)>> {
+            HOOKS.lock().unwrap_or_else(|e| e.into_inner())
         }
 
-        /// Runs `hook` at every point this thread reaches until the guard
-        /// is dropped.
-        pub fn on(hook: impl FnMut(Point) + 'static) -> Guard {
-            HOOK.with(|slot| *slot.borrow_mut() = Some(Box::new(hook)));
-            Guard
+        /// Runs `hook` at every point a swap of the file at `path` reaches,
+        /// until the guard is dropped.
+        pub fn on(path: &Path, hook: impl FnMut(Point) + Send + 'static) -> Guard {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let id = NEXT.fetch_add(1, Ordering::Relaxed);
+            hooks().push((id, path.to_path_buf(), Box::new(hook)));
+            Guard(id)
         }
 
-        pub struct Guard;
+        pub struct Guard(u64);
 
         impl Drop for Guard {
             fn drop(&mut self) {
-                HOOK.with(|slot| *slot.borrow_mut() = None);
+                hooks().retain(|(id, ..)| *id != self.0);
             }
         }
 
-        pub fn point(point: Point) {
-            let hook = HOOK.with(|slot| slot.borrow_mut().take());
-            if let Some(mut hook) = hook {
-                hook(point);
-                HOOK.with(|slot| {
-                    slot.borrow_mut().get_or_insert(hook);
-                });
+        pub fn point(point: Point, path: &Path) {
+            for (_, hooked, hook) in hooks().iter_mut() {
+                if hooked == path {
+                    hook(point);
+                }
             }
         }
     }

@@ -100,7 +100,7 @@ impl Setup {
 }
 
 /// Runs `write` at the first time the swap reaches `at`.
-fn once_at(at: Point, write: impl FnOnce() + 'static) -> impl FnMut(Point) {
+fn once_at(at: Point, write: impl FnOnce() + Send + 'static) -> impl FnMut(Point) + Send {
     let mut write = Some(write);
     move |point| {
         if point == at
@@ -114,7 +114,10 @@ fn once_at(at: Point, write: impl FnOnce() + 'static) -> impl FnMut(Point) {
 /// The proxy writes PROXY_2 the first time the swap reaches `at`.
 fn proxy_writes_at(setup: &Setup, at: Point, how: ProxyWrite) -> race::Guard {
     let path = setup.path.clone();
-    race::on(once_at(at, move || proxy_write(&path, PROXY_2, how)))
+    race::on(
+        &setup.path,
+        once_at(at, move || proxy_write(&path, PROXY_2, how)),
+    )
 }
 
 #[test]
@@ -159,7 +162,7 @@ fn a_write_right_after_the_exchange_stays_live_as_a_local_change() {
 
 /// The proxy opened the file (as it was when the decision was made)
 /// before the swap, and writes through that handle only after it.
-fn write_through(mut handle: std::fs::File, content: &'static [u8]) -> impl FnOnce() {
+fn write_through(mut handle: std::fs::File, content: &'static [u8]) -> impl FnOnce() + Send {
     move || {
         handle.set_len(0).unwrap();
         handle.rewind().unwrap();
@@ -175,7 +178,10 @@ fn open_for_writing(path: &Path) -> std::fs::File {
 fn a_write_through_a_handle_opened_before_a_replace_is_put_back_live() {
     let setup = setup(EXPECTED);
     let handle = open_for_writing(&setup.path);
-    let _hook = race::on(once_at(Point::Trashed, write_through(handle, PROXY_2)));
+    let _hook = race::on(
+        &setup.path,
+        once_at(Point::Trashed, write_through(handle, PROXY_2)),
+    );
     let swap = setup.replace(EXPECTED);
     assert_eq!(swap, Swap::LOCAL_CHANGED);
     assert_eq!(setup.live(), PROXY_2);
@@ -188,7 +194,10 @@ fn a_write_through_a_handle_opened_before_a_replace_is_put_back_live() {
 fn a_write_through_a_handle_opened_before_a_removal_is_put_back() {
     let setup = setup(EXPECTED);
     let handle = open_for_writing(&setup.path);
-    let _hook = race::on(once_at(Point::Trashed, write_through(handle, PROXY_2)));
+    let _hook = race::on(
+        &setup.path,
+        once_at(Point::Trashed, write_through(handle, PROXY_2)),
+    );
     let expected = doc_hash(&setup.key, EXPECTED);
     let swap = setup.workspace.remove_if(&setup.key, &expected).unwrap();
     assert_eq!(swap, Swap::LOCAL_CHANGED);
@@ -217,7 +226,7 @@ fn a_proxy_that_never_stops_writing_ends_the_swap_and_loses_nothing() {
         let setup = setup(PROXY_1);
         let path = setup.path.clone();
         let mut written = 0;
-        let _hook = race::on(move |point| {
+        let _hook = race::on(&setup.path, move |point| {
             if point == Point::PuttingBack {
                 written += 1;
                 proxy_write(

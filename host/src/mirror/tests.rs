@@ -289,14 +289,20 @@ async fn two_writers_of_one_document_keep_the_loser_as_a_conflict_copy() {
     assert_eq!(trash_reasons(&b), ["conflict: the backend's version won"]);
 }
 
-#[tokio::test]
-async fn remote_changes_and_deletions_go_through_the_trash_and_come_back() {
-    let fixture = Fixture::new();
+/// `t.json` pushed as `{"v":1}`, then changed to `{"v":2}` on the backend.
+async fn synced_then_changed_on_the_backend(fixture: &Fixture) -> (Mirror, Key) {
     let mirror = fixture.mirror("a").await;
     let key = auth("t.json");
     mirror.enqueue_put(&key, br#"{"v":1}"#.to_vec()).unwrap();
     mirror.drain().await.unwrap();
     fixture.remote.set(&key, br#"{"v":2}"#);
+    (mirror, key)
+}
+
+#[tokio::test]
+async fn remote_changes_and_deletions_go_through_the_trash_and_come_back() {
+    let fixture = Fixture::new();
+    let (mirror, key) = synced_then_changed_on_the_backend(&fixture).await;
     assert_eq!(mirror.poll().await.unwrap(), 1);
     fixture.remote.remove(&key);
     assert_eq!(mirror.poll().await.unwrap(), 1);
@@ -322,11 +328,7 @@ async fn remote_changes_and_deletions_go_through_the_trash_and_come_back() {
 async fn a_proxy_write_through_a_handle_opened_before_a_pull_becomes_a_conflict_copy() {
     use std::io::{Seek, Write};
     let fixture = Fixture::new();
-    let mirror = fixture.mirror("a").await;
-    let key = auth("t.json");
-    mirror.enqueue_put(&key, br#"{"v":1}"#.to_vec()).unwrap();
-    mirror.drain().await.unwrap();
-    fixture.remote.set(&key, br#"{"v":2}"#);
+    let (mirror, key) = synced_then_changed_on_the_backend(&fixture).await;
     let path = mirror.workspace.auth_dir().join("t.json");
     let mut handle = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     let mut pending = true;

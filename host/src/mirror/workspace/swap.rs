@@ -247,19 +247,16 @@ impl Workspace {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Swap::LOCAL_CHANGED),
             Err(source) => return Err(io_error("remove", &path, source)),
         }
+        let as_decided = |read: &io::Result<Vec<u8>>| matches!(read, Ok(content) if doc_hash(key, content) == expected);
         let mut previous = trash.read(&file);
-        if let Ok(content) = &previous
-            && doc_hash(key, content) == expected
-        {
+        if as_decided(&previous) {
             dir.sync()
                 .map_err(|source| io_error("sync", &path, source))?;
             // A proxy that opened the file before it moved may have
             // written to it since: checked once more, after the sync.
             race::point(race::Point::Trashed, &path);
             previous = trash.read(&file);
-            if let Ok(content) = &previous
-                && doc_hash(key, content) == expected
-            {
+            if let (true, Ok(content)) = (as_decided(&previous), &previous) {
                 return Ok(Swap::Done {
                     previous: Some(TrashedFile {
                         file,

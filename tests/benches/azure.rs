@@ -39,7 +39,21 @@ fn direct_put(
         .unwrap()
 }
 
-async fn put_latency(server: Arc<Azurite>, scratch: PathBuf) {
+/// CPU time of the calling thread. On a one-thread runtime every step of
+/// both paths (guest, wasi:http, signing, hyper) runs on it, so the
+/// difference is what the plugin costs in CPU, apart from the wire.
+fn thread_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+async fn put_latency(server: Arc<Azurite>, scratch: PathBuf, one_thread: bool) {
     let (server, scratch) = (&*server, scratch.as_path());
     let container = "latency";
     let credential = server.shared_key();
@@ -49,6 +63,7 @@ async fn put_latency(server: Arc<Azurite>, scratch: PathBuf) {
     // connection its requests use.
     let grant = plugin.grants().http().unwrap().clone();
     let mut samples: [Vec<Duration>; 3] = Default::default();
+    let mut cpu: [Vec<Duration>; 3] = Default::default();
     // Interleaved, so all three see the same server state and machine
     // load, and in a rotating order, so none is always the one that
     // follows another.
@@ -56,6 +71,7 @@ async fn put_latency(server: Arc<Azurite>, scratch: PathBuf) {
         for turn in 0..3 {
             let variant = (i + turn) % 3;
             let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
+            let cpu_before = thread_cpu();
             let elapsed = match variant {
                 0 => {
                     let started = Instant::now();
@@ -89,11 +105,18 @@ async fn put_latency(server: Arc<Azurite>, scratch: PathBuf) {
                     elapsed
                 }
             };
+            // (a task on the two-worker runtime may change threads)
+            cpu[variant].push(thread_cpu().saturating_sub(cpu_before));
             samples[variant].push(elapsed);
         }
     }
     let [through_plugin, direct, spawned] = samples;
     print_gap(&through_plugin, &direct);
+    if one_thread {
+        let [plugin_cpu, direct_cpu, _] = cpu;
+        percentiles("CPU of a put via the plugin (this thread)", plugin_cpu);
+        percentiles("CPU of a put made directly (this thread)", direct_cpu);
+    }
     let mut empty = Vec::new();
     for _ in 0..ROUNDS {
         let started = Instant::now();
@@ -172,7 +195,8 @@ fn main() {
         let runtime = builder.worker_threads(2).enable_all().build().unwrap();
         let scratch = scratch.path().join(flavor.replace(' ', "-"));
         // In a task, as `serve` makes its plugin calls.
-        let latency = runtime.spawn(put_latency(server.clone(), scratch.clone()));
+        let one_thread = flavor == "one thread";
+        let latency = runtime.spawn(put_latency(server.clone(), scratch.clone(), one_thread));
         runtime.block_on(latency).unwrap();
         if flavor == "two workers" {
             runtime.block_on(bootstrap(&server, &scratch, 1000));

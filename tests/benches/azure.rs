@@ -71,7 +71,9 @@ async fn put_latency(server: Arc<Azurite>, scratch: PathBuf, one_thread: bool) {
         for turn in 0..3 {
             let variant = (i + turn) % 3;
             let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
-            let cpu_before = thread_cpu();
+            // (a task on the two-worker runtime may change threads, so
+            // only the one-thread runtime measures CPU)
+            let cpu_before = one_thread.then(thread_cpu);
             let elapsed = match variant {
                 0 => {
                     let started = Instant::now();
@@ -105,8 +107,9 @@ async fn put_latency(server: Arc<Azurite>, scratch: PathBuf, one_thread: bool) {
                     elapsed
                 }
             };
-            // (a task on the two-worker runtime may change threads)
-            cpu[variant].push(thread_cpu().saturating_sub(cpu_before));
+            if let Some(before) = cpu_before {
+                cpu[variant].push(thread_cpu().saturating_sub(before));
+            }
             samples[variant].push(elapsed);
         }
     }
@@ -187,18 +190,18 @@ fn main() {
     // The put twice: on one thread, where the plugin's own cost shows, and
     // on the two-worker runtime `serve` uses, where wasmtime-wasi-http's
     // task per request may also hop threads.
-    for (flavor, mut builder) in [
-        ("one thread", tokio::runtime::Builder::new_current_thread()),
-        ("two workers", tokio::runtime::Builder::new_multi_thread()),
-    ] {
+    for one_thread in [true, false] {
+        let (flavor, mut builder) = match one_thread {
+            true => ("one thread", tokio::runtime::Builder::new_current_thread()),
+            false => ("two workers", tokio::runtime::Builder::new_multi_thread()),
+        };
         println!("-- tokio runtime: {flavor}");
         let runtime = builder.worker_threads(2).enable_all().build().unwrap();
         let scratch = scratch.path().join(flavor.replace(' ', "-"));
         // In a task, as `serve` makes its plugin calls.
-        let one_thread = flavor == "one thread";
         let latency = runtime.spawn(put_latency(server.clone(), scratch.clone(), one_thread));
         runtime.block_on(latency).unwrap();
-        if flavor == "two workers" {
+        if !one_thread {
             runtime.block_on(bootstrap(&server, &scratch, 1000));
         }
     }

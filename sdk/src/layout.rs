@@ -3,22 +3,61 @@
 use crate::ids::check_auth_id;
 use std::io;
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Prefix of temp files written during atomic replaces; never a document.
 pub const TEMP_PREFIX: &str = ".storehost-tmp.";
 
+/// A file's modification time and size, as one stat saw them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub modified: Option<SystemTime>,
+    pub size: u64,
+}
+
+impl FileStat {
+    pub fn modified_ms(&self) -> Option<i64> {
+        let age = self.modified?.duration_since(UNIX_EPOCH).ok()?;
+        Some(age.as_millis() as i64)
+    }
+}
+
 /// Every valid auth id under `auth_dir` (recursively), sorted. Temp files
 /// and names that are not valid ids are skipped; a missing dir is empty.
 pub fn collect_auth_ids(auth_dir: &Path) -> io::Result<Vec<String>> {
+    let found = walk(auth_dir, Stat::No)?;
+    Ok(found.into_iter().map(|(id, _)| id).collect())
+}
+
+/// [`collect_auth_ids`] with each file's stat, taken as it is listed. A
+/// file gone before its stat, or no longer a regular file, is left out
+/// (symlinks are never listed, here or there).
+pub fn list_auth_files(auth_dir: &Path) -> io::Result<Vec<(String, FileStat)>> {
+    let found = walk(auth_dir, Stat::Yes)?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(id, stat)| Some((id, stat?)))
+        .collect())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stat {
+    Yes,
+    No,
+}
+
+type Found = Vec<(String, Option<FileStat>)>;
+
+fn walk(auth_dir: &Path, stat: Stat) -> io::Result<Found> {
     // A file that vanishes while the directory is read (another writer's
     // temp file, renamed away) fails the listing under WASI: read again.
     let mut attempts = 0;
     loop {
-        let mut ids = Vec::new();
-        match collect(auth_dir, "", &mut ids) {
+        let mut found = Vec::new();
+        match collect_beneath(auth_dir, stat, &mut found) {
             Ok(()) => {
-                ids.sort();
-                return Ok(ids);
+                found.sort_by(|a, b| a.0.cmp(&b.0));
+                return Ok(found);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 8 => attempts += 1,
             Err(e) => return Err(e),
@@ -26,7 +65,37 @@ pub fn collect_auth_ids(auth_dir: &Path) -> io::Result<Vec<String>> {
     }
 }
 
-fn collect(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> io::Result<()> {
+/// In a guest, through `wasi:filesystem` itself where a preopen holds the
+/// directory: wasi-libc's `readdir` opens and stats every entry once more
+/// for its inode number, which a listing does not need.
+#[cfg(target_os = "wasi")]
+fn collect_beneath(dir: &Path, stat: Stat, found: &mut Found) -> io::Result<()> {
+    match wasi_dir::open(dir) {
+        Some(Ok(descriptor)) => wasi_dir::collect(&descriptor, "", stat, found),
+        Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Some(Err(e)) => Err(e),
+        None => collect(dir, "", stat, found),
+    }
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn collect_beneath(dir: &Path, stat: Stat, found: &mut Found) -> io::Result<()> {
+    collect(dir, "", stat, found)
+}
+
+/// The id of `name` found under the directory of id `prefix`; None for a
+/// temp file.
+fn child_id(prefix: &str, name: &str) -> Option<String> {
+    if name.starts_with(TEMP_PREFIX) {
+        return None;
+    }
+    Some(match prefix.is_empty() {
+        true => name.to_string(),
+        false => format!("{prefix}/{name}"),
+    })
+}
+
+fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -36,13 +105,8 @@ fn collect(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> io::Result<()> {
         let entry = entry?;
         // (a vanished entry mid-iteration is retried by the caller)
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(TEMP_PREFIX) {
+        let Some(id) = child_id(prefix, &name) else {
             continue;
-        }
-        let id = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
         };
         let file_type = match entry.file_type() {
             Ok(file_type) => file_type,
@@ -51,10 +115,120 @@ fn collect(dir: &Path, prefix: &str, ids: &mut Vec<String>) -> io::Result<()> {
             Err(e) => return Err(e),
         };
         if file_type.is_dir() {
-            collect(&entry.path(), &id, ids)?;
+            collect(&entry.path(), &id, stat, found)?;
         } else if file_type.is_file() && check_auth_id(&id).is_ok() {
-            ids.push(id);
+            let taken = match stat {
+                Stat::No => None,
+                Stat::Yes => match entry.metadata() {
+                    Ok(meta) if !meta.is_file() => continue,
+                    Ok(meta) => Some(FileStat {
+                        modified: meta.modified().ok(),
+                        size: meta.len(),
+                    }),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                },
+            };
+            found.push((id, taken));
         }
     }
     Ok(())
+}
+
+#[cfg(target_os = "wasi")]
+mod wasi_dir {
+    use super::{FileStat, Found, Stat, check_auth_id, child_id};
+    use std::io;
+    use std::path::{Component, Path};
+    use std::time::{Duration, UNIX_EPOCH};
+    use wasip2::filesystem::preopens::get_directories;
+    use wasip2::filesystem::types::{
+        Descriptor, DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, OpenFlags,
+        PathFlags,
+    };
+
+    /// The directory at `path`, opened beneath the preopen that holds it
+    /// (the longest one that does, as wasi-libc picks); None when none does.
+    pub fn open(path: &Path) -> Option<io::Result<Descriptor>> {
+        let (preopen, rest) = get_directories()
+            .into_iter()
+            .filter_map(|(preopen, at)| {
+                let rest = path.strip_prefix(&at).ok()?.to_path_buf();
+                Some((preopen, rest, at.len()))
+            })
+            .max_by_key(|(_, _, length)| *length)
+            .map(|(preopen, rest, _)| (preopen, rest))?;
+        // Only plain names beneath it; anything else is wasi-libc's to resolve.
+        let plain = rest
+            .components()
+            .all(|part| matches!(part, Component::Normal(_)));
+        let rest = rest.to_str()?;
+        if !plain {
+            return None;
+        }
+        if rest.is_empty() {
+            return Some(Ok(preopen));
+        }
+        Some(open_dir(&preopen, rest, PathFlags::SYMLINK_FOLLOW).map_err(to_io))
+    }
+
+    pub fn collect(
+        dir: &Descriptor,
+        prefix: &str,
+        stat: Stat,
+        found: &mut Found,
+    ) -> io::Result<()> {
+        let entries = dir.read_directory().map_err(to_io)?;
+        // (an entry that vanishes mid-listing fails it with `no-entry`,
+        // which the caller retries)
+        while let Some(entry) = entries.read_directory_entry().map_err(to_io)? {
+            let Some(id) = child_id(prefix, &entry.name) else {
+                continue;
+            };
+            match entry.type_ {
+                DescriptorType::Directory => match open_dir(dir, &entry.name, PathFlags::empty()) {
+                    Ok(sub) => collect(&sub, &id, stat, found)?,
+                    Err(ErrorCode::NoEntry) => continue,
+                    Err(e) => return Err(to_io(e)),
+                },
+                DescriptorType::RegularFile if check_auth_id(&id).is_ok() => {
+                    let taken = match stat {
+                        Stat::No => None,
+                        Stat::Yes => match dir.stat_at(PathFlags::empty(), &entry.name) {
+                            Ok(stat) if stat.type_ != DescriptorType::RegularFile => continue,
+                            Ok(stat) => Some(file_stat(&stat)),
+                            Err(ErrorCode::NoEntry) => continue,
+                            Err(e) => return Err(to_io(e)),
+                        },
+                    };
+                    found.push((id, taken));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn open_dir(at: &Descriptor, path: &str, follow: PathFlags) -> Result<Descriptor, ErrorCode> {
+        at.open_at(follow, path, OpenFlags::DIRECTORY, DescriptorFlags::READ)
+    }
+
+    fn file_stat(stat: &DescriptorStat) -> FileStat {
+        FileStat {
+            modified: stat
+                .data_modification_timestamp
+                .map(|at| UNIX_EPOCH + Duration::new(at.seconds, at.nanoseconds)),
+            size: stat.size,
+        }
+    }
+
+    fn to_io(code: ErrorCode) -> io::Error {
+        let kind = match code {
+            ErrorCode::NoEntry => io::ErrorKind::NotFound,
+            ErrorCode::Access | ErrorCode::NotPermitted => io::ErrorKind::PermissionDenied,
+            ErrorCode::NotDirectory => io::ErrorKind::NotADirectory,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, code.message())
+    }
 }

@@ -7,25 +7,13 @@
 use crate::LocalStore;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use storehost_sdk::layout::FileStat;
 use storehost_sdk::{Error, Key, Kind, Snapshot};
 
 /// A file modified this recently may change again within the same
 /// timestamp tick without its stamp changing (the "racy" case), so its
 /// stamp is not trusted and it is read again next time.
 const RACY_WINDOW: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStat {
-    pub modified: Option<SystemTime>,
-    pub size: u64,
-}
-
-impl FileStat {
-    pub fn modified_ms(&self) -> Option<i64> {
-        let age = self.modified?.duration_since(UNIX_EPOCH).ok()?;
-        Some(age.as_millis() as i64)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Stamp {
@@ -144,10 +132,7 @@ impl LocalStore {
         let now = std::time::SystemTime::now();
         let mut next = Seen::new();
         let mut documents = Vec::new();
-        for key in self.layout.keys()? {
-            let Some(stat) = self.layout.stat(&key)? else {
-                continue;
-            };
+        for (key, stat) in self.layout.stated_keys()? {
             if let Some(version) = last.as_ref().and_then(|last| last.unchanged(&key, &stat)) {
                 next.record(&key, stat, version, now);
                 continue;

@@ -2,13 +2,12 @@
 //! under `.storehost/meta/`) and reading documents from it.
 
 use crate::errors::{io_error, is_absent};
-use crate::feed::FileStat;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 use storehost_sdk::ids::{check_auth_id, is_cooldown_id};
-use storehost_sdk::layout::collect_auth_ids;
+use storehost_sdk::layout::{FileStat, collect_auth_ids, list_auth_files};
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
 pub fn content_version(content: &[u8]) -> String {
@@ -75,30 +74,32 @@ impl Layout {
     pub fn keys(&self) -> Result<Vec<Key>, Error> {
         let mut keys = Vec::new();
         if self.config_dir().join(CONFIG_ID).is_file() {
-            keys.push(Key {
-                kind: Kind::Config,
-                id: CONFIG_ID.into(),
-            });
+            keys.push(config_key());
         }
         let auth_dir = self.auth_dir();
         let ids = collect_auth_ids(&auth_dir).map_err(|e| io_error("list", &auth_dir, e))?;
-        keys.extend(ids.into_iter().map(|id| match is_cooldown_id(&id) {
-            true => Key {
-                kind: Kind::Cooldown,
-                id,
-            },
-            false => Key {
-                kind: Kind::Auth,
-                id,
-            },
-        }));
+        keys.extend(ids.into_iter().map(auth_key));
         let meta_dir = self.meta_dir();
         let ids = collect_auth_ids(&meta_dir).map_err(|e| io_error("list", &meta_dir, e))?;
-        keys.extend(ids.into_iter().map(|id| Key {
-            kind: Kind::Meta,
-            id,
-        }));
+        keys.extend(ids.into_iter().map(meta_key));
         Ok(keys)
+    }
+
+    /// [`Layout::keys`] with each file's stat, taken as it is listed: one
+    /// stat per file for a pull that reads only what changed.
+    pub fn stated_keys(&self) -> Result<Vec<(Key, FileStat)>, Error> {
+        let mut stated = Vec::new();
+        let config = config_key();
+        if let Some(stat) = self.stat(&config)? {
+            stated.push((config, stat));
+        }
+        let auth_dir = self.auth_dir();
+        let files = list_auth_files(&auth_dir).map_err(|e| io_error("list", &auth_dir, e))?;
+        stated.extend(files.into_iter().map(|(id, stat)| (auth_key(id), stat)));
+        let meta_dir = self.meta_dir();
+        let files = list_auth_files(&meta_dir).map_err(|e| io_error("list", &meta_dir, e))?;
+        stated.extend(files.into_iter().map(|(id, stat)| (meta_key(id), stat)));
+        Ok(stated)
     }
 
     pub fn read_bytes(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
@@ -118,14 +119,16 @@ impl Layout {
         Ok(Some(Document { entry, content }))
     }
 
-    /// The file's modification time and size; None when it is gone.
-    pub fn stat(&self, key: &Key) -> Result<Option<FileStat>, Error> {
+    /// The file's modification time and size; None when it is gone or is
+    /// not a file.
+    fn stat(&self, key: &Key) -> Result<Option<FileStat>, Error> {
         let path = self.path(key)?;
         match fs::metadata(&path) {
-            Ok(meta) => Ok(Some(FileStat {
+            Ok(meta) if meta.is_file() => Ok(Some(FileStat {
                 modified: meta.modified().ok(),
                 size: meta.len(),
             })),
+            Ok(_) => Ok(None),
             Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(io_error("inspect", &path, e)),
         }
@@ -159,6 +162,29 @@ impl Layout {
             size: content.len() as u64,
             modified_ms,
         })
+    }
+}
+
+fn config_key() -> Key {
+    Key {
+        kind: Kind::Config,
+        id: CONFIG_ID.into(),
+    }
+}
+
+/// An id under `auths/`: cooldown state lives beside the auths.
+fn auth_key(id: String) -> Key {
+    let kind = match is_cooldown_id(&id) {
+        true => Kind::Cooldown,
+        false => Kind::Auth,
+    };
+    Key { kind, id }
+}
+
+fn meta_key(id: String) -> Key {
+    Key {
+        kind: Kind::Meta,
+        id,
     }
 }
 

@@ -16,6 +16,13 @@ pub struct FileStat {
 }
 
 impl FileStat {
+    pub fn from_metadata(meta: &std::fs::Metadata) -> Self {
+        FileStat {
+            modified: meta.modified().ok(),
+            size: meta.len(),
+        }
+    }
+
     pub fn modified_ms(&self) -> Option<i64> {
         let age = self.modified?.duration_since(UNIX_EPOCH).ok()?;
         Some(age.as_millis() as i64)
@@ -121,10 +128,7 @@ fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Resul
                 Stat::No => None,
                 Stat::Yes => match entry.metadata() {
                     Ok(meta) if !meta.is_file() => continue,
-                    Ok(meta) => Some(FileStat {
-                        modified: meta.modified().ok(),
-                        size: meta.len(),
-                    }),
+                    Ok(meta) => Some(FileStat::from_metadata(&meta)),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e),
                 },

@@ -5,9 +5,8 @@ use crate::errors::{io_error, is_absent};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::PathBuf;
-use std::time::UNIX_EPOCH;
 use storehost_sdk::ids::{check_auth_id, is_cooldown_id};
-use storehost_sdk::layout::{FileStat, collect_auth_ids, list_auth_files};
+use storehost_sdk::layout::{FileStat, list_auth_files};
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
 pub fn content_version(content: &[u8]) -> String {
@@ -70,23 +69,9 @@ impl Layout {
         }
     }
 
-    /// Every key present, config first, auths and cooldowns in sorted order.
-    pub fn keys(&self) -> Result<Vec<Key>, Error> {
-        let mut keys = Vec::new();
-        if self.config_dir().join(CONFIG_ID).is_file() {
-            keys.push(config_key());
-        }
-        let auth_dir = self.auth_dir();
-        let ids = collect_auth_ids(&auth_dir).map_err(|e| io_error("list", &auth_dir, e))?;
-        keys.extend(ids.into_iter().map(auth_key));
-        let meta_dir = self.meta_dir();
-        let ids = collect_auth_ids(&meta_dir).map_err(|e| io_error("list", &meta_dir, e))?;
-        keys.extend(ids.into_iter().map(meta_key));
-        Ok(keys)
-    }
-
-    /// [`Layout::keys`] with each file's stat, taken as it is listed: one
-    /// stat per file for a pull that reads only what changed.
+    /// Every key present (config first, then auths and cooldowns, then
+    /// metadata, each sorted) with its file's stat, taken as it is listed:
+    /// one stat per file for a pull that reads only what changed.
     pub fn stated_keys(&self) -> Result<Vec<(Key, FileStat)>, Error> {
         let mut stated = Vec::new();
         let config = config_key();
@@ -124,10 +109,7 @@ impl Layout {
     fn stat(&self, key: &Key) -> Result<Option<FileStat>, Error> {
         let path = self.path(key)?;
         match fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => Ok(Some(FileStat {
-                modified: meta.modified().ok(),
-                size: meta.len(),
-            })),
+            Ok(meta) if meta.is_file() => Ok(Some(FileStat::from_metadata(&meta))),
             Ok(_) => Ok(None),
             Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(io_error("inspect", &path, e)),
@@ -140,28 +122,25 @@ impl Layout {
         let Some(content) = self.read_bytes(key)? else {
             return Ok(None);
         };
-        let entry = Entry {
-            key: key.clone(),
-            version: content_version(&content),
-            size: content.len() as u64,
-            modified_ms: stat.modified_ms(),
-        };
+        let entry = entry_of(key, &content, stat.modified_ms());
         Ok(Some(Document { entry, content }))
     }
 
     pub(crate) fn entry(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
         let path = self.path(key)?;
         let modified_ms = fs::metadata(&path)
-            .and_then(|meta| meta.modified())
             .ok()
-            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-            .map(|age| age.as_millis() as i64);
-        Ok(Entry {
-            key: key.clone(),
-            version: content_version(content),
-            size: content.len() as u64,
-            modified_ms,
-        })
+            .and_then(|meta| FileStat::from_metadata(&meta).modified_ms());
+        Ok(entry_of(key, content, modified_ms))
+    }
+}
+
+fn entry_of(key: &Key, content: &[u8], modified_ms: Option<i64>) -> Entry {
+    Entry {
+        key: key.clone(),
+        version: content_version(content),
+        size: content.len() as u64,
+        modified_ms,
     }
 }
 

@@ -51,8 +51,8 @@ impl Backend for LocalStore {
 
     fn list(&self) -> Result<Vec<Entry>, Error> {
         let mut entries = Vec::new();
-        for key in self.layout.keys()? {
-            if let Some(document) = self.layout.read(&key)? {
+        for (key, stat) in self.layout.stated_keys()? {
+            if let Some(document) = self.layout.read_stated(&key, &stat)? {
                 entries.push(document.entry);
             }
         }

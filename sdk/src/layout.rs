@@ -192,7 +192,9 @@ mod wasi_dir {
             match entry.type_ {
                 DescriptorType::Directory => match open_dir(dir, &entry.name, PathFlags::empty()) {
                     Ok(sub) => collect(&sub, &id, stat, found)?,
-                    Err(ErrorCode::NoEntry) => continue,
+                    // Gone, or no longer a directory (a symlink is not
+                    // followed) since the listing: not there.
+                    Err(ErrorCode::NoEntry | ErrorCode::NotDirectory | ErrorCode::Loop) => continue,
                     Err(e) => return Err(to_io(e)),
                 },
                 DescriptorType::RegularFile if check_auth_id(&id).is_ok() => {

@@ -46,6 +46,12 @@ pub fn local_plugin(dir: &Path) -> Plugin {
     directory_plugin("local", storehost::builtin::local(), dir)
 }
 
+/// The built-in local plugin granted `dir` (at `/store` in the guest),
+/// with its `root` setting at `root`.
+pub fn local_plugin_rooted(dir: &Path, root: &str) -> Plugin {
+    directory_plugin_rooted("local", storehost::builtin::local(), dir, root)
+}
+
 /// The fault-injecting local backend over `dir` (see [`set_fault`]).
 pub fn fault_plugin(dir: &Path) -> Plugin {
     directory_plugin("fault", guests::FAULT, dir)
@@ -53,11 +59,15 @@ pub fn fault_plugin(dir: &Path) -> Plugin {
 
 /// A component granted `dir` as its store root.
 fn directory_plugin(name: &str, wasm: &[u8], dir: &Path) -> Plugin {
+    directory_plugin_rooted(name, wasm, dir, GUEST_STORE_DIR)
+}
+
+fn directory_plugin_rooted(name: &str, wasm: &[u8], dir: &Path, root: &str) -> Plugin {
     let spec = PluginSpec {
         name: name.into(),
         grants: Grants::minimal().with_directory(dir),
         limits: Limits::default(),
-        settings: vec![("root".into(), GUEST_STORE_DIR.into())],
+        settings: vec![("root".into(), root.into())],
     };
     Plugin::load(&Runtime::shared().expect("runtime"), spec, wasm)
         .unwrap_or_else(|e| panic!("loading the {name} plugin: {e}"))

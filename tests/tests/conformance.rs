@@ -1,7 +1,9 @@
 //! Every built-in plugin, and the in-memory test backend, pass the kit.
 
 use storehost_tests::conformance::StoreTraits;
-use storehost_tests::{conformance, fault_plugin, local_plugin, memory_plugin, set_fault};
+use storehost_tests::{
+    conformance, fault_plugin, local_plugin, local_plugin_rooted, memory_plugin, set_fault,
+};
 
 #[tokio::test]
 async fn local_plugin_passes_the_conformance_kit() {
@@ -264,4 +266,100 @@ async fn local_plugin_waits_for_a_held_write_lock_and_breaks_a_stale_one() {
     assert!(waited >= std::time::Duration::from_secs(5), "{waited:?}");
     assert!(waited < std::time::Duration::from_secs(15), "{waited:?}");
     assert!(!lock.exists());
+}
+
+fn removed_ids(snapshot: &storehost::Snapshot) -> Vec<String> {
+    let mut ids: Vec<_> = snapshot.removed.iter().map(|k| k.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// Files at `dir/auths`: one in a subdirectory, symlinks (to a file, out
+/// of the store, to a directory) and a temp file beside them.
+fn tangled_auths(dir: &std::path::Path, outside: &std::path::Path) {
+    let auths = dir.join("auths");
+    std::fs::create_dir_all(auths.join("team")).unwrap();
+    for id in ["team/a.json", "b.json", "c.json", "d.json"] {
+        std::fs::write(auths.join(id), br#"{"v":1}"#).unwrap();
+    }
+    std::fs::write(outside.join("secret.json"), br#"{"outside":1}"#).unwrap();
+    std::os::unix::fs::symlink("b.json", auths.join("link.json")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.json"), auths.join("out.json")).unwrap();
+    std::os::unix::fs::symlink("team", auths.join("linked-team")).unwrap();
+    std::fs::write(auths.join(".storehost-tmp.1234"), b"half").unwrap();
+}
+
+/// The guest lists through wasi:filesystem itself: only regular files are
+/// documents, and an auth that turns into a symlink or a directory between
+/// two pulls is gone, never followed.
+#[tokio::test]
+async fn local_plugin_lists_only_regular_files_as_they_change_between_pulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    tangled_auths(dir.path(), outside.path());
+    let plugin = local_plugin(dir.path());
+    let first = plugin.pull(None).await.unwrap();
+    let expected = ["b.json", "c.json", "d.json", "team/a.json"];
+    assert_eq!(ids(&first.documents), expected);
+    let mut listed: Vec<_> = plugin.list().await.unwrap();
+    listed.sort_by(|a, b| a.key.id.cmp(&b.key.id));
+    let listed: Vec<_> = listed.iter().map(|e| e.key.id.as_str()).collect();
+    assert_eq!(listed, expected, "list() sees what pull() sees");
+
+    let auths = dir.path().join("auths");
+    std::fs::remove_file(auths.join("b.json")).unwrap();
+    std::os::unix::fs::symlink("d.json", auths.join("b.json")).unwrap();
+    std::fs::remove_file(auths.join("c.json")).unwrap();
+    std::fs::create_dir(auths.join("c.json")).unwrap();
+    std::fs::write(auths.join("c.json/x.json"), br#"{"v":1}"#).unwrap();
+    std::fs::rename(auths.join("team"), dir.path().join("team-moved")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("team-moved"), auths.join("team")).unwrap();
+    std::fs::write(auths.join("d.json"), br#"{"v":2}"#).unwrap();
+
+    let delta = plugin.pull(Some(&first.cursor)).await.unwrap();
+    assert!(!delta.complete);
+    assert_eq!(ids(&delta.documents), ["c.json/x.json", "d.json"]);
+    assert_eq!(removed_ids(&delta), ["b.json", "c.json", "team/a.json"]);
+    let again = plugin.pull(None).await.unwrap();
+    assert_eq!(ids(&again.documents), ["c.json/x.json", "d.json"]);
+}
+
+/// A root the guest cannot open beneath its preopen by plain names (here
+/// through `..`) is listed by std instead, with the same result.
+#[tokio::test]
+async fn local_plugin_lists_the_same_through_a_root_with_dot_dot() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    tangled_auths(dir.path(), outside.path());
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let direct = local_plugin(dir.path()).pull(None).await.unwrap();
+    let winding = local_plugin_rooted(dir.path(), "/store/sub/..");
+    let snapshot = winding.pull(None).await.unwrap();
+    assert_eq!(ids(&snapshot.documents), ids(&direct.documents));
+    assert_eq!(
+        ids(&snapshot.documents),
+        ["b.json", "c.json", "d.json", "team/a.json"]
+    );
+}
+
+/// A root that is not there is a failure that names it, never an empty
+/// store a mirror would read as everything deleted.
+#[tokio::test]
+async fn local_plugin_fails_a_pull_when_its_root_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    for root in ["/store/gone", "/elsewhere"] {
+        let plugin = local_plugin_rooted(dir.path(), root);
+        let error = plugin.pull(None).await.unwrap_err().to_string();
+        assert!(error.contains(root), "{root}: {error}");
+    }
+    // Removed under a running instance: the next pull fails as well.
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("auths")).unwrap();
+    std::fs::write(root.join("auths/a.json"), b"{}").unwrap();
+    let plugin = local_plugin_rooted(dir.path(), "/store/root");
+    let first = plugin.pull(None).await.unwrap();
+    assert_eq!(ids(&first.documents), ["a.json"]);
+    std::fs::remove_dir_all(&root).unwrap();
+    let error = plugin.pull(Some(&first.cursor)).await.unwrap_err();
+    assert!(error.to_string().contains("/store/root"), "{error}");
 }

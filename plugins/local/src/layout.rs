@@ -80,6 +80,11 @@ impl Layout {
         }
         let auth_dir = self.auth_dir();
         let files = list_auth_files(&auth_dir).map_err(|e| io_error("list", &auth_dir, e))?;
+        if files.is_empty() {
+            // No auths because the root itself is gone (an unmounted share,
+            // a wrong setting) is a failure, not an empty store.
+            self.check_root()?;
+        }
         stated.extend(files.into_iter().map(|(id, stat)| (auth_key(id), stat)));
         let meta_dir = self.meta_dir();
         let files = list_auth_files(&meta_dir).map_err(|e| io_error("list", &meta_dir, e))?;

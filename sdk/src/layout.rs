@@ -163,13 +163,13 @@ mod wasi_dir {
             .max_by_key(|(_, _, length)| *length)
             .map(|(preopen, rest, _)| (preopen, rest))?;
         // Only plain names beneath it; anything else is wasi-libc's to resolve.
-        let plain = rest
+        if !rest
             .components()
-            .all(|part| matches!(part, Component::Normal(_)));
-        let rest = rest.to_str()?;
-        if !plain {
+            .all(|part| matches!(part, Component::Normal(_)))
+        {
             return None;
         }
+        let rest = rest.to_str()?;
         if rest.is_empty() {
             return Some(Ok(preopen));
         }

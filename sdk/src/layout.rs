@@ -85,7 +85,19 @@ fn collect_beneath(dir: &Path, stat: Stat, found: &mut Found) -> io::Result<()> 
     }
 }
 
-#[cfg(not(target_os = "wasi"))]
+/// Natively, through directory handles opened with `O_NOFOLLOW`: a
+/// subdirectory swapped for a symlink between its listing and its opening
+/// is skipped, never followed out of the tree.
+#[cfg(all(unix, not(target_os = "wasi")))]
+fn collect_beneath(dir: &Path, stat: Stat, found: &mut Found) -> io::Result<()> {
+    match unix_dir::open(dir) {
+        Ok(descriptor) => unix_dir::collect(descriptor, "", stat, found),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(any(unix, target_os = "wasi")))]
 fn collect_beneath(dir: &Path, stat: Stat, found: &mut Found) -> io::Result<()> {
     collect(dir, "", stat, found)
 }
@@ -102,6 +114,9 @@ fn child_id(prefix: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Through `std::fs`: a guest's directory no preopen holds plainly, or a
+/// platform without `openat`.
+#[cfg(any(target_os = "wasi", not(unix)))]
 fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -137,6 +152,103 @@ fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Resul
         }
     }
     Ok(())
+}
+
+#[cfg(all(unix, not(target_os = "wasi")))]
+mod unix_dir {
+    use super::{FileStat, Found, Stat, check_auth_id, child_id};
+    use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+    use std::io;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::path::Path;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const DIR_FLAGS: OFlags = OFlags::DIRECTORY
+        .union(OFlags::CLOEXEC)
+        .union(OFlags::RDONLY);
+
+    /// The listed directory itself, following a link there: the caller
+    /// named it.
+    pub fn open(path: &Path) -> io::Result<OwnedFd> {
+        Ok(rustix::fs::open(path, DIR_FLAGS, Mode::empty())?)
+    }
+
+    pub fn collect(dir: OwnedFd, prefix: &str, stat: Stat, found: &mut Found) -> io::Result<()> {
+        let parent = dir.try_clone()?;
+        // (an entry that vanishes mid-listing is retried by the caller)
+        for entry in Dir::new(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let Some(id) = child_id(prefix, &name) else {
+                continue;
+            };
+            let file_type = match entry.file_type() {
+                FileType::Unknown => match stat_of(&parent, entry.file_name())? {
+                    Some(stat) => FileType::from_raw_mode(stat.st_mode),
+                    None => continue,
+                },
+                known => known,
+            };
+            match file_type {
+                FileType::Directory => {
+                    let flags = DIR_FLAGS | OFlags::NOFOLLOW;
+                    match rustix::fs::openat(&parent, entry.file_name(), flags, Mode::empty()) {
+                        Ok(sub) => collect(sub, &id, stat, found)?,
+                        // Gone, or no longer a directory (a symlink is not
+                        // followed) since the listing: not there.
+                        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
+                        | Err(rustix::io::Errno::LOOP) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                FileType::RegularFile if check_auth_id(&id).is_ok() => {
+                    let taken = match stat {
+                        Stat::No => None,
+                        Stat::Yes => match stat_of(&parent, entry.file_name())? {
+                            Some(taken)
+                                if FileType::from_raw_mode(taken.st_mode)
+                                    == FileType::RegularFile =>
+                            {
+                                Some(file_stat(&taken))
+                            }
+                            _ => continue,
+                        },
+                    };
+                    found.push((id, taken));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The entry's own stat (a link is not followed); None once it is gone.
+    fn stat_of(dir: &impl AsFd, name: &std::ffi::CStr) -> io::Result<Option<rustix::fs::Stat>> {
+        match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(stat)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // (the field types differ between targets)
+    #[allow(clippy::unnecessary_cast)]
+    fn file_stat(stat: &rustix::fs::Stat) -> FileStat {
+        let (seconds, nanos) = (stat.st_mtime as i64, stat.st_mtime_nsec as u32);
+        let modified = match u64::try_from(seconds) {
+            Ok(after) => UNIX_EPOCH.checked_add(Duration::new(after, nanos)),
+            Err(_) => UNIX_EPOCH
+                .checked_sub(Duration::from_secs(seconds.unsigned_abs()))
+                .and_then(|at| at.checked_add(Duration::from_nanos(nanos.into()))),
+        };
+        FileStat {
+            modified,
+            size: stat.st_size as u64,
+        }
+    }
 }
 
 #[cfg(target_os = "wasi")]
@@ -236,5 +348,91 @@ mod wasi_dir {
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, code.message())
+    }
+}
+
+#[cfg(all(test, unix, not(target_os = "wasi")))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn write(path: &Path, content: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    #[test]
+    fn lists_regular_files_with_their_stat_and_nothing_else() {
+        let root = tempfile::tempdir().unwrap();
+        let (auths, outside) = (root.path().join("auths"), root.path().join("outside"));
+        write(&auths.join("a.json"), "{}");
+        write(&auths.join("team/b.json"), "{\"n\":1}");
+        write(&auths.join(format!("{TEMP_PREFIX}c.json")), "{}");
+        write(&outside.join("secret.json"), "{}");
+        symlink(outside.join("secret.json"), auths.join("link.json")).unwrap();
+        symlink(&outside, auths.join("linked-dir")).unwrap();
+
+        let listed = list_auth_files(&auths).unwrap();
+        let ids: Vec<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a.json", "team/b.json"]);
+        for (id, stat) in &listed {
+            let meta = std::fs::symlink_metadata(auths.join(id)).unwrap();
+            assert_eq!(*stat, FileStat::from_metadata(&meta), "{id}");
+        }
+        assert_eq!(collect_auth_ids(&auths).unwrap(), ids);
+        assert!(
+            collect_auth_ids(&root.path().join("missing"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// `auths/sub` flips between a directory and a symlink out of the tree
+    /// while it is listed: no listing may ever hold what lies outside.
+    #[test]
+    fn never_follows_a_subdirectory_swapped_for_a_symlink() {
+        const LISTINGS: usize = 20_000;
+        let root = tempfile::tempdir().unwrap();
+        let (auths, outside) = (root.path().join("auths"), root.path().join("outside"));
+        write(&auths.join("sub/inside.json"), "{}");
+        write(&outside.join("secret.json"), "{}");
+        symlink(&outside, root.path().join("swap")).unwrap();
+        let stop = AtomicBool::new(false);
+        let (mut leaked, mut saw_inside) = (Vec::new(), 0);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        auths.join("sub"),
+                        rustix::fs::CWD,
+                        root.path().join("swap"),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    )
+                    .unwrap();
+                }
+            });
+            for _ in 0..LISTINGS {
+                // (no assertion in here: a panic would leave the swapper running)
+                let ids = collect_auth_ids(&auths);
+                match ids {
+                    Ok(ids) if ids.iter().any(|id| id == "sub/secret.json") => leaked.push(ids),
+                    Ok(ids) => {
+                        saw_inside += usize::from(ids.iter().any(|id| id == "sub/inside.json"))
+                    }
+                    Err(e) => leaked.push(vec![format!("error: {e}")]),
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert!(
+            leaked.is_empty(),
+            "{} listings: {:?}",
+            leaked.len(),
+            leaked.first()
+        );
+        // (both states were seen: the swap really raced the listing)
+        assert!(saw_inside > 0 && saw_inside < LISTINGS, "{saw_inside}");
     }
 }

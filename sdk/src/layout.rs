@@ -126,7 +126,10 @@ fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Resul
     for entry in entries {
         let entry = entry?;
         // (a vanished entry mid-iteration is retried by the caller)
-        let name = entry.file_name().to_string_lossy().into_owned();
+        // (a name that is not UTF-8 is no id, and its lossy form names no file)
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
         let Some(id) = child_id(prefix, &name) else {
             continue;
         };
@@ -178,11 +181,14 @@ mod unix_dir {
         // (an entry that vanishes mid-listing is retried by the caller)
         for entry in Dir::new(dir)? {
             let entry = entry?;
-            let name = entry.file_name().to_string_lossy();
+            // (a name that is not UTF-8 is no id, and its lossy form names no file)
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
             if name == "." || name == ".." {
                 continue;
             }
-            let Some(id) = child_id(prefix, &name) else {
+            let Some(id) = child_id(prefix, name) else {
                 continue;
             };
             let file_type = match entry.file_type() {
@@ -354,6 +360,7 @@ mod wasi_dir {
 #[cfg(all(test, unix, not(target_os = "wasi")))]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::symlink;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -372,6 +379,8 @@ mod tests {
         write(&outside.join("secret.json"), "{}");
         symlink(outside.join("secret.json"), auths.join("link.json")).unwrap();
         symlink(&outside, auths.join("linked-dir")).unwrap();
+        let not_utf8 = std::ffi::OsStr::from_bytes(b"bad-\xff.json");
+        std::fs::write(auths.join(not_utf8), "{}").unwrap();
 
         let listed = list_auth_files(&auths).unwrap();
         let ids: Vec<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();

@@ -1,6 +1,6 @@
 //! The on-disk layout shared by the host's workspace and the local plugin.
 
-use crate::ids::check_auth_id;
+use crate::ids::{MAX_ID_LEN, check_auth_id};
 use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -114,6 +114,13 @@ fn child_id(prefix: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Whether a directory of id `prefix` can hold a valid id: one that cannot
+/// is not descended into, which also bounds how deep a walk goes.
+fn may_hold_ids(prefix: &str) -> bool {
+    // (the shortest id within: `prefix/x`)
+    prefix.len() + 2 <= MAX_ID_LEN
+}
+
 /// Through `std::fs`: a guest's directory no preopen holds plainly, or a
 /// platform without `openat`.
 #[cfg(any(target_os = "wasi", not(unix)))]
@@ -140,7 +147,9 @@ fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Resul
             Err(e) => return Err(e),
         };
         if file_type.is_dir() {
-            collect(&entry.path(), &id, stat, found)?;
+            if may_hold_ids(&id) {
+                collect(&entry.path(), &id, stat, found)?;
+            }
         } else if file_type.is_file() && check_auth_id(&id).is_ok() {
             let taken = match stat {
                 Stat::No => None,
@@ -159,8 +168,9 @@ fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Resul
 
 #[cfg(all(unix, not(target_os = "wasi")))]
 mod unix_dir {
-    use super::{FileStat, Found, Stat, check_auth_id, child_id};
+    use super::{FileStat, Found, Stat, check_auth_id, child_id, may_hold_ids};
     use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+    use rustix::io::Errno;
     use std::io;
     use std::os::fd::{AsFd, OwnedFd};
     use std::path::Path;
@@ -176,10 +186,11 @@ mod unix_dir {
         Ok(rustix::fs::open(path, DIR_FLAGS, Mode::empty())?)
     }
 
+    /// Lists `dir` whole before descending, so a walk holds one handle per
+    /// level, however deep the tree.
     pub fn collect(dir: OwnedFd, prefix: &str, stat: Stat, found: &mut Found) -> io::Result<()> {
-        let parent = dir.try_clone()?;
-        // (an entry that vanishes mid-listing is retried by the caller)
-        for entry in Dir::new(dir)? {
+        let mut subdirectories = Vec::new();
+        for entry in Dir::read_from(&dir)? {
             let entry = entry?;
             // (a name that is not UTF-8 is no id, and its lossy form names no file)
             let Ok(name) = entry.file_name().to_str() else {
@@ -192,40 +203,43 @@ mod unix_dir {
                 continue;
             };
             let file_type = match entry.file_type() {
-                FileType::Unknown => match stat_of(&parent, entry.file_name())? {
+                FileType::Unknown => match stat_of(&dir, entry.file_name())? {
                     Some(stat) => FileType::from_raw_mode(stat.st_mode),
                     None => continue,
                 },
                 known => known,
             };
             match file_type {
-                FileType::Directory => {
-                    let flags = DIR_FLAGS | OFlags::NOFOLLOW;
-                    match rustix::fs::openat(&parent, entry.file_name(), flags, Mode::empty()) {
-                        Ok(sub) => collect(sub, &id, stat, found)?,
-                        // Gone, or no longer a directory (a symlink is not
-                        // followed) since the listing: not there.
-                        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
-                        | Err(rustix::io::Errno::LOOP) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
+                FileType::Directory if may_hold_ids(&id) => {
+                    subdirectories.push((entry.file_name().to_owned(), id))
                 }
                 FileType::RegularFile if check_auth_id(&id).is_ok() => {
                     let taken = match stat {
                         Stat::No => None,
-                        Stat::Yes => match stat_of(&parent, entry.file_name())? {
+                        Stat::Yes => match stat_of(&dir, entry.file_name())? {
                             Some(taken)
                                 if FileType::from_raw_mode(taken.st_mode)
                                     == FileType::RegularFile =>
                             {
                                 Some(file_stat(&taken))
                             }
+                            // Gone, or no longer a regular file: not there.
                             _ => continue,
                         },
                     };
                     found.push((id, taken));
                 }
                 _ => {}
+            }
+        }
+        let flags = DIR_FLAGS | OFlags::NOFOLLOW;
+        for (name, id) in subdirectories {
+            match rustix::fs::openat(&dir, &name, flags, Mode::empty()) {
+                Ok(sub) => collect(sub, &id, stat, found)?,
+                // Gone, or no longer a directory (a symlink is not
+                // followed) since the listing: not there.
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -235,7 +249,7 @@ mod unix_dir {
     fn stat_of(dir: &impl AsFd, name: &std::ffi::CStr) -> io::Result<Option<rustix::fs::Stat>> {
         match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => Ok(Some(stat)),
-            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -259,7 +273,7 @@ mod unix_dir {
 
 #[cfg(target_os = "wasi")]
 mod wasi_dir {
-    use super::{FileStat, Found, Stat, check_auth_id, child_id};
+    use super::{FileStat, Found, Stat, check_auth_id, child_id, may_hold_ids};
     use std::io;
     use std::path::{Component, Path};
     use std::time::{Duration, UNIX_EPOCH};
@@ -308,6 +322,7 @@ mod wasi_dir {
                 continue;
             };
             match entry.type_ {
+                DescriptorType::Directory if !may_hold_ids(&id) => {}
                 DescriptorType::Directory => match open_dir(dir, &entry.name, PathFlags::empty()) {
                     Ok(sub) => collect(&sub, &id, stat, found)?,
                     // Gone, or no longer a directory (a symlink is not
@@ -395,6 +410,24 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn lists_an_id_of_the_longest_length_and_no_longer() {
+        let root = tempfile::tempdir().unwrap();
+        let auths = root.path().join("auths");
+        let deep = "d/".repeat(385);
+        // In the deepest directory that can hold an id, and one level below.
+        let longest = format!("{deep}{}/x", "n".repeat(MAX_ID_LEN - 2 - deep.len()));
+        write(&auths.join(&longest), "{}");
+        write(
+            &auths.join(format!(
+                "{deep}{}/x",
+                "n".repeat(MAX_ID_LEN - 1 - deep.len())
+            )),
+            "{}",
+        );
+        assert_eq!(collect_auth_ids(&auths).unwrap(), [longest]);
     }
 
     /// `auths/sub` flips between a directory and a symlink out of the tree

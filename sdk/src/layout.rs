@@ -121,6 +121,29 @@ fn may_hold_ids(prefix: &str) -> bool {
     prefix.len() + 2 <= MAX_ID_LEN
 }
 
+/// Adds a regular file a walk found, if its name is a valid id, with its
+/// stat when one is asked for; `stat_now` answers None once the file is
+/// gone or no longer a regular file (then it is not there).
+fn push_file(
+    found: &mut Found,
+    id: String,
+    stat: Stat,
+    stat_now: impl FnOnce() -> io::Result<Option<FileStat>>,
+) -> io::Result<()> {
+    if check_auth_id(&id).is_err() {
+        return Ok(());
+    }
+    let taken = match stat {
+        Stat::No => None,
+        Stat::Yes => match stat_now()? {
+            Some(taken) => Some(taken),
+            None => return Ok(()),
+        },
+    };
+    found.push((id, taken));
+    Ok(())
+}
+
 /// Through `std::fs`: a guest's directory no preopen holds plainly, or a
 /// platform without `openat`.
 #[cfg(any(target_os = "wasi", not(unix)))]
@@ -150,17 +173,12 @@ fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Resul
             if may_hold_ids(&id) {
                 collect(&entry.path(), &id, stat, found)?;
             }
-        } else if file_type.is_file() && check_auth_id(&id).is_ok() {
-            let taken = match stat {
-                Stat::No => None,
-                Stat::Yes => match entry.metadata() {
-                    Ok(meta) if !meta.is_file() => continue,
-                    Ok(meta) => Some(FileStat::from_metadata(&meta)),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                },
-            };
-            found.push((id, taken));
+        } else if file_type.is_file() {
+            push_file(found, id, stat, || match entry.metadata() {
+                Ok(meta) => Ok(meta.is_file().then(|| FileStat::from_metadata(&meta))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            })?;
         }
     }
     Ok(())
@@ -168,7 +186,7 @@ fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Resul
 
 #[cfg(all(unix, not(target_os = "wasi")))]
 mod unix_dir {
-    use super::{FileStat, Found, Stat, check_auth_id, child_id, may_hold_ids};
+    use super::{FileStat, Found, Stat, child_id, may_hold_ids, push_file};
     use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
     use rustix::io::Errno;
     use std::io;
@@ -202,33 +220,30 @@ mod unix_dir {
             let Some(id) = child_id(prefix, name) else {
                 continue;
             };
-            let file_type = match entry.file_type() {
+            // (without a type from the listing, the stat that finds it
+            // also serves the file's own)
+            let (file_type, early) = match entry.file_type() {
                 FileType::Unknown => match stat_of(&dir, entry.file_name())? {
-                    Some(stat) => FileType::from_raw_mode(stat.st_mode),
+                    Some(stat) => (FileType::from_raw_mode(stat.st_mode), Some(stat)),
                     None => continue,
                 },
-                known => known,
+                known => (known, None),
             };
             match file_type {
                 FileType::Directory if may_hold_ids(&id) => {
                     subdirectories.push((entry.file_name().to_owned(), id))
                 }
-                FileType::RegularFile if check_auth_id(&id).is_ok() => {
-                    let taken = match stat {
-                        Stat::No => None,
-                        Stat::Yes => match stat_of(&dir, entry.file_name())? {
-                            Some(taken)
-                                if FileType::from_raw_mode(taken.st_mode)
-                                    == FileType::RegularFile =>
-                            {
-                                Some(file_stat(&taken))
-                            }
-                            // Gone, or no longer a regular file: not there.
-                            _ => continue,
-                        },
+                FileType::RegularFile => push_file(found, id, stat, || {
+                    let taken = match early {
+                        Some(early) => Some(early),
+                        None => stat_of(&dir, entry.file_name())?,
                     };
-                    found.push((id, taken));
-                }
+                    Ok(taken
+                        .filter(|taken| {
+                            FileType::from_raw_mode(taken.st_mode) == FileType::RegularFile
+                        })
+                        .map(|taken| file_stat(&taken)))
+                })?,
                 _ => {}
             }
         }
@@ -273,7 +288,7 @@ mod unix_dir {
 
 #[cfg(target_os = "wasi")]
 mod wasi_dir {
-    use super::{FileStat, Found, Stat, check_auth_id, child_id, may_hold_ids};
+    use super::{FileStat, Found, Stat, child_id, may_hold_ids, push_file};
     use std::io;
     use std::path::{Component, Path};
     use std::time::{Duration, UNIX_EPOCH};
@@ -330,18 +345,14 @@ mod wasi_dir {
                     Err(ErrorCode::NoEntry | ErrorCode::NotDirectory | ErrorCode::Loop) => continue,
                     Err(e) => return Err(to_io(e)),
                 },
-                DescriptorType::RegularFile if check_auth_id(&id).is_ok() => {
-                    let taken = match stat {
-                        Stat::No => None,
-                        Stat::Yes => match dir.stat_at(PathFlags::empty(), &entry.name) {
-                            Ok(stat) if stat.type_ != DescriptorType::RegularFile => continue,
-                            Ok(stat) => Some(file_stat(&stat)),
-                            Err(ErrorCode::NoEntry) => continue,
-                            Err(e) => return Err(to_io(e)),
-                        },
-                    };
-                    found.push((id, taken));
-                }
+                DescriptorType::RegularFile => push_file(found, id, stat, || {
+                    match dir.stat_at(PathFlags::empty(), &entry.name) {
+                        Ok(stat) if stat.type_ != DescriptorType::RegularFile => Ok(None),
+                        Ok(stat) => Ok(Some(file_stat(&stat))),
+                        Err(ErrorCode::NoEntry) => Ok(None),
+                        Err(e) => Err(to_io(e)),
+                    }
+                })?,
                 _ => {}
             }
         }

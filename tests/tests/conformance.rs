@@ -322,6 +322,70 @@ async fn local_plugin_lists_only_regular_files_as_they_change_between_pulls() {
     assert_eq!(ids(&again.documents), ["c.json/x.json", "d.json"]);
 }
 
+fn put(id: &str, content: &str, precondition: storehost::Precondition) -> storehost::Change {
+    storehost::Change::Put {
+        key: storehost::Key::auth(id),
+        content: content.as_bytes().to_vec(),
+        precondition,
+    }
+}
+
+/// What the listing never shows is no document for any other call either:
+/// a symlink is not read through (it would serve another file's content
+/// under its key), and a write to its path is refused, not reported as a
+/// conflict that would be retried against it for ever. It is left as is.
+#[tokio::test]
+async fn local_plugin_treats_a_symlink_as_no_document_in_every_call() {
+    use storehost::Precondition::{Absent, Any};
+    use storehost::runtime::error::BackendError;
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    tangled_auths(dir.path(), outside.path());
+    let auths = dir.path().join("auths");
+    std::os::unix::fs::symlink("nowhere.json", auths.join("dangling.json")).unwrap();
+    let plugin = local_plugin(dir.path());
+    let links = ["link.json", "out.json", "dangling.json", "linked-team"];
+    let keys: Vec<_> = links.iter().map(|id| storehost::Key::auth(*id)).collect();
+    let read = plugin.read(&keys).await.unwrap();
+    assert!(read.iter().all(Option::is_none), "{read:?}");
+
+    for id in links {
+        for precondition in [Absent, Any] {
+            let error = plugin
+                .apply(vec![put(id, r#"{"new":1}"#, precondition.clone())], "t")
+                .await
+                .expect_err(id);
+            assert!(
+                matches!(error.backend(), Some(BackendError::Invalid(m)) if m.contains("not a document")),
+                "{id} {precondition:?}: {error}"
+            );
+        }
+        let remove = storehost::Change::Remove {
+            key: storehost::Key::auth(id),
+            precondition: Any,
+        };
+        plugin.apply(vec![remove], "t").await.unwrap();
+        assert!(
+            auths.join(id).symlink_metadata().unwrap().is_symlink(),
+            "{id}"
+        );
+    }
+    assert_eq!(std::fs::read(auths.join("b.json")).unwrap(), br#"{"v":1}"#);
+    assert_eq!(
+        std::fs::read(outside.path().join("secret.json")).unwrap(),
+        br#"{"outside":1}"#
+    );
+    // Beside them, documents are written as ever.
+    plugin
+        .apply(vec![put("fresh.json", r#"{"f":1}"#, Absent)], "t")
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(auths.join("fresh.json")).unwrap(),
+        br#"{"f":1}"#
+    );
+}
+
 /// A root the guest cannot open beneath its preopen by plain names (here
 /// through `..`) is listed by std instead, with the same result.
 #[tokio::test]

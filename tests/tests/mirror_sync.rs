@@ -377,3 +377,47 @@ async fn a_plugin_spinning_in_wait_for_change_neither_stops_writes_nor_holds_shu
         "shutdown waited for the spinning call: {took:?}"
     );
 }
+
+/// Links someone left in the store (one dangling, one to another file) are
+/// no documents: writes to their ids are refused one by one, the others
+/// still go through at once, and no other file's content comes back under
+/// a linked id.
+#[tokio::test]
+async fn a_symlink_in_the_store_holds_up_no_other_document() {
+    let (_root, remote, ws) = dirs();
+    std::fs::create_dir_all(remote.join("auths")).unwrap();
+    std::fs::create_dir_all(remote.join("config")).unwrap();
+    std::fs::write(remote.join("config/other"), br#"{"other":1}"#).unwrap();
+    std::os::unix::fs::symlink("nowhere.json", remote.join("auths/dangling.json")).unwrap();
+    std::os::unix::fs::symlink("../config/other", remote.join("auths/linked.json")).unwrap();
+    let host = fault_mirror(&remote, &ws, quick_polls()).await;
+    host.bootstrap().await.unwrap();
+    assert_eq!(auth_files(&ws), Vec::<String>::new());
+    for id in ["dangling.json", "linked.json", "plain.json"] {
+        let content = format!(r#"{{"id":"{id}"}}"#);
+        let saved = host.save_auth(id, content.as_bytes()).await.unwrap();
+        assert!(
+            host.wait_pushed(&saved, Duration::from_secs(10))
+                .await
+                .unwrap(),
+            "{id} was held up"
+        );
+    }
+    assert_eq!(
+        remote_auth(&remote, "plain.json").unwrap(),
+        r#"{"id":"plain.json"}"#
+    );
+    host.pull_remote().await.unwrap();
+    assert_eq!(
+        auth_files(&ws),
+        ["dangling.json", "linked.json", "plain.json"],
+        "no conflict copies"
+    );
+    for id in ["dangling.json", "linked.json"] {
+        assert_eq!(local_auth(&ws, id).unwrap(), format!(r#"{{"id":"{id}"}}"#));
+        let link = remote.join("auths").join(id);
+        assert!(link.symlink_metadata().unwrap().is_symlink(), "{id}");
+    }
+    let other = std::fs::read(remote.join("config/other")).unwrap();
+    assert_eq!(other, br#"{"other":1}"#);
+}

@@ -92,7 +92,18 @@ impl Layout {
         Ok(stated)
     }
 
+    /// A document's content; None when it is gone or is not a regular
+    /// file. A symlink is not a document, as the listing never shows one:
+    /// read through, it would serve another file's content under this key.
     pub fn read_bytes(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
+        match self.stat(key)? {
+            Some(_) => self.read_file(key),
+            None => Ok(None),
+        }
+    }
+
+    /// The content of a key's file, which was just seen to be a regular one.
+    fn read_file(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
         let path = self.path(key)?;
         match fs::read(&path) {
             Ok(content) => Ok(Some(content)),
@@ -110,10 +121,10 @@ impl Layout {
     }
 
     /// The file's modification time and size; None when it is gone or is
-    /// not a file.
+    /// not a regular file (a symlink is not followed, as in the listing).
     fn stat(&self, key: &Key) -> Result<Option<FileStat>, Error> {
         let path = self.path(key)?;
-        match fs::metadata(&path) {
+        match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_file() => Ok(Some(FileStat::from_metadata(&meta))),
             Ok(_) => Ok(None),
             Err(e) if is_absent(&e) => Ok(None),
@@ -124,7 +135,7 @@ impl Layout {
     /// Reads a document whose stat was just taken (so it is not taken
     /// twice).
     pub fn read_stated(&self, key: &Key, stat: &FileStat) -> Result<Option<Document>, Error> {
-        let Some(content) = self.read_bytes(key)? else {
+        let Some(content) = self.read_file(key)? else {
             return Ok(None);
         };
         let entry = entry_of(key, &content, stat.modified_ms());
@@ -133,7 +144,7 @@ impl Layout {
 
     pub(crate) fn entry(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
         let path = self.path(key)?;
-        let modified_ms = fs::metadata(&path)
+        let modified_ms = fs::symlink_metadata(&path)
             .ok()
             .and_then(|meta| FileStat::from_metadata(&meta).modified_ms());
         Ok(entry_of(key, content, modified_ms))

@@ -71,6 +71,9 @@ impl LocalStore {
 impl Layout {
     pub fn write(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
         let path = self.path(key)?;
+        if let Some(error) = not_a_document(&path) {
+            return Err(error);
+        }
         let dir = path.parent().expect("a document path has a parent");
         fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
         write_atomically(&path, content).map_err(|e| io_error("write", &path, e))?;
@@ -92,13 +95,27 @@ impl Layout {
                 sync_dir(dir);
                 self.entry(key, content)
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Conflict(key.clone())),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(self.taken(key, &path)),
             Err(e) => Err(io_error("write", &path, e)),
+        }
+    }
+
+    /// Why a create found its path taken: another writer's document (a
+    /// conflict), or something that is no document, such as a symlink.
+    fn taken(&self, key: &Key, path: &Path) -> Error {
+        match not_a_document(path) {
+            Some(error) => error,
+            None => Error::Conflict(key.clone()),
         }
     }
 
     pub fn remove(&self, key: &Key) -> Result<(), Error> {
         let path = self.path(key)?;
+        if not_a_document(&path).is_some() {
+            // No document there, as the listing says; what is there is
+            // not ours to remove.
+            return Ok(());
+        }
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if is_absent(&e) => return Ok(()),
@@ -127,6 +144,24 @@ impl Layout {
             }
         }
     }
+}
+
+/// The refusal for a path that holds something other than a regular file
+/// (a symlink, a directory): not a document, so never read as one, and not
+/// ours to replace or remove. Refused rather than reported as a conflict,
+/// which would be retried against it for ever.
+fn not_a_document(path: &Path) -> Option<Error> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    let kind = match meta.file_type() {
+        kind if kind.is_file() => return None,
+        kind if kind.is_symlink() => "a symlink",
+        kind if kind.is_dir() => "a directory",
+        _ => "a special file",
+    };
+    Some(Error::Invalid(format!(
+        "{} is {kind}, not a document; remove it to store this document there",
+        path.display()
+    )))
 }
 
 fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {

@@ -146,11 +146,16 @@ fn push_file(
 
 /// Through `std::fs`: a guest's directory no preopen holds plainly, or a
 /// platform without `openat`.
-#[cfg(any(target_os = "wasi", not(unix)))]
+#[cfg(any(target_os = "wasi", not(unix), test))]
 fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        // A subdirectory that became a file since its parent was listed
+        // is no directory of ids; the root itself must be one.
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory && !prefix.is_empty() => {
+            return Ok(());
+        }
         Err(e) => return Err(e),
     };
     for entry in entries {
@@ -487,5 +492,70 @@ mod tests {
         );
         // (both states were seen: the swap really raced the listing)
         assert!(saw_inside > 0 && saw_inside < LISTINGS, "{saw_inside}");
+    }
+
+    /// `auths/sub` flips between a directory and a regular file while it
+    /// is listed, by the native walk and by the std walk a guest falls
+    /// back on: neither listing ever fails or lists anything else.
+    #[test]
+    fn skips_a_subdirectory_that_turns_into_a_file_mid_listing() {
+        const LISTINGS: usize = 10_000;
+        let root = tempfile::tempdir().unwrap();
+        let auths = root.path().join("auths");
+        write(&auths.join("sub/inside.json"), "{}");
+        write(&auths.join("top.json"), "{}");
+        write(&root.path().join("swap"), "{}");
+        let std_walk = |auths: &Path| {
+            let mut found = Vec::new();
+            collect(auths, "", Stat::Yes, &mut found).map(|()| found)
+        };
+        // (`sub` itself is a document while it is the file)
+        let expected = |id: &str| ["top.json", "sub", "sub/inside.json"].contains(&id);
+        let stop = AtomicBool::new(false);
+        let (mut wrong, mut saw_inside) = (Vec::new(), 0);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        auths.join("sub"),
+                        rustix::fs::CWD,
+                        root.path().join("swap"),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    )
+                    .unwrap();
+                }
+            });
+            for _ in 0..LISTINGS {
+                // (no assertion in here: a panic would leave the swapper running)
+                let listings = [
+                    list_auth_files(&auths),
+                    std_walk(&auths).map(|found| {
+                        let found = found.into_iter();
+                        found.filter_map(|(id, stat)| Some((id, stat?))).collect()
+                    }),
+                ];
+                for listing in listings {
+                    let ids = listing.map(|l| l.into_iter().map(|(id, _)| id).collect::<Vec<_>>());
+                    match ids {
+                        Ok(ids) if !ids.iter().all(|id| expected(id)) => wrong.push(ids),
+                        Ok(ids) if !ids.iter().any(|id| id == "top.json") => wrong.push(ids),
+                        Ok(ids) => {
+                            saw_inside +=
+                                usize::from(ids.iter().any(|id| id != "top.json" && id != "sub"))
+                        }
+                        Err(e) => wrong.push(vec![format!("error: {e}")]),
+                    }
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert!(
+            wrong.is_empty(),
+            "{} listings: {:?}",
+            wrong.len(),
+            wrong.first()
+        );
+        assert!(saw_inside > 0 && saw_inside < 2 * LISTINGS, "{saw_inside}");
     }
 }

@@ -57,7 +57,7 @@ type Found = Vec<(String, Option<FileStat>)>;
 
 fn walk(auth_dir: &Path, stat: Stat) -> io::Result<Found> {
     // A file that vanishes while the directory is read (another writer's
-    // temp file, renamed away) fails the listing under WASI: read again.
+    // temp file, renamed away) fails std's walk in a guest: read again.
     let mut attempts = 0;
     loop {
         let mut found = Vec::new();
@@ -160,7 +160,9 @@ fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Resul
     };
     for entry in entries {
         let entry = entry?;
-        // (a vanished entry mid-iteration is retried by the caller)
+        // (an error ends std's directory stream, so it fails the listing,
+        // never cuts it short: a vanished entry is retried by the caller;
+        // a name wasi-libc cannot give as UTF-8 fails it)
         // (a name that is not UTF-8 is no id, and its lossy form names no file)
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
@@ -335,9 +337,16 @@ mod wasi_dir {
         found: &mut Found,
     ) -> io::Result<()> {
         let entries = dir.read_directory().map_err(to_io)?;
-        // (an entry that vanishes mid-listing fails it with `no-entry`,
-        // which the caller retries)
-        while let Some(entry) = entries.read_directory_entry().map_err(to_io)? {
+        loop {
+            let entry = match entries.read_directory_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                // One entry's failure, and the stream goes on: a name that
+                // is not UTF-8 (no id, and no string to name it by), or an
+                // entry gone since the directory was read.
+                Err(ErrorCode::IllegalByteSequence | ErrorCode::NoEntry) => continue,
+                Err(e) => return Err(to_io(e)),
+            };
             let Some(id) = child_id(prefix, &entry.name) else {
                 continue;
             };

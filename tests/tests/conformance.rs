@@ -386,6 +386,40 @@ async fn local_plugin_treats_a_symlink_as_no_document_in_every_call() {
     );
 }
 
+/// A file whose name is not UTF-8 is no document, and costs the others
+/// nothing: wasi:filesystem fails that one directory entry, and the walk
+/// steps over it.
+#[tokio::test]
+async fn local_plugin_skips_a_name_that_is_not_utf8_and_lists_the_rest() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let auths = dir.path().join("auths");
+    std::fs::create_dir_all(auths.join("team")).unwrap();
+    for name in [&b"bad-\xff.json"[..], b"team/also-\xfe.json"] {
+        std::fs::write(auths.join(std::ffi::OsStr::from_bytes(name)), b"{}").unwrap();
+    }
+    for id in ["a.json", "team/b.json", "z.json"] {
+        std::fs::write(auths.join(id), br#"{"v":1}"#).unwrap();
+    }
+    let plugin = local_plugin(dir.path());
+    let snapshot = plugin.pull(None).await.unwrap();
+    assert_eq!(
+        ids(&snapshot.documents),
+        ["a.json", "team/b.json", "z.json"]
+    );
+    let mut listed: Vec<_> = plugin.list().await.unwrap();
+    listed.sort_by(|a, b| a.key.id.cmp(&b.key.id));
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    // std's walk (for a root with `..`) cannot step over such an entry:
+    // its directory stream ends at the first error. It fails the pull,
+    // naming the directory, rather than list part of it, which would read
+    // as the rest deleted.
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let winding = local_plugin_rooted(dir.path(), "/store/sub/..");
+    let error = winding.pull(None).await.unwrap_err().to_string();
+    assert!(error.contains("cannot list /store/sub/../auths"), "{error}");
+}
+
 /// A root the guest cannot open beneath its preopen by plain names (here
 /// through `..`) is listed by std instead, with the same result.
 #[tokio::test]

@@ -158,6 +158,39 @@ async fn a_remote_with_content_is_bootstrapped_and_its_default_branch_followed()
     );
 }
 
+/// Another program committed names that are not UTF-8, a file and a
+/// directory: they are no documents, and the rest still arrives.
+#[tokio::test]
+async fn names_that_are_not_utf8_in_the_tree_stop_no_other_document() {
+    use std::os::unix::ffi::OsStrExt;
+    let server = GitServer::start();
+    let url = server.create_repo("bytes");
+    let dir = tempfile::tempdir().unwrap();
+    let clone = cli_clone(&server, "bytes", dir.path());
+    let auths = clone.join("auths");
+    let bad_dir = auths.join(std::ffi::OsStr::from_bytes(b"team-\xff"));
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    std::fs::write(bad_dir.join("x.json"), "{}").unwrap();
+    std::fs::write(
+        auths.join(std::ffi::OsStr::from_bytes(b"bad-\xfe.json")),
+        "{}",
+    )
+    .unwrap();
+    std::fs::create_dir_all(auths.join("team")).unwrap();
+    std::fs::write(auths.join("a.json"), r#"{"a":1}"#).unwrap();
+    std::fs::write(auths.join("team/z.json"), r#"{"z":1}"#).unwrap();
+    commit_all(&clone, "bytes");
+    run_git(&clone, &["push", "--quiet", "origin", "HEAD"]);
+
+    let workspace = dir.path().join("ws");
+    let host = bootstrapped(&url, &workspace).await;
+    assert_eq!(auth_files(&workspace), ["a.json", "team/z.json"]);
+    storehost_tests::save_pushed(&host, "b.json", br#"{"b":1}"#).await;
+    run_git(&clone, &["pull", "--quiet", "origin", "HEAD"]);
+    assert!(clone.join("auths/b.json").is_file());
+    assert!(bad_dir.join("x.json").is_file(), "left as it was");
+}
+
 #[tokio::test]
 async fn a_pinned_branch_is_created_on_an_empty_remote() {
     let server = GitServer::start();

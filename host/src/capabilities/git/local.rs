@@ -437,12 +437,15 @@ fn list_tree(repo: &Repository, commit: Oid) -> Result<Vec<TreeEntry>, git2::Err
     let mut entries = Vec::new();
     let mut failure = None;
     tree.walk(TreeWalkMode::PreOrder, |root, entry| {
+        let Ok(name) = entry.name() else {
+            // A name that is not UTF-8 is no document, and a directory of
+            // that name is not entered: git2 fails the whole walk on a path
+            // it cannot give as a string.
+            return TreeWalkResult::Skip;
+        };
         if entry.kind() != Some(ObjectType::Blob) {
             return TreeWalkResult::Ok;
         }
-        let Ok(name) = entry.name() else {
-            return TreeWalkResult::Ok;
-        };
         match odb.read_header(entry.id()) {
             Ok((size, _)) => {
                 entries.push(TreeEntry {

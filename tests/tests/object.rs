@@ -131,6 +131,41 @@ async fn objects_from_a_plain_s3_client_reach_the_workspace_and_back() {
     );
 }
 
+/// Another client stored a key with a control character, which a listing
+/// in XML 1.0 cannot carry: the pull fails saying the answer could not be
+/// read (not that a request was refused), and the workspace is left as it
+/// was, never emptied.
+#[tokio::test]
+async fn an_unreadable_listing_is_a_clear_error_and_empties_nothing() {
+    let server = S3Server::start();
+    let client = s3::client(&server.endpoint());
+    client
+        .create_bucket()
+        .bucket("tokens")
+        .send()
+        .await
+        .unwrap();
+    put_object(&client, "tokens", "auths/a.json", r#"{"a":1}"#).await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = s3::host(
+        &server.endpoint(),
+        "tokens",
+        dir.path(),
+        Duration::from_secs(60),
+    )
+    .await;
+    host.bootstrap().await.unwrap();
+    assert_eq!(auth_files(dir.path()), ["a.json"]);
+
+    put_object(&client, "tokens", "auths/ctl-\u{1}.json", "{}").await;
+    let error = host.pull_remote().await.unwrap_err().to_string();
+    assert!(
+        error.contains("answer could not be read (HTTP 200)") && !error.contains("refused"),
+        "{error}"
+    );
+    assert_eq!(auth_files(dir.path()), ["a.json"]);
+}
+
 #[tokio::test]
 async fn a_lost_race_is_a_conflict_even_where_the_server_ignores_if_match_on_delete() {
     let (_guard, captured) = logs::capture();

@@ -422,6 +422,19 @@ fn absent_is_none<T>(error: HostError) -> Result<Option<T>, HostError> {
 
 /// Maps SDK errors onto the contract. Service errors carry the server's
 /// code and message; transport errors their cause. Neither holds a key.
+/// An error and its causes, by their messages only: the SDK's context
+/// display ends with its whole Debug form, raw response included.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 pub fn map_error<E>(error: SdkError<E, HttpResponse>) -> HostError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -456,6 +469,13 @@ where
             (Some(429 | 500..=599), _) | (_, "SlowDown") => {
                 HostError::Unavailable(said("the object storage is unavailable"))
             }
+            // A success whose body the client could not parse (a listing
+            // holding a key with a character XML 1.0 cannot carry).
+            (Some(200..=299), _) => HostError::Invalid(format!(
+                "the object storage's answer could not be read (HTTP {}): {}",
+                status.unwrap_or_default(),
+                causes(&error)
+            )),
             _ => HostError::Invalid(said("the object storage refused the request")),
         },
         SdkError::TimeoutError(_) => {

@@ -455,6 +455,28 @@ mod tests {
         assert_eq!(collect_auth_ids(&auths).unwrap(), [longest]);
     }
 
+    /// Runs `body` while another thread keeps exchanging `a` and `b`; the
+    /// swapper stops when `body` ends, even by a panic.
+    fn while_swapping<T>(a: &Path, b: &Path, body: impl FnOnce() -> T) -> T {
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let (at, to) = (rustix::fs::CWD, rustix::fs::RenameFlags::EXCHANGE);
+                    rustix::fs::renameat_with(at, a, at, b, to).unwrap();
+                }
+            });
+            let _stop = StopOnDrop(&stop);
+            body()
+        })
+    }
+
     /// `auths/sub` flips between a directory and a symlink out of the tree
     /// while it is listed: no listing may ever hold what lies outside.
     #[test]
@@ -465,25 +487,10 @@ mod tests {
         write(&auths.join("sub/inside.json"), "{}");
         write(&outside.join("secret.json"), "{}");
         symlink(&outside, root.path().join("swap")).unwrap();
-        let stop = AtomicBool::new(false);
         let (mut leaked, mut saw_inside) = (Vec::new(), 0);
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    rustix::fs::renameat_with(
-                        rustix::fs::CWD,
-                        auths.join("sub"),
-                        rustix::fs::CWD,
-                        root.path().join("swap"),
-                        rustix::fs::RenameFlags::EXCHANGE,
-                    )
-                    .unwrap();
-                }
-            });
+        while_swapping(&auths.join("sub"), &root.path().join("swap"), || {
             for _ in 0..LISTINGS {
-                // (no assertion in here: a panic would leave the swapper running)
-                let ids = collect_auth_ids(&auths);
-                match ids {
+                match collect_auth_ids(&auths) {
                     Ok(ids) if ids.iter().any(|id| id == "sub/secret.json") => leaked.push(ids),
                     Ok(ids) => {
                         saw_inside += usize::from(ids.iter().any(|id| id == "sub/inside.json"))
@@ -491,7 +498,6 @@ mod tests {
                     Err(e) => leaked.push(vec![format!("error: {e}")]),
                 }
             }
-            stop.store(true, Ordering::Relaxed);
         });
         assert!(
             leaked.is_empty(),
@@ -514,50 +520,30 @@ mod tests {
         write(&auths.join("sub/inside.json"), "{}");
         write(&auths.join("top.json"), "{}");
         write(&root.path().join("swap"), "{}");
+        // (`sub` itself is a document while it is the file)
+        let expected = |id: &String| ["top.json", "sub", "sub/inside.json"].contains(&id.as_str());
         let std_walk = |auths: &Path| {
             let mut found = Vec::new();
             collect(auths, "", Stat::Yes, &mut found).map(|()| found)
         };
-        // (`sub` itself is a document while it is the file)
-        let expected = |id: &str| ["top.json", "sub", "sub/inside.json"].contains(&id);
-        let stop = AtomicBool::new(false);
         let (mut wrong, mut saw_inside) = (Vec::new(), 0);
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    rustix::fs::renameat_with(
-                        rustix::fs::CWD,
-                        auths.join("sub"),
-                        rustix::fs::CWD,
-                        root.path().join("swap"),
-                        rustix::fs::RenameFlags::EXCHANGE,
-                    )
-                    .unwrap();
-                }
-            });
+        while_swapping(&auths.join("sub"), &root.path().join("swap"), || {
             for _ in 0..LISTINGS {
-                // (no assertion in here: a panic would leave the swapper running)
-                let listings = [
-                    list_auth_files(&auths),
-                    std_walk(&auths).map(|found| {
-                        let found = found.into_iter();
-                        found.filter_map(|(id, stat)| Some((id, stat?))).collect()
-                    }),
-                ];
-                for listing in listings {
-                    let ids = listing.map(|l| l.into_iter().map(|(id, _)| id).collect::<Vec<_>>());
+                let native = list_auth_files(&auths).map(|l| l.into_iter().map(|(id, _)| id));
+                let native: io::Result<Vec<String>> = native.map(Iterator::collect);
+                let by_std = std_walk(&auths).map(|found| {
+                    let listed = found.into_iter().filter(|(_, stat)| stat.is_some());
+                    listed.map(|(id, _)| id).collect()
+                });
+                for ids in [native, by_std] {
                     match ids {
-                        Ok(ids) if !ids.iter().all(|id| expected(id)) => wrong.push(ids),
+                        Ok(ids) if !ids.iter().all(expected) => wrong.push(ids),
                         Ok(ids) if !ids.iter().any(|id| id == "top.json") => wrong.push(ids),
-                        Ok(ids) => {
-                            saw_inside +=
-                                usize::from(ids.iter().any(|id| id != "top.json" && id != "sub"))
-                        }
+                        Ok(ids) => saw_inside += usize::from(ids.iter().any(|id| id.contains('/'))),
                         Err(e) => wrong.push(vec![format!("error: {e}")]),
                     }
                 }
             }
-            stop.store(true, Ordering::Relaxed);
         });
         assert!(
             wrong.is_empty(),

@@ -38,6 +38,13 @@ async fn put_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str, conten
         .unwrap();
 }
 
+/// A plain S3 client on `server`, with the bucket `name` made.
+async fn bucket(server: &S3Server, name: &str) -> aws_sdk_s3::Client {
+    let client = s3::client(&server.endpoint());
+    client.create_bucket().bucket(name).send().await.unwrap();
+    client
+}
+
 #[tokio::test]
 async fn object_storage_passes_the_conformance_kit() {
     let server = S3Server::start();
@@ -54,13 +61,7 @@ async fn object_storage_passes_the_conformance_kit() {
 #[tokio::test]
 async fn objects_from_a_plain_s3_client_reach_the_workspace_and_back() {
     let server = S3Server::start();
-    let client = s3::client(&server.endpoint());
-    client
-        .create_bucket()
-        .bucket("tokens")
-        .send()
-        .await
-        .unwrap();
+    let client = bucket(&server, "tokens").await;
     put_object(&client, "tokens", "config/config.yaml", "port: 8317\n").await;
     put_object(
         &client,
@@ -138,13 +139,7 @@ async fn objects_from_a_plain_s3_client_reach_the_workspace_and_back() {
 #[tokio::test]
 async fn an_unreadable_listing_is_a_clear_error_and_empties_nothing() {
     let server = S3Server::start();
-    let client = s3::client(&server.endpoint());
-    client
-        .create_bucket()
-        .bucket("tokens")
-        .send()
-        .await
-        .unwrap();
+    let client = bucket(&server, "tokens").await;
     put_object(&client, "tokens", "auths/a.json", r#"{"a":1}"#).await;
     let dir = tempfile::tempdir().unwrap();
     let host = s3::host(

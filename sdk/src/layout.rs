@@ -159,10 +159,10 @@ fn collect(dir: &Path, prefix: &str, stat: Stat, found: &mut Found) -> io::Resul
         Err(e) => return Err(e),
     };
     for entry in entries {
-        let entry = entry?;
         // (an error ends std's directory stream, so it fails the listing,
         // never cuts it short: a vanished entry is retried by the caller;
         // a name wasi-libc cannot give as UTF-8 fails it)
+        let entry = entry?;
         // (a name that is not UTF-8 is no id, and its lossy form names no file)
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;

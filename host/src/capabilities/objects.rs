@@ -420,8 +420,6 @@ fn absent_is_none<T>(error: HostError) -> Result<Option<T>, HostError> {
     }
 }
 
-/// Maps SDK errors onto the contract. Service errors carry the server's
-/// code and message; transport errors their cause. Neither holds a key.
 /// An error and its causes, by their messages only: the SDK's context
 /// display ends with its whole Debug form, raw response included.
 fn causes(error: &dyn std::error::Error) -> String {
@@ -435,6 +433,8 @@ fn causes(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Maps SDK errors onto the contract. Service errors carry the server's
+/// code and message; transport errors their cause. Neither holds a key.
 pub fn map_error<E>(error: SdkError<E, HttpResponse>) -> HostError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,

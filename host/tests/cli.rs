@@ -992,6 +992,38 @@ fn plugin_new_writes_a_crate_that_builds_and_passes_plugin_test_with_its_manifes
         "{report}{}",
         String::from_utf8_lossy(&with_manifest.stderr)
     );
+    scaffold_reads_no_document_through_a_link(&std::fs::read(&wasm).unwrap());
+}
+
+/// As the listing never shows a link, a read of its key finds nothing
+/// rather than another file's content.
+fn scaffold_reads_no_document_through_a_link(wasm: &[u8]) {
+    use storehost::capabilities::Grants;
+    use storehost::model::Key;
+    use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
+    let store = tempfile::tempdir().unwrap();
+    let auths = store.path().join("auths");
+    std::fs::create_dir_all(&auths).unwrap();
+    std::fs::write(auths.join("real.json"), r#"{"real":1}"#).unwrap();
+    std::os::unix::fs::symlink("real.json", auths.join("link.json")).unwrap();
+    let spec = PluginSpec {
+        name: "acme-files".into(),
+        grants: Grants::minimal().with_directory(store.path()),
+        limits: Limits::default(),
+        settings: Vec::new(),
+    };
+    let plugin = Plugin::load(&Runtime::shared().unwrap(), spec, wasm).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = [Key::auth("link.json"), Key::auth("real.json")];
+    let read = runtime.block_on(plugin.read(&keys)).unwrap();
+    assert!(read[0].is_none(), "{:?}", read[0]);
+    assert_eq!(read[1].as_ref().unwrap().content, br#"{"real":1}"#);
+    let listed = runtime.block_on(plugin.list()).unwrap();
+    let ids: Vec<_> = listed.iter().map(|e| e.key.id.as_str()).collect();
+    assert_eq!(ids, ["real.json"]);
 }
 
 #[test]

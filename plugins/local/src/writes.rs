@@ -19,7 +19,7 @@ impl LocalStore {
         // batch changes nothing.
         for change in &changes {
             lock.keep_alive();
-            self.check_precondition(change.key(), change.precondition())?;
+            self.check_precondition(change)?;
         }
         changes
             .into_iter()
@@ -55,7 +55,15 @@ impl LocalStore {
         }
     }
 
-    fn check_precondition(&self, key: &Key, precondition: &Precondition) -> Result<(), Error> {
+    fn check_precondition(&self, change: &Change) -> Result<(), Error> {
+        let (key, precondition) = (change.key(), change.precondition());
+        // A put where no document can be is refused with the checks, so
+        // none of its batch is written.
+        if let Change::Put(_) = change
+            && let Some(error) = not_a_document(&self.layout.path(key)?)
+        {
+            return Err(error);
+        }
         let current = self
             .layout
             .read_bytes(key)?
@@ -71,9 +79,6 @@ impl LocalStore {
 impl Layout {
     pub fn write(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {
         let path = self.path(key)?;
-        if let Some(error) = not_a_document(&path) {
-            return Err(error);
-        }
         let dir = path.parent().expect("a document path has a parent");
         fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
         write_atomically(&path, content).map_err(|e| io_error("write", &path, e))?;

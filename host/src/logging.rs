@@ -30,3 +30,20 @@ pub fn sdk_cap() -> Targets {
         |targets, target| targets.with_target(*target, LevelFilter::INFO),
     )
 }
+
+/// The subscriber every `storehost` command installs: `RUST_LOG` (INFO when
+/// unset or invalid) to stderr, under [`sdk_cap`]. Benchmarks install it
+/// too: without any subscriber, `tracing`'s `log` fallback does work at
+/// every span the bindings open that a running host never does.
+pub fn init() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .finish()
+        .with(sdk_cap())
+        .init();
+}

@@ -185,6 +185,8 @@ async fn bootstrap(server: &Azurite, scratch: &std::path::Path, count: usize) {
 }
 
 fn main() {
+    // As `serve` logs: the spans the bindings open then cost what they cost there.
+    storehost::logging::init();
     let server = Arc::new(Azurite::start());
     let scratch = tempfile::tempdir().unwrap();
     // The put twice: on one thread, where the plugin's own cost shows, and

@@ -171,6 +171,8 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn main() {
+    // As `serve` logs: the spans the bindings open then cost what they cost there.
+    storehost::logging::init();
     let server = GitServer::start();
     let work = tempfile::tempdir().unwrap();
     let started = Instant::now();

@@ -228,6 +228,8 @@ async fn idle_cpu(documents: usize, poll: Duration) {
 }
 
 fn main() {
+    // As `serve` logs: the spans the bindings open then cost what they cost there.
+    storehost::logging::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

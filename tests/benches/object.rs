@@ -159,6 +159,8 @@ async fn bootstrap_and_sync(server: &S3Server, count: usize) {
 }
 
 fn main() {
+    // As `serve` logs: the spans the bindings open then cost what they cost there.
+    storehost::logging::init();
     let server = S3Server::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -266,6 +266,8 @@ async fn poll_cost(server: &PostgresServer) {
 }
 
 fn main() {
+    // As `serve` logs: the spans the bindings open then cost what they cost there.
+    storehost::logging::init();
     let server = PostgresServer::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -48,6 +48,8 @@ where
 }
 
 fn main() {
+    // As `serve` logs: the spans the bindings open then cost what they cost there.
+    storehost::logging::init();
     load_costs();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

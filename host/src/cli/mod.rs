@@ -56,7 +56,7 @@ enum PluginCommand {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    storehost::logging::init();
     match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Status(args) => status::run(args),
@@ -86,17 +86,4 @@ fn print_or_fail(result: anyhow::Result<String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing() {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .finish()
-        .with(storehost::logging::sdk_cap())
-        .init();
 }

@@ -344,7 +344,17 @@ async fn local_plugin_treats_a_symlink_as_no_document_in_every_call() {
     let auths = dir.path().join("auths");
     std::os::unix::fs::symlink("nowhere.json", auths.join("dangling.json")).unwrap();
     let plugin = local_plugin(dir.path());
-    let links = ["link.json", "out.json", "dangling.json", "linked-team"];
+    // The last three go through a linked directory, which the listing
+    // never enters either: a write there would land on another document.
+    let links = [
+        "link.json",
+        "out.json",
+        "dangling.json",
+        "linked-team",
+        "linked-team/a.json",
+        "linked-team/new.json",
+        "linked-team/deeper/new.json",
+    ];
     let keys: Vec<_> = links.iter().map(|id| storehost::Key::auth(*id)).collect();
     let read = plugin.read(&keys).await.unwrap();
     assert!(read.iter().all(Option::is_none), "{read:?}");
@@ -356,7 +366,7 @@ async fn local_plugin_treats_a_symlink_as_no_document_in_every_call() {
                 .await
                 .expect_err(id);
             assert!(
-                matches!(error.backend(), Some(BackendError::Invalid(m)) if m.contains("not a document")),
+                matches!(error.backend(), Some(BackendError::Invalid(m)) if m.contains("is a symlink, not a")),
                 "{id} {precondition:?}: {error}"
             );
         }
@@ -365,12 +375,19 @@ async fn local_plugin_treats_a_symlink_as_no_document_in_every_call() {
             precondition: Any,
         };
         plugin.apply(vec![remove], "t").await.unwrap();
+        let link = id.split_once('/').map_or(id, |(dir, _)| dir);
         assert!(
-            auths.join(id).symlink_metadata().unwrap().is_symlink(),
+            auths.join(link).symlink_metadata().unwrap().is_symlink(),
             "{id}"
         );
     }
     assert_eq!(std::fs::read(auths.join("b.json")).unwrap(), br#"{"v":1}"#);
+    assert_eq!(
+        std::fs::read(auths.join("team/a.json")).unwrap(),
+        br#"{"v":1}"#
+    );
+    let team: Vec<_> = std::fs::read_dir(auths.join("team")).unwrap().collect();
+    assert_eq!(team.len(), 1, "nothing written through the link: {team:?}");
     assert_eq!(
         std::fs::read(outside.path().join("secret.json")).unwrap(),
         br#"{"outside":1}"#

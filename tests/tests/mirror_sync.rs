@@ -378,22 +378,26 @@ async fn a_plugin_spinning_in_wait_for_change_neither_stops_writes_nor_holds_shu
     );
 }
 
-/// Links someone left in the store (one dangling, one to another file) are
-/// no documents: writes to their ids are refused one by one, the others
+/// Links someone left in the store (one dangling, one to another file, one
+/// to another directory of auths) are no documents, nor is anything
+/// beneath them: writes to their ids are refused one by one, the others
 /// still go through at once, and no other file's content comes back under
-/// a linked id.
+/// a linked id, or is overwritten through one.
 #[tokio::test]
 async fn a_symlink_in_the_store_holds_up_no_other_document() {
     let (_root, remote, ws) = dirs();
-    std::fs::create_dir_all(remote.join("auths")).unwrap();
+    std::fs::create_dir_all(remote.join("auths/team")).unwrap();
     std::fs::create_dir_all(remote.join("config")).unwrap();
     std::fs::write(remote.join("config/other"), br#"{"other":1}"#).unwrap();
+    std::fs::write(remote.join("auths/team/a.json"), br#"{"team":1}"#).unwrap();
     std::os::unix::fs::symlink("nowhere.json", remote.join("auths/dangling.json")).unwrap();
     std::os::unix::fs::symlink("../config/other", remote.join("auths/linked.json")).unwrap();
+    std::os::unix::fs::symlink("team", remote.join("auths/linked-team")).unwrap();
     let host = fault_mirror(&remote, &ws, quick_polls()).await;
     host.bootstrap().await.unwrap();
-    assert_eq!(auth_files(&ws), Vec::<String>::new());
-    for id in ["dangling.json", "linked.json", "plain.json"] {
+    assert_eq!(auth_files(&ws), ["team/a.json"]);
+    let linked = ["dangling.json", "linked.json", "linked-team/a.json"];
+    for id in linked.iter().chain(&["plain.json"]) {
         let content = format!(r#"{{"id":"{id}"}}"#);
         let saved = host.save_auth(id, content.as_bytes()).await.unwrap();
         assert!(
@@ -410,14 +414,25 @@ async fn a_symlink_in_the_store_holds_up_no_other_document() {
     host.pull_remote().await.unwrap();
     assert_eq!(
         auth_files(&ws),
-        ["dangling.json", "linked.json", "plain.json"],
+        [
+            "dangling.json",
+            "linked-team/a.json",
+            "linked.json",
+            "plain.json",
+            "team/a.json"
+        ],
         "no conflict copies"
     );
-    for id in ["dangling.json", "linked.json"] {
+    for id in linked {
         assert_eq!(local_auth(&ws, id).unwrap(), format!(r#"{{"id":"{id}"}}"#));
-        let link = remote.join("auths").join(id);
+        let link = id.split_once('/').map_or(id, |(dir, _)| dir);
+        let link = remote.join("auths").join(link);
         assert!(link.symlink_metadata().unwrap().is_symlink(), "{id}");
     }
     let other = std::fs::read(remote.join("config/other")).unwrap();
     assert_eq!(other, br#"{"other":1}"#);
+    assert_eq!(
+        remote_auth(&remote, "team/a.json").unwrap(),
+        r#"{"team":1}"#
+    );
 }

@@ -124,6 +124,9 @@ impl Layout {
     /// not a regular file (a symlink is not followed, as in the listing).
     fn stat(&self, key: &Key) -> Result<Option<FileStat>, Error> {
         let path = self.path(key)?;
+        if self.linked_directory(key).is_some() {
+            return Ok(None);
+        }
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_file() => Ok(Some(FileStat::from_metadata(&meta))),
             Ok(_) => Ok(None),
@@ -140,6 +143,29 @@ impl Layout {
         };
         let entry = entry_of(key, &content, stat.modified_ms());
         Ok(Some(Document { entry, content }))
+    }
+
+    /// The first directory of a nested id (`team/` in `team/a.json`) that
+    /// is a symlink. The listing never enters one, so nothing beneath it is
+    /// a document: read through, it would serve another document's content
+    /// under this key, and written through, overwrite that document.
+    pub(crate) fn linked_directory(&self, key: &Key) -> Option<PathBuf> {
+        let (parents, _) = key.id.rsplit_once('/')?;
+        let mut dir = match key.kind {
+            Kind::Auth | Kind::Cooldown => self.auth_dir(),
+            Kind::Meta => self.meta_dir(),
+            Kind::Config => return None,
+        };
+        for part in parents.split('/') {
+            dir.push(part);
+            match fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_symlink() => return Some(dir),
+                Ok(_) => {}
+                // Nothing beneath a missing directory, links included.
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     pub(crate) fn entry(&self, key: &Key, content: &[u8]) -> Result<Entry, Error> {

@@ -60,7 +60,7 @@ impl LocalStore {
         // A put where no document can be is refused with the checks, so
         // none of its batch is written.
         if let Change::Put(_) = change
-            && let Some(error) = not_a_document(&self.layout.path(key)?)
+            && let Some(error) = self.layout.not_a_document(key)?
         {
             return Err(error);
         }
@@ -100,23 +100,22 @@ impl Layout {
                 sync_dir(dir);
                 self.entry(key, content)
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(self.taken(key, &path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(self.taken(key)?),
             Err(e) => Err(io_error("write", &path, e)),
         }
     }
 
     /// Why a create found its path taken: another writer's document (a
     /// conflict), or something that is no document, such as a symlink.
-    fn taken(&self, key: &Key, path: &Path) -> Error {
-        match not_a_document(path) {
-            Some(error) => error,
-            None => Error::Conflict(key.clone()),
-        }
+    fn taken(&self, key: &Key) -> Result<Error, Error> {
+        Ok(self
+            .not_a_document(key)?
+            .unwrap_or_else(|| Error::Conflict(key.clone())))
     }
 
     pub fn remove(&self, key: &Key) -> Result<(), Error> {
         let path = self.path(key)?;
-        if not_a_document(&path).is_some() {
+        if self.not_a_document(key)?.is_some() {
             // No document there, as the listing says; what is there is
             // not ours to remove.
             return Ok(());
@@ -131,6 +130,35 @@ impl Layout {
             self.prune_empty_dirs(dir);
         }
         Ok(())
+    }
+
+    /// The refusal for a key whose path holds something other than a
+    /// regular file (a symlink, a directory) or lies beneath a linked
+    /// directory: not a document, so never read as one, and not ours to
+    /// replace or remove. Refused rather than reported as a conflict, which
+    /// would be retried against it for ever.
+    fn not_a_document(&self, key: &Key) -> Result<Option<Error>, Error> {
+        let path = self.path(key)?;
+        if let Some(dir) = self.linked_directory(key) {
+            return Ok(Some(Error::Invalid(format!(
+                "{} is a symlink, not a directory of documents; remove it to store {} there",
+                dir.display(),
+                path.display()
+            ))));
+        }
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return Ok(None);
+        };
+        let kind = match meta.file_type() {
+            kind if kind.is_file() => return Ok(None),
+            kind if kind.is_symlink() => "a symlink",
+            kind if kind.is_dir() => "a directory",
+            _ => "a special file",
+        };
+        Ok(Some(Error::Invalid(format!(
+            "{} is {kind}, not a document; remove it to store this document there",
+            path.display()
+        ))))
     }
 
     /// Removes directories a nested id left empty, up to `auths/`.
@@ -149,24 +177,6 @@ impl Layout {
             }
         }
     }
-}
-
-/// The refusal for a path that holds something other than a regular file
-/// (a symlink, a directory): not a document, so never read as one, and not
-/// ours to replace or remove. Refused rather than reported as a conflict,
-/// which would be retried against it for ever.
-fn not_a_document(path: &Path) -> Option<Error> {
-    let meta = fs::symlink_metadata(path).ok()?;
-    let kind = match meta.file_type() {
-        kind if kind.is_file() => return None,
-        kind if kind.is_symlink() => "a symlink",
-        kind if kind.is_dir() => "a directory",
-        _ => "a special file",
-    };
-    Some(Error::Invalid(format!(
-        "{} is {kind}, not a document; remove it to store this document there",
-        path.display()
-    )))
 }
 
 fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {

@@ -996,16 +996,19 @@ fn plugin_new_writes_a_crate_that_builds_and_passes_plugin_test_with_its_manifes
 }
 
 /// As the listing never shows a link, a read of its key finds nothing
-/// rather than another file's content.
+/// rather than another file's content, and no document beneath a linked
+/// directory is read, written or removed through it.
 fn scaffold_reads_no_document_through_a_link(wasm: &[u8]) {
     use storehost::capabilities::Grants;
-    use storehost::model::Key;
+    use storehost::model::{Change, Key, Precondition};
     use storehost::runtime::{Limits, Plugin, PluginSpec, Runtime};
     let store = tempfile::tempdir().unwrap();
     let auths = store.path().join("auths");
-    std::fs::create_dir_all(&auths).unwrap();
+    std::fs::create_dir_all(auths.join("team")).unwrap();
     std::fs::write(auths.join("real.json"), r#"{"real":1}"#).unwrap();
+    std::fs::write(auths.join("team/a.json"), r#"{"team":1}"#).unwrap();
     std::os::unix::fs::symlink("real.json", auths.join("link.json")).unwrap();
+    std::os::unix::fs::symlink("team", auths.join("linked")).unwrap();
     let spec = PluginSpec {
         name: "acme-files".into(),
         grants: Grants::minimal().with_directory(store.path()),
@@ -1017,13 +1020,32 @@ fn scaffold_reads_no_document_through_a_link(wasm: &[u8]) {
         .enable_all()
         .build()
         .unwrap();
-    let keys = [Key::auth("link.json"), Key::auth("real.json")];
+    let keys = [
+        Key::auth("link.json"),
+        Key::auth("real.json"),
+        Key::auth("linked/a.json"),
+    ];
     let read = runtime.block_on(plugin.read(&keys)).unwrap();
     assert!(read[0].is_none(), "{:?}", read[0]);
     assert_eq!(read[1].as_ref().unwrap().content, br#"{"real":1}"#);
+    assert!(read[2].is_none(), "{:?}", read[2]);
     let listed = runtime.block_on(plugin.list()).unwrap();
     let ids: Vec<_> = listed.iter().map(|e| e.key.id.as_str()).collect();
-    assert_eq!(ids, ["real.json"]);
+    assert_eq!(ids, ["real.json", "team/a.json"]);
+    let put = Change::Put {
+        key: Key::auth("linked/a.json"),
+        content: br#"{"new":1}"#.to_vec(),
+        precondition: Precondition::Any,
+    };
+    let error = runtime.block_on(plugin.apply(vec![put], "t")).unwrap_err();
+    assert!(error.to_string().contains("symlinked directory"), "{error}");
+    let remove = Change::Remove {
+        key: Key::auth("linked/a.json"),
+        precondition: Precondition::Any,
+    };
+    runtime.block_on(plugin.apply(vec![remove], "t")).unwrap();
+    let team = std::fs::read(auths.join("team/a.json")).unwrap();
+    assert_eq!(team, br#"{"team":1}"#);
 }
 
 #[test]

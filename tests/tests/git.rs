@@ -192,6 +192,64 @@ async fn names_that_are_not_utf8_in_the_tree_stop_no_other_document() {
 }
 
 #[tokio::test]
+async fn symlinks_in_the_repository_are_no_documents_and_stay_as_they_are() {
+    let server = GitServer::start();
+    let url = server.create_repo("links");
+    let dir = tempfile::tempdir().unwrap();
+    let clone = cli_clone(&server, "links", dir.path());
+    for sub in ["shared", "config", "auths/team"] {
+        std::fs::create_dir_all(clone.join(sub)).unwrap();
+    }
+    std::fs::write(clone.join("shared/config.yaml"), "port: 1\n").unwrap();
+    std::fs::write(clone.join("auths/team/z.json"), r#"{"z":1}"#).unwrap();
+    let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, clone.join(at)).unwrap();
+    link("../shared/config.yaml", "config/config.yaml");
+    link("team/z.json", "auths/linked.json");
+    link("team", "auths/linked-team");
+    commit_all(&clone, "links");
+    run_git(&clone, &["push", "--quiet", "origin", "HEAD"]);
+
+    let workspace = dir.path().join("ws");
+    let host = bootstrapped(&url, &workspace).await;
+    assert_eq!(auth_files(&workspace), ["team/z.json"]);
+    let config = std::fs::read_to_string(host.config_path()).unwrap_or_default();
+    assert!(
+        !config.contains("shared"),
+        "a link's target taken for the config: {config:?}"
+    );
+    let ids = ["linked.json", "linked-team/a.json", "plain.json"];
+    for id in ids {
+        let content = format!(r#"{{"id":"{id}"}}"#);
+        let saved = host.save_auth(id, content.as_bytes()).await.unwrap();
+        let settled = host.wait_pushed(&saved, Duration::from_secs(10)).await;
+        assert!(settled.unwrap(), "{id} was held up");
+    }
+    run_git(&clone, &["pull", "--quiet", "origin", "HEAD"]);
+    assert_eq!(
+        std::fs::read_to_string(clone.join("auths/plain.json")).unwrap(),
+        r#"{"id":"plain.json"}"#
+    );
+    for at in [
+        "config/config.yaml",
+        "auths/linked.json",
+        "auths/linked-team",
+    ] {
+        let metadata = clone.join(at).symlink_metadata().unwrap();
+        assert!(metadata.is_symlink(), "{at} was replaced");
+    }
+    assert_eq!(
+        std::fs::read_to_string(clone.join("auths/team/z.json")).unwrap(),
+        r#"{"z":1}"#
+    );
+    for id in ids {
+        assert_eq!(
+            local_auth(&workspace, id).unwrap(),
+            format!(r#"{{"id":"{id}"}}"#)
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_pinned_branch_is_created_on_an_empty_remote() {
     let server = GitServer::start();
     let url = server.create_repo("pinned");

@@ -178,7 +178,8 @@ impl LocalRepo {
             check_path(path)?;
         }
         self.commits_since_size_check += 1;
-        self.with_recovery(|repo| make_commit(repo, parent, changes, message, squash))
+        self.with_recovery(|repo| make_commit(repo, parent, changes, message, squash))?
+            .map_err(HostError::Invalid)
     }
 
     /// Starts the cache afresh when loose objects or packs piled up. (The
@@ -443,7 +444,8 @@ fn list_tree(repo: &Repository, commit: Oid) -> Result<Vec<TreeEntry>, git2::Err
             // it cannot give as a string.
             return TreeWalkResult::Skip;
         };
-        if entry.kind() != Some(ObjectType::Blob) {
+        // A symlink is a blob too, holding its target's path: no document.
+        if entry.kind() != Some(ObjectType::Blob) || !is_regular_file(entry.filemode()) {
             return TreeWalkResult::Ok;
         }
         match odb.read_header(entry.id()) {
@@ -464,13 +466,14 @@ fn list_tree(repo: &Repository, commit: Oid) -> Result<Vec<TreeEntry>, git2::Err
     failure.map_or(Ok(entries), Err)
 }
 
+/// The commit, or why a write was refused (the inner error).
 fn make_commit(
     repo: &Repository,
     parent: Option<Oid>,
     changes: &[FileChange],
     message: &str,
     squash: bool,
-) -> Result<Committed, git2::Error> {
+) -> Result<Result<Committed, String>, git2::Error> {
     let parent = parent.map(|oid| repo.find_commit(oid)).transpose()?;
     let base = match &parent {
         Some(parent) => parent.tree()?,
@@ -481,12 +484,17 @@ fn make_commit(
     for change in changes {
         match change {
             FileChange::Write((path, content)) => {
+                if let Some(problem) = held_by_another_entry(&base, path)? {
+                    return Ok(Err(problem));
+                }
                 let blob = repo.blob(content)?;
                 update.upsert(path.as_str(), blob, FileMode::Blob);
                 blobs.push(Some(blob.to_string()));
             }
             FileChange::Remove(path) => {
-                if base.get_path(Path::new(path)).is_ok() {
+                // Only a document goes; a link, submodule or directory of
+                // that name is another program's and stays.
+                if entry_mode(&base, path)?.is_some_and(is_regular_file) {
                     update.remove(path.as_str());
                 }
                 blobs.push(None);
@@ -499,10 +507,10 @@ fn make_commit(
         && !squash
     {
         // Nothing changed: no empty commit in the history.
-        return Ok(Committed {
+        return Ok(Ok(Committed {
             commit: parent.id().to_string(),
             blobs,
-        });
+        }));
     }
     let author = Signature::now(AUTHOR.0, AUTHOR.1)?;
     let parents: Vec<&git2::Commit<'_>> = match (&parent, squash) {
@@ -510,10 +518,60 @@ fn make_commit(
         _ => Vec::new(),
     };
     let commit = repo.commit(None, &author, &author, message, &tree, &parents)?;
-    Ok(Committed {
+    Ok(Ok(Committed {
         commit: commit.to_string(),
         blobs,
-    })
+    }))
+}
+
+/// Only a regular file (of either mode) holds a document.
+fn is_regular_file(mode: i32) -> bool {
+    mode & 0o170000 == 0o100000
+}
+
+fn entry_kind(mode: i32) -> &'static str {
+    match mode & 0o170000 {
+        0o100000 => "file",
+        0o040000 => "directory",
+        0o120000 => "symlink",
+        0o160000 => "submodule",
+        _ => "special entry",
+    }
+}
+
+fn entry_mode(tree: &git2::Tree<'_>, path: &str) -> Result<Option<i32>, git2::Error> {
+    match tree.get_path(Path::new(path)) {
+        Ok(entry) => Ok(Some(entry.filemode())),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Why writing a document at `path` would replace an entry that holds
+/// none: a symlink, submodule or directory at the path, or anything but a
+/// directory in place of one of its parents. Another program put it there.
+fn held_by_another_entry(base: &git2::Tree<'_>, path: &str) -> Result<Option<String>, git2::Error> {
+    for (end, _) in path.match_indices('/') {
+        let parent = &path[..end];
+        match entry_mode(base, parent)? {
+            None => return Ok(None),
+            Some(mode) if mode & 0o170000 == 0o040000 => continue,
+            Some(mode) => {
+                return Ok(Some(format!(
+                    "{parent} is a {} in the repository, not a directory of documents; remove it to store {path} there",
+                    entry_kind(mode)
+                )));
+            }
+        }
+    }
+    Ok(entry_mode(base, path)?
+        .filter(|&mode| !is_regular_file(mode))
+        .map(|mode| {
+            format!(
+                "{path} is a {} in the repository, not a document; remove it to store this document there",
+                entry_kind(mode)
+            )
+        }))
 }
 
 fn parse_oid(oid: &str) -> Result<Oid, HostError> {
@@ -705,6 +763,137 @@ mod tests {
             remote.refname_to_id("refs/heads/main").unwrap().to_string(),
             squashed
         );
+    }
+
+    /// A commit as another program would make it, straight into the cache.
+    fn commit_theirs(repo: &Repository, entries: &[(&str, &[u8], FileMode)]) -> String {
+        let mut update = TreeUpdateBuilder::new();
+        for (path, content, mode) in entries {
+            let oid = match mode {
+                FileMode::Commit => {
+                    Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap()
+                }
+                _ => repo.blob(content).unwrap(),
+            };
+            update.upsert(*path, oid, *mode);
+        }
+        let empty = repo
+            .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+            .unwrap();
+        let tree = repo
+            .find_tree(update.create_updated(repo, &empty).unwrap())
+            .unwrap();
+        let author = Signature::now("other", "other@example.com").unwrap();
+        repo.commit(None, &author, &author, "theirs", &tree, &[])
+            .unwrap()
+            .to_string()
+    }
+
+    fn listed(cache: &mut LocalRepo, commit: &str) -> Vec<String> {
+        cache
+            .tree(commit)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    }
+
+    #[test]
+    fn links_submodules_and_directories_are_no_documents_and_stay_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        Repository::init_bare(&remote).unwrap();
+        let mut cache = LocalRepo::open(&dir.path().join("cache"), spec(&remote)).unwrap();
+        let head = commit_theirs(
+            &cache.repo,
+            &[
+                (
+                    "config/config.yaml",
+                    b"../shared/config.yaml",
+                    FileMode::Link,
+                ),
+                ("shared/config.yaml", b"port: 1\n", FileMode::Blob),
+                ("auths/linked.json", b"team/z.json", FileMode::Link),
+                ("auths/team/z.json", br#"{"z":1}"#, FileMode::Blob),
+                ("auths/tool.json", br#"{"t":1}"#, FileMode::BlobExecutable),
+                ("auths/module.json", b"", FileMode::Commit),
+            ],
+        );
+        assert_eq!(
+            listed(&mut cache, &head),
+            ["auths/team/z.json", "auths/tool.json", "shared/config.yaml"]
+        );
+
+        let write = |path: &str| FileChange::Write((path.to_string(), b"{}".to_vec()));
+        for (path, held_by) in [
+            ("config/config.yaml", "config/config.yaml is a symlink"),
+            ("auths/linked.json", "auths/linked.json is a symlink"),
+            ("auths/module.json", "auths/module.json is a submodule"),
+            ("auths/team", "auths/team is a directory"),
+            ("auths/team/z.json/new.json", "auths/team/z.json is a file"),
+            (
+                "auths/linked.json/new.json",
+                "auths/linked.json is a symlink",
+            ),
+            (
+                "auths/module.json/a/b.json",
+                "auths/module.json is a submodule",
+            ),
+        ] {
+            let refused = cache.commit(Some(&head), &[write(path)], "ours", false);
+            assert!(
+                matches!(&refused, Err(HostError::Invalid(m)) if m.contains(held_by)),
+                "{path}: {refused:?}"
+            );
+        }
+        let written = cache
+            .commit(
+                Some(&head),
+                &[write("auths/tool.json"), write("auths/team/new.json")],
+                "ours",
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            listed(&mut cache, &written.commit),
+            [
+                "auths/team/new.json",
+                "auths/team/z.json",
+                "auths/tool.json",
+                "shared/config.yaml"
+            ]
+        );
+
+        let removes = [
+            "config/config.yaml",
+            "auths/linked.json",
+            "auths/module.json",
+            "auths/team",
+            "auths/tool.json",
+        ]
+        .map(|path| FileChange::Remove(path.into()));
+        let removed = cache.commit(Some(&head), &removes, "rm", false).unwrap();
+        assert_eq!(
+            listed(&mut cache, &removed.commit),
+            ["auths/team/z.json", "shared/config.yaml"]
+        );
+        let tree = cache
+            .repo
+            .find_commit(Oid::from_str(&removed.commit).unwrap())
+            .unwrap()
+            .tree()
+            .unwrap();
+        for (path, mode) in [
+            ("config/config.yaml", 0o120000),
+            ("auths/linked.json", 0o120000),
+            ("auths/module.json", 0o160000),
+        ] {
+            assert_eq!(
+                tree.get_path(Path::new(path)).unwrap().filemode(),
+                mode,
+                "{path}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! and a bootstrap of 1k auths.
 //! Run with `cargo bench -p storehost-tests --bench azure` (needs Azurite;
 //! `bash .ci/install.sh` installs it).
+//!
+//! For a profiler or `strace -c`, `AZURE_BENCH_ONLY=plugin` (or `direct`)
+//! runs that one path alone for 3000 puts and nothing else, on one thread
+//! or, with `AZURE_BENCH_RUNTIME=two-workers`, on the two-worker runtime.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +17,8 @@ use storehost_tests::azure::Azurite;
 use storehost_tests::percentiles;
 
 const ROUNDS: usize = 400;
+/// Puts of the one path an `AZURE_BENCH_ONLY` run makes.
+const PROFILE_ROUNDS: usize = 3000;
 
 fn put(id: String, content: String) -> Change {
     Change::Put {
@@ -136,6 +142,69 @@ async fn put_latency(server: Arc<Azurite>, scratch: PathBuf, one_thread: bool) {
     );
 }
 
+/// The one path `AZURE_BENCH_ONLY` names, alone, so that whatever a
+/// profiler or `strace -c` counts belongs to it.
+async fn put_alone(server: Arc<Azurite>, scratch: PathBuf, through_plugin: bool, one_thread: bool) {
+    let (server, scratch) = (&*server, scratch.as_path());
+    let container = "alone";
+    let plugin = server.plugin(&scratch.join("plugin"), container, &server.shared_key());
+    plugin.prepare().await.unwrap();
+    let grant = plugin.grants().http().unwrap().clone();
+    let (mut latency, mut cpu) = (Vec::new(), Vec::new());
+    for i in 0..PROFILE_ROUNDS {
+        let id = format!("a{}.json", i % 50);
+        let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
+        let cpu_before = thread_cpu();
+        let started = Instant::now();
+        match through_plugin {
+            true => {
+                plugin.apply(vec![put(id, content)], "bench").await.unwrap();
+            }
+            false => {
+                let request = direct_put(server, container, &id, content);
+                let response = grant.send_direct(request).await.unwrap();
+                assert_eq!(response.status(), 201);
+            }
+        }
+        latency.push(started.elapsed());
+        cpu.push(thread_cpu().saturating_sub(cpu_before));
+    }
+    let path = if through_plugin {
+        "the plugin"
+    } else {
+        "the host directly"
+    };
+    percentiles(&format!("put via {path}, alone"), latency);
+    if one_thread {
+        percentiles("CPU of that put (this thread)", cpu);
+    }
+}
+
+/// The path and runtime `AZURE_BENCH_ONLY` and `AZURE_BENCH_RUNTIME` ask
+/// for: whether through the plugin, and whether on one thread.
+fn alone_from_env() -> Option<(bool, bool)> {
+    let only = std::env::var("AZURE_BENCH_ONLY").ok()?;
+    let through_plugin = match only.as_str() {
+        "plugin" => true,
+        "direct" => false,
+        other => panic!("AZURE_BENCH_ONLY={other:?}: expected plugin or direct"),
+    };
+    let one_thread = match std::env::var("AZURE_BENCH_RUNTIME").as_deref() {
+        Err(_) | Ok("one-thread") => true,
+        Ok("two-workers") => false,
+        Ok(other) => panic!("AZURE_BENCH_RUNTIME={other:?}: expected one-thread or two-workers"),
+    };
+    Some((through_plugin, one_thread))
+}
+
+fn runtime(one_thread: bool) -> tokio::runtime::Runtime {
+    let mut builder = match one_thread {
+        true => tokio::runtime::Builder::new_current_thread(),
+        false => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.worker_threads(2).enable_all().build().unwrap()
+}
+
 /// What the plugin adds over the direct request across the distribution:
 /// a constant shows as the same gap at every quantile.
 fn print_gap(through_plugin: &[Duration], direct: &[Duration]) {
@@ -189,16 +258,29 @@ fn main() {
     storehost::logging::init();
     let server = Arc::new(Azurite::start());
     let scratch = tempfile::tempdir().unwrap();
+    if let Some((through_plugin, one_thread)) = alone_from_env() {
+        let alone = put_alone(
+            server,
+            scratch.path().to_path_buf(),
+            through_plugin,
+            one_thread,
+        );
+        let runtime = runtime(one_thread);
+        let task = runtime.spawn(alone);
+        runtime.block_on(task).unwrap();
+        return;
+    }
     // The put twice: on one thread, where the plugin's own cost shows, and
     // on the two-worker runtime `serve` uses, where wasmtime-wasi-http's
     // task per request may also hop threads.
     for one_thread in [true, false] {
-        let (flavor, mut builder) = match one_thread {
-            true => ("one thread", tokio::runtime::Builder::new_current_thread()),
-            false => ("two workers", tokio::runtime::Builder::new_multi_thread()),
+        let flavor = if one_thread {
+            "one thread"
+        } else {
+            "two workers"
         };
         println!("-- tokio runtime: {flavor}");
-        let runtime = builder.worker_threads(2).enable_all().build().unwrap();
+        let runtime = runtime(one_thread);
         let scratch = scratch.path().join(flavor.replace(' ', "-"));
         // In a task, as `serve` makes its plugin calls.
         let latency = runtime.spawn(put_latency(server.clone(), scratch.clone(), one_thread));

@@ -12,7 +12,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use storehost::capabilities::http::HttpGrant;
 use storehost::model::{Change, Key, Precondition};
+use storehost::runtime::Plugin;
 use storehost_tests::azure::Azurite;
 use storehost_tests::percentiles;
 
@@ -43,6 +45,29 @@ fn direct_put(
         .header("content-length", body.len().to_string())
         .body(body)
         .unwrap()
+}
+
+/// An unconditional put through the plugin, timed from building the change.
+async fn put_via_plugin(plugin: &Plugin, id: String, content: String) -> Duration {
+    let started = Instant::now();
+    plugin.apply(vec![put(id, content)], "bench").await.unwrap();
+    started.elapsed()
+}
+
+/// The same put made by the host on the plugin's grant, timed from sending.
+async fn put_directly(
+    server: &Azurite,
+    grant: &HttpGrant,
+    container: &str,
+    id: &str,
+    content: String,
+) -> Duration {
+    let request = direct_put(server, container, id, content);
+    let started = Instant::now();
+    let response = grant.send_direct(request).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 201);
+    elapsed
 }
 
 /// CPU time of the calling thread. On a one-thread runtime every step of
@@ -81,20 +106,10 @@ async fn put_latency(server: Arc<Azurite>, scratch: PathBuf, one_thread: bool) {
             // only the one-thread runtime measures CPU)
             let cpu_before = one_thread.then(thread_cpu);
             let elapsed = match variant {
-                0 => {
-                    let started = Instant::now();
-                    let change = put(format!("p{}.json", i % 50), content);
-                    plugin.apply(vec![change], "bench").await.unwrap();
-                    started.elapsed()
-                }
+                0 => put_via_plugin(&plugin, format!("p{}.json", i % 50), content).await,
                 1 => {
-                    let request =
-                        direct_put(server, container, &format!("d{}.json", i % 50), content);
-                    let started = Instant::now();
-                    let response = grant.send_direct(request).await.unwrap();
-                    let elapsed = started.elapsed();
-                    assert_eq!(response.status(), 201);
-                    elapsed
+                    let id = format!("d{}.json", i % 50);
+                    put_directly(server, &grant, container, &id, content).await
                 }
                 _ => {
                     // From a spawned task, as wasmtime-wasi-http sends every
@@ -155,18 +170,10 @@ async fn put_alone(server: Arc<Azurite>, scratch: PathBuf, through_plugin: bool,
         let id = format!("a{}.json", i % 50);
         let content = format!("{{\"type\":\"claude\",\"n\":{i}}}");
         let cpu_before = thread_cpu();
-        let started = Instant::now();
-        match through_plugin {
-            true => {
-                plugin.apply(vec![put(id, content)], "bench").await.unwrap();
-            }
-            false => {
-                let request = direct_put(server, container, &id, content);
-                let response = grant.send_direct(request).await.unwrap();
-                assert_eq!(response.status(), 201);
-            }
-        }
-        latency.push(started.elapsed());
+        latency.push(match through_plugin {
+            true => put_via_plugin(&plugin, id, content).await,
+            false => put_directly(server, &grant, container, &id, content).await,
+        });
         cpu.push(thread_cpu().saturating_sub(cpu_before));
     }
     let path = if through_plugin {

@@ -1,7 +1,8 @@
 //! Prints Azure Blob costs against a real Azurite: a put through the
 //! third-party plugin (wasi:http, SharedKey signed by the host) against
 //! the same signed request made by the host directly on the same grant,
-//! and a bootstrap of 1k auths.
+//! and a bootstrap of 1k auths. The put's p50 ratio is printed over all
+//! rounds and per block of rounds, so a run shows how much it varies.
 //! Run with `cargo bench -p storehost-tests --bench azure` (needs Azurite;
 //! `bash .ci/install.sh` installs it).
 //!
@@ -18,7 +19,11 @@ use storehost::runtime::Plugin;
 use storehost_tests::azure::Azurite;
 use storehost_tests::percentiles;
 
-const ROUNDS: usize = 400;
+/// Rounds of the interleaved put, each one put of every variant.
+const ROUNDS: usize = 2000;
+/// Rounds per block: the ratio is printed per block too, since it moves
+/// by a few hundredths from one run to the next on a shared machine.
+const BLOCK: usize = 400;
 /// Puts of the one path an `AZURE_BENCH_ONLY` run makes.
 const PROFILE_ROUNDS: usize = 3000;
 
@@ -136,6 +141,7 @@ async fn put_latency(server: Arc<Azurite>, scratch: PathBuf, one_thread: bool) {
     }
     let [through_plugin, direct, spawned] = samples;
     print_gap(&through_plugin, &direct);
+    print_block_ratios(&through_plugin, &direct);
     if one_thread {
         let [plugin_cpu, direct_cpu, _] = cpu;
         percentiles("CPU of a put via the plugin (this thread)", plugin_cpu);
@@ -215,11 +221,6 @@ fn runtime(one_thread: bool) -> tokio::runtime::Runtime {
 /// What the plugin adds over the direct request across the distribution:
 /// a constant shows as the same gap at every quantile.
 fn print_gap(through_plugin: &[Duration], direct: &[Duration]) {
-    let quantile = |samples: &[Duration], q: f64| {
-        let mut sorted = samples.to_vec();
-        sorted.sort();
-        sorted[((sorted.len() - 1) as f64 * q) as usize]
-    };
     let gaps: Vec<String> = [0.1, 0.25, 0.5, 0.75]
         .iter()
         .map(|&q| {
@@ -228,6 +229,33 @@ fn print_gap(through_plugin: &[Duration], direct: &[Duration]) {
         })
         .collect();
     println!("plugin minus direct: {}", gaps.join(", "));
+}
+
+fn quantile(samples: &[Duration], q: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[((sorted.len() - 1) as f64 * q) as usize]
+}
+
+/// The p50 ratio of each block of [`BLOCK`] rounds, with their median and
+/// range: how far one short run's ratio may stray.
+fn print_block_ratios(through_plugin: &[Duration], direct: &[Duration]) {
+    let mut ratios: Vec<f64> = through_plugin
+        .chunks(BLOCK)
+        .zip(direct.chunks(BLOCK))
+        .map(|(plugin, direct)| {
+            quantile(plugin, 0.5).as_secs_f64() / quantile(direct, 0.5).as_secs_f64()
+        })
+        .collect();
+    let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "ratio plugin/direct at p50 per {BLOCK} rounds: {} (median {:.2}, range {:.2}-{:.2})",
+        listed.join(" "),
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
 }
 
 async fn bootstrap(server: &Azurite, scratch: &std::path::Path, count: usize) {

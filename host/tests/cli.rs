@@ -728,11 +728,15 @@ fn a_wiped_remote_is_refused_and_written_back_until_an_operator_accepts_it() {
         wait_for("the accepted wipe reaches the workspace", || {
             ids.iter().all(|id| !cwd.join("ws/auths").join(id).exists())
         });
-        let status = storehost(cwd)
-            .args(["status", "--workspace", "ws"])
-            .output()
-            .unwrap();
-        assert!(String::from_utf8_lossy(&status.stdout).contains("trash: 5"));
+        // Each file leaves the workspace a moment before its trash entry
+        // is written, so the last entry may still be on its way.
+        wait_for("the five removed files are listed in the trash", || {
+            let status = storehost(cwd)
+                .args(["status", "--workspace", "ws"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&status.stdout).contains("trash: 5")
+        });
     });
     assert_eq!(code, 0, "{log}");
     assert!(

@@ -17,7 +17,7 @@ use storehost::capabilities::http::HttpGrant;
 use storehost::model::{Change, Key, Precondition};
 use storehost::runtime::Plugin;
 use storehost_tests::azure::Azurite;
-use storehost_tests::percentiles;
+use storehost_tests::{percentiles, quantile};
 
 /// Rounds of the interleaved put, each one put of every variant.
 const ROUNDS: usize = 2000;
@@ -229,12 +229,6 @@ fn print_gap(through_plugin: &[Duration], direct: &[Duration]) {
         })
         .collect();
     println!("plugin minus direct: {}", gaps.join(", "));
-}
-
-fn quantile(samples: &[Duration], q: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[((sorted.len() - 1) as f64 * q) as usize]
 }
 
 /// The p50 ratio of each block of [`BLOCK`] rounds, with their median and

@@ -211,7 +211,7 @@ pub fn bench_selected(section: &str) -> bool {
 /// returns p50.
 pub fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {
     samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    let pick = |q: f64| quantile_of_sorted(&samples, q);
     println!(
         "{label:<44} n={:<5} p50={:>9.2?} p99={:>9.2?}",
         samples.len(),
@@ -219,6 +219,17 @@ pub fn percentiles(label: &str, mut samples: Vec<Duration>) -> Duration {
         pick(0.99)
     );
     pick(0.5)
+}
+
+/// The `q` quantile (0 to 1) of `samples`, in any order.
+pub fn quantile(samples: &[Duration], q: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    quantile_of_sorted(&sorted, q)
+}
+
+fn quantile_of_sorted(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q) as usize]
 }
 
 /// Saves an auth and waits until the backend has it (a save is

@@ -47,6 +47,81 @@ pub fn list_auth_files(auth_dir: &Path) -> io::Result<Vec<(String, FileStat)>> {
         .collect())
 }
 
+/// The content of the regular file `id` names beneath `dir`, with the
+/// stat of the very file read; None when it is gone, is not a regular
+/// file, or lies beneath a symlinked directory. Nothing beneath `dir` is
+/// followed when it is a link, and the type is checked on the opened file:
+/// a check first and an open after would read through a link swapped in
+/// between, and serve another file's content under this id. (`dir`
+/// itself is followed, as the listing follows it.)
+pub fn read_regular_file(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+    if id.split('/').any(|part| matches!(part, "" | "." | "..")) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{id:?} names no file beneath the directory"),
+        ));
+    }
+    read_beneath(dir, id)
+}
+
+#[cfg(target_os = "wasi")]
+fn read_beneath(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+    match wasi_dir::open(dir) {
+        Some(Ok(descriptor)) => wasi_dir::read(&descriptor, id),
+        Some(Err(e)) if absent(&e) => Ok(None),
+        Some(Err(e)) => Err(e),
+        None => read_checked(dir, id),
+    }
+}
+
+#[cfg(all(unix, not(target_os = "wasi")))]
+fn read_beneath(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+    match unix_dir::open(dir) {
+        Ok(descriptor) => unix_dir::read(&descriptor, id),
+        Err(e) if absent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(any(unix, target_os = "wasi")))]
+fn read_beneath(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+    read_checked(dir, id)
+}
+
+/// Gone, or a parent that is not a directory: nothing there.
+fn absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// Through `std::fs`, checking each step before it is taken: where no
+/// handle-relative open is at hand (a guest's directory that no preopen
+/// holds plainly, a platform without `openat`).
+#[cfg(any(target_os = "wasi", not(unix), test))]
+fn read_checked(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+    let mut path = dir.to_path_buf();
+    let mut last = None;
+    for part in id.split('/') {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_symlink() => return Ok(None),
+            Ok(meta) => last = Some(meta),
+            Err(e) if absent(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(meta) = last.filter(std::fs::Metadata::is_file) else {
+        return Ok(None);
+    };
+    match std::fs::read(&path) {
+        Ok(content) => Ok(Some((content, FileStat::from_metadata(&meta)))),
+        Err(e) if absent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stat {
     Yes,
@@ -267,6 +342,36 @@ mod unix_dir {
         Ok(())
     }
 
+    /// Opens each step of `id` beneath `dir` without following a link,
+    /// then reads the file if the opened one is a regular file.
+    pub fn read(dir: &OwnedFd, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+        let (parents, name) = id.rsplit_once('/').unwrap_or(("", id));
+        let mut opened: Option<OwnedFd> = None;
+        for part in parents.split('/').filter(|part| !part.is_empty()) {
+            let at = opened.as_ref().unwrap_or(dir);
+            match rustix::fs::openat(at, part, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty()) {
+                Ok(sub) => opened = Some(sub),
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let at = opened.as_ref().unwrap_or(dir);
+        // (non-blocking, so a FIFO put there is seen for what it is, not waited on)
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+        let file = match rustix::fs::openat(at, name, flags, Mode::empty()) {
+            Ok(file) => file,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let stat = rustix::fs::fstat(&file)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Ok(None);
+        }
+        let mut content = Vec::with_capacity(stat.st_size as usize);
+        std::io::Read::read_to_end(&mut std::fs::File::from(file), &mut content)?;
+        Ok(Some((content, file_stat(&stat))))
+    }
+
     /// The entry's own stat (a link is not followed); None once it is gone.
     fn stat_of(dir: &impl AsFd, name: &std::ffi::CStr) -> io::Result<Option<rustix::fs::Stat>> {
         match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -327,7 +432,7 @@ mod wasi_dir {
         if rest.is_empty() {
             return Some(Ok(preopen));
         }
-        Some(open_dir(&preopen, rest, PathFlags::SYMLINK_FOLLOW).map_err(to_io))
+        Some(open_dir(&preopen, rest).map_err(to_io))
     }
 
     pub fn collect(
@@ -352,13 +457,18 @@ mod wasi_dir {
             };
             match entry.type_ {
                 DescriptorType::Directory if !may_hold_ids(&id) => {}
-                DescriptorType::Directory => match open_dir(dir, &entry.name, PathFlags::empty()) {
-                    Ok(sub) => collect(&sub, &id, stat, found)?,
-                    // Gone, or no longer a directory (a symlink is not
-                    // followed) since the listing: not there.
-                    Err(ErrorCode::NoEntry | ErrorCode::NotDirectory | ErrorCode::Loop) => continue,
-                    Err(e) => return Err(to_io(e)),
-                },
+                DescriptorType::Directory => {
+                    match open_unfollowed(dir, &entry.name, OpenFlags::DIRECTORY) {
+                        Ok(Some(sub)) => collect(&sub, &id, stat, found)?,
+                        // Gone, or no longer a directory (a symlink is not
+                        // followed) since the listing: not there.
+                        Ok(None)
+                        | Err(ErrorCode::NoEntry | ErrorCode::NotDirectory | ErrorCode::Loop) => {
+                            continue;
+                        }
+                        Err(e) => return Err(to_io(e)),
+                    }
+                }
                 DescriptorType::RegularFile => push_file(found, id, stat, || {
                     match dir.stat_at(PathFlags::empty(), &entry.name) {
                         Ok(stat) if stat.type_ != DescriptorType::RegularFile => Ok(None),
@@ -373,8 +483,90 @@ mod wasi_dir {
         Ok(())
     }
 
-    fn open_dir(at: &Descriptor, path: &str, follow: PathFlags) -> Result<Descriptor, ErrorCode> {
-        at.open_at(follow, path, OpenFlags::DIRECTORY, DescriptorFlags::READ)
+    /// Opens each step of `id` beneath `dir` without following a link,
+    /// then reads the file if the opened one is a regular file.
+    pub fn read(dir: &Descriptor, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+        match read_file(dir, id) {
+            Ok(found) => Ok(found),
+            Err(ErrorCode::NoEntry | ErrorCode::NotDirectory | ErrorCode::Loop) => Ok(None),
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    fn read_file(dir: &Descriptor, id: &str) -> Result<Option<(Vec<u8>, FileStat)>, ErrorCode> {
+        let (parents, name) = id.rsplit_once('/').unwrap_or(("", id));
+        let mut opened: Option<Descriptor> = None;
+        for part in parents.split('/').filter(|part| !part.is_empty()) {
+            let at = opened.as_ref().unwrap_or(dir);
+            match open_unfollowed(at, part, OpenFlags::DIRECTORY)? {
+                Some(sub) => opened = Some(sub),
+                None => return Ok(None),
+            }
+        }
+        let at = opened.as_ref().unwrap_or(dir);
+        // Checked before the open too: opening a FIFO would wait for a
+        // writer (wasi:filesystem has no non-blocking open).
+        if at.stat_at(PathFlags::empty(), name)?.type_ != DescriptorType::RegularFile {
+            return Ok(None);
+        }
+        let Some(file) = open_unfollowed(at, name, OpenFlags::empty())? else {
+            return Ok(None);
+        };
+        let stat = file.stat()?;
+        if stat.type_ != DescriptorType::RegularFile {
+            return Ok(None);
+        }
+        let mut content = Vec::with_capacity(stat.size as usize);
+        loop {
+            let (chunk, end) = file.read(READ_CHUNK, content.len() as u64)?;
+            content.extend_from_slice(&chunk);
+            if end || chunk.is_empty() {
+                break;
+            }
+        }
+        Ok(Some((content, file_stat(&stat))))
+    }
+
+    /// Opens `name` in `at` for reading without following it; None when
+    /// it is gone or a link. wasmtime-wasi answers `not-permitted` for a
+    /// link met unfollowed, so that answer is checked against the entry
+    /// itself: a denial while it is no link is retried, and one that
+    /// persists is a real one.
+    fn open_unfollowed(
+        at: &Descriptor,
+        name: &str,
+        flags: OpenFlags,
+    ) -> Result<Option<Descriptor>, ErrorCode> {
+        let mut attempts = 0;
+        loop {
+            let denied = match at.open_at(PathFlags::empty(), name, flags, DescriptorFlags::READ) {
+                Ok(opened) => return Ok(Some(opened)),
+                Err(ErrorCode::NotPermitted) => ErrorCode::NotPermitted,
+                Err(e) => return Err(e),
+            };
+            match at.stat_at(PathFlags::empty(), name) {
+                Ok(stat) if stat.type_ == DescriptorType::SymbolicLink => return Ok(None),
+                Err(ErrorCode::NoEntry) => return Ok(None),
+                _ if attempts < UNFOLLOWED_ATTEMPTS => attempts += 1,
+                _ => return Err(denied),
+            }
+        }
+    }
+
+    /// Opens of an entry that is swapped for a link and back meanwhile.
+    const UNFOLLOWED_ATTEMPTS: usize = 8;
+
+    /// Bytes asked for per read of a file.
+    const READ_CHUNK: u64 = 1 << 20;
+
+    /// The directory the caller named, following a link there.
+    fn open_dir(at: &Descriptor, path: &str) -> Result<Descriptor, ErrorCode> {
+        at.open_at(
+            PathFlags::SYMLINK_FOLLOW,
+            path,
+            OpenFlags::DIRECTORY,
+            DescriptorFlags::READ,
+        )
     }
 
     fn file_stat(stat: &DescriptorStat) -> FileStat {
@@ -507,6 +699,63 @@ mod tests {
         );
         // (both states were seen: the swap really raced the listing)
         assert!(saw_inside > 0 && saw_inside < LISTINGS, "{saw_inside}");
+    }
+
+    /// A file, and a directory above one, flip between themselves and
+    /// links out of the tree while they are read: a read serves the
+    /// file's own content or nothing. (The std fallback checks before it
+    /// reads, so it is held to the same answers only while nothing moves.)
+    #[test]
+    fn reads_a_regular_file_and_never_through_a_link_swapped_in() {
+        const READS: usize = 10_000;
+        let root = tempfile::tempdir().unwrap();
+        let (auths, outside) = (root.path().join("auths"), root.path().join("outside"));
+        write(&auths.join("a.json"), "own");
+        write(&auths.join("team/b.json"), "own");
+        write(&outside.join("a.json"), "outside");
+        write(&outside.join("b.json"), "outside");
+        symlink(outside.join("a.json"), root.path().join("file-link")).unwrap();
+        symlink(&outside, root.path().join("dir-link")).unwrap();
+        type Reader = fn(&Path, &str) -> io::Result<Option<(Vec<u8>, FileStat)>>;
+        let readers: [Reader; 2] = [read_regular_file, read_checked];
+        let meta = std::fs::metadata(auths.join("team/b.json")).unwrap();
+        symlink(outside.join("a.json"), auths.join("link.json")).unwrap();
+        symlink(&outside, auths.join("linked")).unwrap();
+        for reader in readers {
+            let read = reader(&auths, "team/b.json").unwrap().unwrap();
+            assert_eq!(read, (b"own".to_vec(), FileStat::from_metadata(&meta)));
+            for id in [
+                "link.json",
+                "linked/a.json",
+                "gone.json",
+                "team",
+                "a.json/x",
+            ] {
+                assert!(reader(&auths, id).unwrap().is_none(), "{id}");
+            }
+        }
+        for (id, swapped, link) in [
+            ("a.json", "a.json", "file-link"),
+            ("team/b.json", "team", "dir-link"),
+        ] {
+            let (mut own, mut none) = (0, 0);
+            while_swapping(&auths.join(swapped), &root.path().join(link), || {
+                for _ in 0..READS {
+                    match read_regular_file(&auths, id).unwrap() {
+                        Some((content, _)) => {
+                            assert_eq!(content, b"own", "{id}");
+                            own += 1;
+                        }
+                        None => none += 1,
+                    }
+                }
+            });
+            assert!(own > 0 && none > 0, "{id}: own {own}, none {none}");
+        }
+        for id in ["../outside/a.json", "team/../a.json", "", "/a.json"] {
+            let error = read_regular_file(&auths, id).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{id}");
+        }
     }
 
     /// `auths/sub` flips between a directory and a regular file while it

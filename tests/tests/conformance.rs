@@ -403,6 +403,140 @@ async fn local_plugin_treats_a_symlink_as_no_document_in_every_call() {
     );
 }
 
+/// Exchanges `a` and `b` (either may be a symlink) as fast as it can
+/// until the returned guard is dropped.
+fn keep_swapping(a: std::path::PathBuf, b: std::path::PathBuf) -> impl Drop {
+    use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Swapper(
+        std::sync::Arc<AtomicBool>,
+        Option<std::thread::JoinHandle<()>>,
+    );
+    impl Drop for Swapper {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+            let _ = self.1.take().map(std::thread::JoinHandle::join);
+        }
+    }
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        let (a, b) = (c(&a), c(&b));
+        while !stopped.load(Ordering::Relaxed) {
+            // SAFETY: both are NUL-terminated paths that outlive the call.
+            let status = unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    a.as_ptr(),
+                    libc::AT_FDCWD,
+                    b.as_ptr(),
+                    libc::RENAME_EXCHANGE,
+                )
+            };
+            assert_eq!(status, 0, "renameat2: {}", std::io::Error::last_os_error());
+        }
+    });
+    Swapper(stop, Some(thread))
+}
+
+/// A document, or a directory above it, flips between itself and a
+/// symlink to another document while it is read: every read serves the
+/// document's own content or nothing, never the other's under its key
+/// (a stat first and an open after would read through a link swapped in
+/// between).
+#[tokio::test]
+async fn local_plugin_never_reads_through_a_symlink_swapped_in_mid_read() {
+    const READS: usize = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let auths = dir.path().join("auths");
+    std::fs::create_dir_all(auths.join("team")).unwrap();
+    std::fs::create_dir_all(auths.join("elsewhere")).unwrap();
+    for (id, content) in [
+        ("x.json", r#"{"own":1}"#),
+        ("team/a.json", r#"{"own":1}"#),
+        ("other.json", r#"{"other":1}"#),
+        ("elsewhere/a.json", r#"{"other":1}"#),
+    ] {
+        std::fs::write(auths.join(id), content).unwrap();
+    }
+    // (relative targets, so each resolves beside the file it replaces)
+    std::os::unix::fs::symlink("other.json", dir.path().join("file-link")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", dir.path().join("dir-link")).unwrap();
+    let plugin = local_plugin(dir.path());
+    for (id, link) in [("x.json", "file-link"), ("team/a.json", "dir-link")] {
+        let top = id.split('/').next().unwrap();
+        let swapping = keep_swapping(auths.join(top), dir.path().join(link));
+        let (mut own, mut none, mut leaked) = (0, 0, Vec::new());
+        for _ in 0..READS {
+            let read = plugin.read(&[storehost::Key::auth(id)]).await.unwrap();
+            match read.into_iter().next().unwrap() {
+                Some(document) if document.content == br#"{"own":1}"# => own += 1,
+                Some(document) => {
+                    leaked.push(String::from_utf8_lossy(&document.content).into_owned())
+                }
+                None => none += 1,
+            }
+        }
+        drop(swapping);
+        assert!(
+            leaked.is_empty(),
+            "{id}: {} of {READS} reads served {:?}",
+            leaked.len(),
+            leaked[0]
+        );
+        // (both states were seen: the swap really raced the reads)
+        assert!(own > 0 && none > 0, "{id}: own {own}, none {none}");
+    }
+}
+
+/// `auths/team` flips between a directory and a symlink to one outside
+/// the store while the guest lists it: every pull succeeds, and none
+/// lists what lies outside.
+#[tokio::test]
+async fn local_plugin_lists_through_a_directory_swapped_for_a_symlink_mid_pull() {
+    const PULLS: usize = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let auths = dir.path().join("auths");
+    std::fs::create_dir_all(auths.join("team")).unwrap();
+    std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+    std::fs::write(auths.join("team/a.json"), br#"{"own":1}"#).unwrap();
+    std::fs::write(auths.join("top.json"), br#"{"own":1}"#).unwrap();
+    std::fs::write(dir.path().join("outside/secret.json"), b"{}").unwrap();
+    std::os::unix::fs::symlink("../outside", dir.path().join("dir-link")).unwrap();
+    let plugin = local_plugin(dir.path());
+    let swapping = keep_swapping(auths.join("team"), dir.path().join("dir-link"));
+    let (mut failed, mut leaked, mut saw_team) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..PULLS {
+        match plugin.pull(None).await {
+            Ok(snapshot) => {
+                let listed = ids(&snapshot.documents);
+                saw_team += usize::from(listed.iter().any(|id| id == "team/a.json"));
+                if listed.iter().any(|id| id.contains("secret"))
+                    || !listed.contains(&"top.json".to_string())
+                {
+                    leaked.push(listed);
+                }
+            }
+            Err(error) => failed.push(error.to_string()),
+        }
+    }
+    drop(swapping);
+    assert!(
+        failed.is_empty(),
+        "{} of {PULLS} pulls failed: {:?}",
+        failed.len(),
+        failed[0]
+    );
+    assert!(
+        leaked.is_empty(),
+        "{} pulls listed {:?}",
+        leaked.len(),
+        leaked[0]
+    );
+    assert!(saw_team > 0 && saw_team < PULLS, "{saw_team}");
+}
+
 /// A file whose name is not UTF-8 is no document, and costs the others
 /// nothing: wasi:filesystem fails that one directory entry, and the walk
 /// steps over it.

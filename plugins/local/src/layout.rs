@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::PathBuf;
 use storehost_sdk::ids::{check_auth_id, is_cooldown_id};
-use storehost_sdk::layout::{FileStat, list_auth_files};
+use storehost_sdk::layout::{FileStat, list_auth_files, read_regular_file};
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
 pub fn content_version(content: &[u8]) -> String {
@@ -57,15 +57,21 @@ impl Layout {
 
     /// The file a key lives in; refuses ids that would leave the layout.
     pub(crate) fn path(&self, key: &Key) -> Result<PathBuf, Error> {
+        let (dir, id) = self.located(key)?;
+        Ok(dir.join(id))
+    }
+
+    /// The directory of a key's kind and the key's path beneath it.
+    fn located<'k>(&self, key: &'k Key) -> Result<(PathBuf, &'k str), Error> {
         match key.kind {
-            Kind::Config if key.id == CONFIG_ID => Ok(self.config_dir().join(CONFIG_ID)),
+            Kind::Config if key.id == CONFIG_ID => Ok((self.config_dir(), CONFIG_ID)),
             Kind::Config => Err(Error::Invalid(format!(
                 "config id must be `{CONFIG_ID}`, not {:?}",
                 key.id
             ))),
             // Cooldown state lives beside the auths, as the proxy keeps it.
-            Kind::Auth | Kind::Cooldown => Ok(self.auth_dir().join(checked_id(&key.id)?)),
-            Kind::Meta => Ok(self.meta_dir().join(checked_id(&key.id)?)),
+            Kind::Auth | Kind::Cooldown => Ok((self.auth_dir(), checked_id(&key.id)?)),
+            Kind::Meta => Ok((self.meta_dir(), checked_id(&key.id)?)),
         }
     }
 
@@ -92,31 +98,27 @@ impl Layout {
         Ok(stated)
     }
 
-    /// A document's content; None when it is gone or is not a regular
-    /// file. A symlink is not a document, as the listing never shows one:
-    /// read through, it would serve another file's content under this key.
+    /// A document's content; None when it is gone or is no document (see
+    /// [`Layout::read_file`]).
     pub fn read_bytes(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
-        match self.stat(key)? {
-            Some(_) => self.read_file(key),
-            None => Ok(None),
-        }
+        Ok(self.read_file(key)?.map(|(content, _)| content))
     }
 
-    /// The content of a key's file, which was just seen to be a regular one.
-    fn read_file(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
-        let path = self.path(key)?;
-        match fs::read(&path) {
-            Ok(content) => Ok(Some(content)),
-            Err(e) if is_absent(&e) => Ok(None),
-            Err(e) => Err(io_error("read", &path, e)),
-        }
+    /// The content of a key's file and the stat of the file read; None
+    /// when it is gone or is not a regular file, or lies beneath a
+    /// symlinked directory. The listing never shows a link, and read
+    /// through one, this key would serve another file's content; no step
+    /// is followed, so a link swapped in mid-read is not either.
+    fn read_file(&self, key: &Key) -> Result<Option<(Vec<u8>, FileStat)>, Error> {
+        let (dir, id) = self.located(key)?;
+        read_regular_file(&dir, id).map_err(|e| io_error("read", &dir.join(id), e))
     }
 
     pub fn read(&self, key: &Key) -> Result<Option<Document>, Error> {
-        let Some(content) = self.read_bytes(key)? else {
+        let Some((content, stat)) = self.read_file(key)? else {
             return Ok(None);
         };
-        let entry = self.entry(key, &content)?;
+        let entry = entry_of(key, &content, stat.modified_ms());
         Ok(Some(Document { entry, content }))
     }
 
@@ -138,7 +140,7 @@ impl Layout {
     /// Reads a document whose stat was just taken (so it is not taken
     /// twice).
     pub fn read_stated(&self, key: &Key, stat: &FileStat) -> Result<Option<Document>, Error> {
-        let Some(content) = self.read_file(key)? else {
+        let Some((content, _)) = self.read_file(key)? else {
             return Ok(None);
         };
         let entry = entry_of(key, &content, stat.modified_ms());

@@ -53,39 +53,82 @@ pub fn list_auth_files(auth_dir: &Path) -> io::Result<Vec<(String, FileStat)>> {
 /// followed when it is a link, and the type is checked on the opened file:
 /// a check first and an open after would read through a link swapped in
 /// between, and serve another file's content under this id. (`dir`
-/// itself is followed, as the listing follows it.)
+/// itself is followed, as the listing follows it.) For many reads in one
+/// directory, [`FilesBeneath`] opens it once.
 pub fn read_regular_file(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
-    if id.split('/').any(|part| matches!(part, "" | "." | "..")) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{id:?} names no file beneath the directory"),
-        ));
+    FilesBeneath::open(dir)?.read(id)
+}
+
+/// A directory opened once for reads of the regular files beneath it, as
+/// [`read_regular_file`] reads them. It is the directory as it was when
+/// opened: one replaced meanwhile is not seen.
+pub struct FilesBeneath {
+    dir: std::path::PathBuf,
+    handle: Handle,
+}
+
+enum Handle {
+    #[cfg(target_os = "wasi")]
+    Wasi(wasip2::filesystem::types::Descriptor),
+    #[cfg(all(unix, not(target_os = "wasi")))]
+    Unix(std::os::fd::OwnedFd),
+    /// Through `std::fs`, where no handle-relative open is at hand.
+    #[cfg(any(target_os = "wasi", not(unix)))]
+    Plain,
+    /// No directory there: no files.
+    Missing,
+}
+
+impl FilesBeneath {
+    pub fn open(dir: &Path) -> io::Result<FilesBeneath> {
+        let handle = match open_handle(dir) {
+            Ok(handle) => handle,
+            Err(e) if absent(&e) => Handle::Missing,
+            Err(e) => return Err(e),
+        };
+        Ok(FilesBeneath {
+            dir: dir.to_path_buf(),
+            handle,
+        })
     }
-    read_beneath(dir, id)
+
+    /// See [`read_regular_file`]; an id with an empty, `.` or `..` step
+    /// is refused.
+    pub fn read(&self, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+        if id.split('/').any(|part| matches!(part, "" | "." | "..")) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{id:?} names no file beneath {}", self.dir.display()),
+            ));
+        }
+        match &self.handle {
+            #[cfg(target_os = "wasi")]
+            Handle::Wasi(descriptor) => wasi_dir::read(descriptor, id),
+            #[cfg(all(unix, not(target_os = "wasi")))]
+            Handle::Unix(descriptor) => unix_dir::read(descriptor, id),
+            #[cfg(any(target_os = "wasi", not(unix)))]
+            Handle::Plain => read_checked(&self.dir, id),
+            Handle::Missing => Ok(None),
+        }
+    }
 }
 
 #[cfg(target_os = "wasi")]
-fn read_beneath(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+fn open_handle(dir: &Path) -> io::Result<Handle> {
     match wasi_dir::open(dir) {
-        Some(Ok(descriptor)) => wasi_dir::read(&descriptor, id),
-        Some(Err(e)) if absent(&e) => Ok(None),
-        Some(Err(e)) => Err(e),
-        None => read_checked(dir, id),
+        Some(opened) => opened.map(Handle::Wasi),
+        None => Ok(Handle::Plain),
     }
 }
 
 #[cfg(all(unix, not(target_os = "wasi")))]
-fn read_beneath(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
-    match unix_dir::open(dir) {
-        Ok(descriptor) => unix_dir::read(&descriptor, id),
-        Err(e) if absent(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+fn open_handle(dir: &Path) -> io::Result<Handle> {
+    unix_dir::open(dir).map(Handle::Unix)
 }
 
 #[cfg(not(any(unix, target_os = "wasi")))]
-fn read_beneath(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>> {
-    read_checked(dir, id)
+fn open_handle(_: &Path) -> io::Result<Handle> {
+    Ok(Handle::Plain)
 }
 
 /// Gone, or a parent that is not a directory: nothing there.
@@ -413,10 +456,23 @@ mod wasi_dir {
     /// The directory at `path`, opened beneath the preopen that holds it
     /// (the longest one that does, as wasi-libc picks); None when none does.
     pub fn open(path: &Path) -> Option<io::Result<Descriptor>> {
-        let (preopen, rest) = get_directories()
-            .into_iter()
+        PREOPENS.with(|preopens| open_beneath(preopens, path))
+    }
+
+    thread_local! {
+        /// An instance's preopens never change: asked for once, not at
+        /// every open.
+        static PREOPENS: Vec<(Descriptor, String)> = get_directories();
+    }
+
+    fn open_beneath(
+        preopens: &[(Descriptor, String)],
+        path: &Path,
+    ) -> Option<io::Result<Descriptor>> {
+        let (preopen, rest) = preopens
+            .iter()
             .filter_map(|(preopen, at)| {
-                let rest = path.strip_prefix(&at).ok()?.to_path_buf();
+                let rest = path.strip_prefix(at).ok()?.to_path_buf();
                 Some((preopen, rest, at.len()))
             })
             .max_by_key(|(_, _, length)| *length)
@@ -429,10 +485,9 @@ mod wasi_dir {
             return None;
         }
         let rest = rest.to_str()?;
-        if rest.is_empty() {
-            return Some(Ok(preopen));
-        }
-        Some(open_dir(&preopen, rest).map_err(to_io))
+        // (the preopen itself is opened afresh, as it stays in the list)
+        let rest = if rest.is_empty() { "." } else { rest };
+        Some(open_dir(preopen, rest).map_err(to_io))
     }
 
     pub fn collect(
@@ -517,10 +572,15 @@ mod wasi_dir {
             return Ok(None);
         }
         let mut content = Vec::with_capacity(stat.size as usize);
+        // (one byte past the stat's size: a short answer once that size is
+        // read is the end, and the read that would say so is not needed;
+        // the host may answer short before, too)
+        let asked = stat.size.saturating_add(1).clamp(1, READ_CHUNK);
         loop {
-            let (chunk, end) = file.read(READ_CHUNK, content.len() as u64)?;
+            let (chunk, end) = file.read(asked, content.len() as u64)?;
             content.extend_from_slice(&chunk);
-            if end || chunk.is_empty() {
+            let short = (chunk.len() as u64) < asked;
+            if end || chunk.is_empty() || (short && content.len() as u64 >= stat.size) {
                 break;
             }
         }

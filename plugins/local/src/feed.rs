@@ -132,12 +132,13 @@ impl LocalStore {
         let now = std::time::SystemTime::now();
         let mut next = Seen::new();
         let mut documents = Vec::new();
+        let reader = self.layout.reader();
         for (key, stat) in self.layout.stated_keys()? {
             if let Some(version) = last.as_ref().and_then(|last| last.unchanged(&key, &stat)) {
                 next.record(&key, stat, version, now);
                 continue;
             }
-            let Some(document) = self.layout.read_stated(&key, &stat)? else {
+            let Some(document) = reader.read_stated(&key, &stat)? else {
                 continue;
             };
             next.record(&key, stat, &document.entry.version, now);

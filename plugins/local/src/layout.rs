@@ -3,10 +3,11 @@
 
 use crate::errors::{io_error, is_absent};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::fs;
 use std::path::PathBuf;
 use storehost_sdk::ids::{check_auth_id, is_cooldown_id};
-use storehost_sdk::layout::{FileStat, list_auth_files, read_regular_file};
+use storehost_sdk::layout::{FileStat, FilesBeneath, list_auth_files};
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
 pub fn content_version(content: &[u8]) -> String {
@@ -99,27 +100,17 @@ impl Layout {
     }
 
     /// A document's content; None when it is gone or is no document (see
-    /// [`Layout::read_file`]).
+    /// [`Reader::read_file`]).
     pub fn read_bytes(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.read_file(key)?.map(|(content, _)| content))
+        self.reader().read_bytes(key)
     }
 
-    /// The content of a key's file and the stat of the file read; None
-    /// when it is gone or is not a regular file, or lies beneath a
-    /// symlinked directory. The listing never shows a link, and read
-    /// through one, this key would serve another file's content; no step
-    /// is followed, so a link swapped in mid-read is not either.
-    fn read_file(&self, key: &Key) -> Result<Option<(Vec<u8>, FileStat)>, Error> {
-        let (dir, id) = self.located(key)?;
-        read_regular_file(&dir, id).map_err(|e| io_error("read", &dir.join(id), e))
-    }
-
-    pub fn read(&self, key: &Key) -> Result<Option<Document>, Error> {
-        let Some((content, stat)) = self.read_file(key)? else {
-            return Ok(None);
-        };
-        let entry = entry_of(key, &content, stat.modified_ms());
-        Ok(Some(Document { entry, content }))
+    /// Reads documents for one call, each kind's directory opened once.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            layout: self,
+            opened: RefCell::default(),
+        }
     }
 
     /// The file's modification time and size; None when it is gone or is
@@ -135,16 +126,6 @@ impl Layout {
             Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(io_error("inspect", &path, e)),
         }
-    }
-
-    /// Reads a document whose stat was just taken (so it is not taken
-    /// twice).
-    pub fn read_stated(&self, key: &Key, stat: &FileStat) -> Result<Option<Document>, Error> {
-        let Some((content, _)) = self.read_file(key)? else {
-            return Ok(None);
-        };
-        let entry = entry_of(key, &content, stat.modified_ms());
-        Ok(Some(Document { entry, content }))
     }
 
     /// The first directory of a nested id (`team/` in `team/a.json`) that
@@ -176,6 +157,58 @@ impl Layout {
             .ok()
             .and_then(|meta| FileStat::from_metadata(&meta).modified_ms());
         Ok(entry_of(key, content, modified_ms))
+    }
+}
+
+/// Documents read for one call (see [`Layout::reader`]).
+pub struct Reader<'a> {
+    layout: &'a Layout,
+    opened: RefCell<Vec<(PathBuf, FilesBeneath)>>,
+}
+
+impl Reader<'_> {
+    /// The content of a key's file and the stat of the file read; None
+    /// when it is gone or is not a regular file, or lies beneath a
+    /// symlinked directory. The listing never shows a link, and read
+    /// through one, this key would serve another file's content; no step
+    /// is followed, so a link swapped in mid-read is not either.
+    fn read_file(&self, key: &Key) -> Result<Option<(Vec<u8>, FileStat)>, Error> {
+        let (dir, id) = self.layout.located(key)?;
+        let mut opened = self.opened.borrow_mut();
+        let at = match opened.iter().position(|(open, _)| *open == dir) {
+            Some(at) => at,
+            None => {
+                let files = FilesBeneath::open(&dir).map_err(|e| io_error("open", &dir, e))?;
+                opened.push((dir.clone(), files));
+                opened.len() - 1
+            }
+        };
+        opened[at]
+            .1
+            .read(id)
+            .map_err(|e| io_error("read", &dir.join(id), e))
+    }
+
+    pub fn read_bytes(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.read_file(key)?.map(|(content, _)| content))
+    }
+
+    pub fn read(&self, key: &Key) -> Result<Option<Document>, Error> {
+        let Some((content, stat)) = self.read_file(key)? else {
+            return Ok(None);
+        };
+        let entry = entry_of(key, &content, stat.modified_ms());
+        Ok(Some(Document { entry, content }))
+    }
+
+    /// Reads a document whose stat was just taken (so it is not taken
+    /// twice).
+    pub fn read_stated(&self, key: &Key, stat: &FileStat) -> Result<Option<Document>, Error> {
+        let Some((content, _)) = self.read_file(key)? else {
+            return Ok(None);
+        };
+        let entry = entry_of(key, &content, stat.modified_ms());
+        Ok(Some(Document { entry, content }))
     }
 }
 

@@ -51,8 +51,9 @@ impl Backend for LocalStore {
 
     fn list(&self) -> Result<Vec<Entry>, Error> {
         let mut entries = Vec::new();
+        let reader = self.layout.reader();
         for (key, stat) in self.layout.stated_keys()? {
-            if let Some(document) = self.layout.read_stated(&key, &stat)? {
+            if let Some(document) = reader.read_stated(&key, &stat)? {
                 entries.push(document.entry);
             }
         }
@@ -65,7 +66,8 @@ impl Backend for LocalStore {
     }
 
     fn read(&self, keys: Vec<Key>) -> Result<Vec<Option<Document>>, Error> {
-        keys.iter().map(|key| self.layout.read(key)).collect()
+        let reader = self.layout.reader();
+        keys.iter().map(|key| reader.read(key)).collect()
     }
 
     fn apply(&self, changes: Vec<Change>, _message: String) -> Result<Vec<Option<Entry>>, Error> {

@@ -83,7 +83,7 @@ impl FilesBeneath {
     pub fn open(dir: &Path) -> io::Result<FilesBeneath> {
         let handle = match open_handle(dir) {
             Ok(handle) => handle,
-            Err(e) if absent(&e) => Handle::Missing,
+            Err(e) if is_absent(&e) => Handle::Missing,
             Err(e) => return Err(e),
         };
         Ok(FilesBeneath {
@@ -132,7 +132,7 @@ fn open_handle(_: &Path) -> io::Result<Handle> {
 }
 
 /// Gone, or a parent that is not a directory: nothing there.
-fn absent(error: &io::Error) -> bool {
+pub fn is_absent(error: &io::Error) -> bool {
     matches!(
         error.kind(),
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
@@ -151,7 +151,7 @@ fn read_checked(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>>
         match std::fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_symlink() => return Ok(None),
             Ok(meta) => last = Some(meta),
-            Err(e) if absent(&e) => return Ok(None),
+            Err(e) if is_absent(&e) => return Ok(None),
             Err(e) => return Err(e),
         }
     }
@@ -160,7 +160,7 @@ fn read_checked(dir: &Path, id: &str) -> io::Result<Option<(Vec<u8>, FileStat)>>
     };
     match std::fs::read(&path) {
         Ok(content) => Ok(Some((content, FileStat::from_metadata(&meta)))),
-        Err(e) if absent(&e) => Ok(None),
+        Err(e) if is_absent(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }

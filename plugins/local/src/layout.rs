@@ -1,12 +1,13 @@
 //! The directory layout (`config/config.yaml`, `auths/<id>`, metadata
 //! under `.storehost/meta/`) and reading documents from it.
 
-use crate::errors::{io_error, is_absent};
+use crate::errors::io_error;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::fs;
 use std::path::PathBuf;
 use storehost_sdk::ids::{check_auth_id, is_cooldown_id};
+use storehost_sdk::layout::is_absent;
 use storehost_sdk::layout::{FileStat, FilesBeneath, list_auth_files};
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
@@ -201,8 +202,8 @@ impl Reader<'_> {
         Ok(Some(Document { entry, content }))
     }
 
-    /// Reads a document whose stat was just taken (so it is not taken
-    /// twice).
+    /// Reads a document its listing found with `stat`, which its entry
+    /// carries (the stat the feed records for it).
     pub fn read_stated(&self, key: &Key, stat: &FileStat) -> Result<Option<Document>, Error> {
         let Some((content, _)) = self.read_file(key)? else {
             return Ok(None);

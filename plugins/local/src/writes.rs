@@ -3,13 +3,14 @@
 //! atomically (temp file, fsync, rename or hard link, directory fsync).
 
 use crate::LocalStore;
-use crate::errors::{io_error, is_absent};
+use crate::errors::io_error;
 use crate::layout::{Layout, content_version};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use storehost_sdk::dir_lock::WriteLock;
 use storehost_sdk::layout::TEMP_PREFIX;
+use storehost_sdk::layout::is_absent;
 use storehost_sdk::{Change, Entry, Error, Key, Precondition};
 
 impl LocalStore {

@@ -5,6 +5,7 @@ pub mod azure;
 pub mod certs;
 pub use storehost::conformance;
 pub mod git;
+pub mod links;
 pub mod logs;
 pub mod postgres;
 pub mod s3;

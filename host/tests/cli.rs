@@ -1013,13 +1013,16 @@ fn scaffold_reads_no_document_through_a_link(wasm: &[u8]) {
     std::fs::write(auths.join("team/a.json"), r#"{"team":1}"#).unwrap();
     std::os::unix::fs::symlink("real.json", auths.join("link.json")).unwrap();
     std::os::unix::fs::symlink("team", auths.join("linked")).unwrap();
-    let spec = PluginSpec {
-        name: "acme-files".into(),
-        grants: Grants::minimal().with_directory(store.path()),
-        limits: Limits::default(),
-        settings: Vec::new(),
+    let granted = |dir: &Path| {
+        let spec = PluginSpec {
+            name: "acme-files".into(),
+            grants: Grants::minimal().with_directory(dir),
+            limits: Limits::default(),
+            settings: Vec::new(),
+        };
+        Plugin::load(&Runtime::shared().unwrap(), spec, wasm).unwrap()
     };
-    let plugin = Plugin::load(&Runtime::shared().unwrap(), spec, wasm).unwrap();
+    let plugin = granted(store.path());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1050,6 +1053,17 @@ fn scaffold_reads_no_document_through_a_link(wasm: &[u8]) {
     runtime.block_on(plugin.apply(vec![remove], "t")).unwrap();
     let team = std::fs::read(auths.join("team/a.json")).unwrap();
     assert_eq!(team, br#"{"team":1}"#);
+
+    // Nor through one swapped in while it reads: authors start from this.
+    let racing = tempfile::tempdir().unwrap();
+    let plugin = granted(racing.path());
+    runtime.block_on(
+        storehost_tests::links::assert_reads_never_follow_a_swapped_link(
+            &plugin,
+            racing.path(),
+            3000,
+        ),
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ pub struct Dir {
 /// Why [`Dir::open_beneath`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BeneathError {
-    #[error("{path} is a symbolic link; storehost never writes through one")]
+    #[error("{path} is a symbolic link; storehost never follows one")]
     Symlink { path: String },
     #[error("{path} is not a plain relative path beneath the root")]
     NotBeneath { path: String },

@@ -320,6 +320,27 @@ async fn remote_changes_and_deletions_go_through_the_trash_and_come_back() {
     assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"v":1}"#);
 }
 
+/// A link planted in the trash under a listed entry's file is refused, not
+/// followed: a restore never brings another file's content into the
+/// workspace, and from there to the backend.
+#[tokio::test]
+async fn a_restore_never_reads_through_a_link_planted_in_the_trash() {
+    let fixture = Fixture::new();
+    let (mirror, key) = synced_then_changed_on_the_backend(&fixture).await;
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    let trash = mirror.ledger().trash().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.json");
+    std::fs::write(&secret, br#"{"stolen":1}"#).unwrap();
+    let kept = mirror.workspace.trash_dir().join(&trash[0].file);
+    std::fs::remove_file(&kept).unwrap();
+    std::os::unix::fs::symlink(&secret, &kept).unwrap();
+    let error = super::trash::restore(&mirror.workspace, trash[0].id).unwrap_err();
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+    assert_eq!(mirror.workspace.read(&key).unwrap().unwrap(), br#"{"v":2}"#);
+    assert_eq!(mirror.ledger().trash().unwrap().len(), 1);
+}
+
 /// The proxy had the file open when a pull replaced it, and writes through
 /// that handle just after: its write comes back live, meets the backend's
 /// change as a conflict, and is kept as a conflict copy (not only in the

@@ -28,11 +28,7 @@ pub fn restore(workspace: &Workspace, id: u64) -> Result<Key, StorehostError> {
         .find(|e| e.id == id)
         .ok_or(StorehostError::NoSuchTrashEntry(id))?;
     let key = key_of_path(&entry.path).ok_or(StorehostError::NoSuchTrashEntry(id))?;
-    let stored = workspace.trash_dir().join(&entry.file);
-    let content = std::fs::read(&stored).map_err(|source| StorehostError::Io {
-        path: stored.display().to_string(),
-        source,
-    })?;
+    let content = workspace.read_trashed(&entry.file)?;
     validate_document(&key, content.clone())?;
     // Swapped in only over the file as it is now, which is kept too.
     loop {

@@ -29,7 +29,7 @@ pub enum WorkspaceError {
     NotAWorkspaceDocument(String),
     #[error("{path} is outside the auth directory {auth_dir}")]
     OutsideAuthDir { path: String, auth_dir: String },
-    #[error("{path} is a symbolic link; storehost never writes through one")]
+    #[error("{path} is a symbolic link; storehost never follows one")]
     Symlink { path: String },
     #[error("cannot {action} {path}: {source}")]
     Io {

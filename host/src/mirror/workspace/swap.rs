@@ -72,6 +72,28 @@ impl Workspace {
         Ok(files)
     }
 
+    /// The content of trash file `file`. A link there is refused, not
+    /// followed, so a link planted in the trash cannot bring another
+    /// file's content into the workspace by a restore.
+    pub fn read_trashed(&self, file: &str) -> Result<Vec<u8>, WorkspaceError> {
+        let trash = self.trash()?;
+        let path = trash.path_of(file);
+        // Trash names are flat: one that is not names no trash file.
+        if file.is_empty() || file.contains('/') || file == "." || file == ".." {
+            return Err(io_error(
+                "read",
+                &path,
+                io::Error::new(io::ErrorKind::InvalidInput, "not a trash file name"),
+            ));
+        }
+        trash
+            .read(file)
+            .map_err(|source| match is_link_error(&source) {
+                true => symlink(&path),
+                false => io_error("read", &path, source),
+            })
+    }
+
     /// Writes `content` as `key`'s file only if the file is still what the
     /// decision saw: absent (`expected` None) or with that content hash.
     /// The previous file is moved into the trash, never deleted.

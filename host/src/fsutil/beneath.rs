@@ -160,8 +160,16 @@ impl Dir {
         rustix::fs::renameat_with(&self.fd, from, &target.fd, to, flags).map_err(io::Error::from)
     }
 
-    /// Reads `name`, refusing a link there (`ELOOP`).
+    /// Reads `name`, refusing a link there (`ELOOP`) and a name that is
+    /// not one entry of this directory (a `/` in it would walk past the
+    /// handle's guarantee).
     pub fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name:?} is not a file name"),
+            ));
+        }
         // Non-blocking, so a FIFO put in place of a document cannot hang
         // the reader; only a regular file is read.
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;

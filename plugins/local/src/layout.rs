@@ -7,8 +7,7 @@ use std::cell::RefCell;
 use std::fs;
 use std::path::PathBuf;
 use storehost_sdk::ids::{check_auth_id, is_cooldown_id};
-use storehost_sdk::layout::is_absent;
-use storehost_sdk::layout::{FileStat, FilesBeneath, list_auth_files};
+use storehost_sdk::layout::{FileStat, FilesBeneath, is_absent, list_auth_files};
 use storehost_sdk::{CONFIG_ID, Document, Entry, Error, Key, Kind};
 
 pub fn content_version(content: &[u8]) -> String {
@@ -195,20 +194,22 @@ impl Reader<'_> {
     }
 
     pub fn read(&self, key: &Key) -> Result<Option<Document>, Error> {
-        let Some((content, stat)) = self.read_file(key)? else {
-            return Ok(None);
-        };
-        let entry = entry_of(key, &content, stat.modified_ms());
-        Ok(Some(Document { entry, content }))
+        self.document(key, None)
     }
 
     /// Reads a document its listing found with `stat`, which its entry
     /// carries (the stat the feed records for it).
     pub fn read_stated(&self, key: &Key, stat: &FileStat) -> Result<Option<Document>, Error> {
-        let Some((content, _)) = self.read_file(key)? else {
+        self.document(key, Some(stat))
+    }
+
+    /// The document, its entry dated by the listing's stat if given, else
+    /// by the stat of the file read.
+    fn document(&self, key: &Key, listed: Option<&FileStat>) -> Result<Option<Document>, Error> {
+        let Some((content, read)) = self.read_file(key)? else {
             return Ok(None);
         };
-        let entry = entry_of(key, &content, stat.modified_ms());
+        let entry = entry_of(key, &content, listed.unwrap_or(&read).modified_ms());
         Ok(Some(Document { entry, content }))
     }
 }

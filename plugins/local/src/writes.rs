@@ -9,8 +9,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use storehost_sdk::dir_lock::WriteLock;
-use storehost_sdk::layout::TEMP_PREFIX;
-use storehost_sdk::layout::is_absent;
+use storehost_sdk::layout::{TEMP_PREFIX, is_absent};
 use storehost_sdk::{Change, Entry, Error, Key, Precondition};
 
 impl LocalStore {

@@ -78,14 +78,6 @@ impl Workspace {
     pub fn read_trashed(&self, file: &str) -> Result<Vec<u8>, WorkspaceError> {
         let trash = self.trash()?;
         let path = trash.path_of(file);
-        // Trash names are flat: one that is not names no trash file.
-        if file.is_empty() || file.contains('/') || file == "." || file == ".." {
-            return Err(io_error(
-                "read",
-                &path,
-                io::Error::new(io::ErrorKind::InvalidInput, "not a trash file name"),
-            ));
-        }
         trash
             .read(file)
             .map_err(|source| match is_link_error(&source) {

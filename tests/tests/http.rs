@@ -273,6 +273,44 @@ async fn query_basic_and_shared_key_credentials_are_applied_by_the_host() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_a_rule_injects_is_one_the_guest_cannot_set() {
+    let server = EchoServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = format!("http://127.0.0.1:{}", server.port);
+    let rules = format!(
+        "  http:\n    - url: {root}/k\n      credential: {{ header: {{ name: x-api-key, value: {{ file: token }} }} }}\n"
+    );
+    let plugin = probe(
+        dir.path(),
+        &rules,
+        &format!("{root}/k"),
+        &format!("{root}/l"),
+    )
+    .unwrap();
+
+    let injected = scenario(&plugin, "injected").await;
+    assert!(
+        injected.contains("header x-api-key: HeaderError::Forbidden"),
+        "{injected}"
+    );
+    // Authorization stays forbidden beside the rule's own header.
+    let own_header = scenario(&plugin, "authorization").await;
+    assert!(
+        own_header.contains("HeaderError::Forbidden"),
+        "{own_header}"
+    );
+    let get = scenario(&plugin, "get").await;
+    assert!(get.starts_with("200\n") && !get.contains(CANARY), "{get}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "only the get went out: {seen:?}");
+    assert!(
+        seen[0].contains(&format!("x-api-key: {CANARY}")) && !seen[0].contains("guest-made"),
+        "{}",
+        seen[0]
+    );
+}
+
 #[test]
 fn a_plugin_importing_wasi_http_without_a_grant_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();

@@ -172,13 +172,26 @@ type Sent = Box<
         > + Send,
 >;
 
-impl WasiHttpHooks for HttpHooks {
-    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
-        let grant = self.grant.clone();
-        Arc::new(move |name| match &grant {
+impl HttpHooks {
+    fn forbids(grant: Option<&HttpGrant>, name: &HeaderName) -> bool {
+        match grant {
             Some(grant) => grant.is_forbidden(name),
             None => DEFAULT_FORBIDDEN_HEADERS.contains(name) || *name == AUTHORIZATION,
-        })
+        }
+    }
+}
+
+impl WasiHttpHooks for HttpHooks {
+    // Asked once per header on every request and response: answered
+    // in place, without the closure (and its allocation) the default
+    // builds from `forbidden_header_filter`.
+    fn is_forbidden_header(&mut self, name: &HeaderName) -> bool {
+        Self::forbids(self.grant.as_deref(), name)
+    }
+
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        let grant = self.grant.clone();
+        Arc::new(move |name| Self::forbids(grant.as_deref(), name))
     }
 
     fn send_request(

@@ -82,6 +82,12 @@ impl HttpProbe {
                 &[("authorization", "Bearer guest-made")],
                 None,
             ),
+            "injected" => send(
+                Method::Get,
+                &format!("{base}/echo"),
+                &[("x-api-key", "guest-made")],
+                None,
+            ),
             "trace" => send(Method::Trace, &format!("{base}/echo"), &[], None),
             "redirect" => send(Method::Get, &format!("{base}/redirect"), &[], None),
             "big" => send(Method::Get, &format!("{base}/big"), &[], None),

@@ -619,8 +619,10 @@ fn set_private(path: &Path) {
 /// The old files are renamed `*.migrated`, never deleted.
 pub mod migrate {
     use super::*;
+    use crate::fsutil::beneath::{BeneathError, Dir, is_link_error};
     use crate::mirror::workspace::Workspace;
     use serde::Deserialize;
+    use std::io;
 
     #[derive(Deserialize)]
     struct OldSeen {
@@ -646,65 +648,36 @@ pub mod migrate {
         content: Option<String>,
     }
 
-    /// True when there was something to migrate.
+    /// True when there was something to migrate. The old files are read
+    /// through the state directory's handle: a link in place of one is
+    /// refused (`state.json`) or skipped (an outbox entry), never followed.
     pub fn from_json(ledger: &mut Ledger, workspace: &Workspace) -> Result<bool, LedgerError> {
         let state_dir = workspace.state_dir();
-        let state_file = state_dir.join("state.json");
-        let outbox_dir = state_dir.join("outbox");
-        if !state_file.is_file() && !outbox_dir.is_dir() {
-            return Ok(false);
-        }
         let ledger_path = ledger.path().display().to_string();
         let failed = |message: String| LedgerError::Migration {
             path: ledger_path.clone(),
             message,
         };
-        let state: OldState = match std::fs::read(&state_file) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| failed(format!("{} is damaged: {e}", state_file.display())))?,
-            Err(_) => OldState::default(),
+        let Some(old) = OldFiles::open(&state_dir).map_err(|e| failed(e.to_string()))? else {
+            return Ok(false);
         };
-        let entries = old_outbox(&outbox_dir).map_err(|e| failed(e.to_string()))?;
-        ledger.write(|tx| {
-            tx.set_meta(
-                MetaName::Backend,
-                Some(state.backend.as_str()).filter(|b| !b.is_empty()),
-            )?;
-            tx.set_meta(MetaName::Lineage, state.lineage.as_deref())?;
-            tx.set_meta(MetaName::Cursor, state.cursor.as_deref())?;
-            let last_sync = state.last_sync_ms.map(|ms| ms.to_string());
-            tx.set_meta(MetaName::LastSyncMs, last_sync.as_deref())?;
-            for (path, seen) in &state.documents {
-                let Some(key) = key_of_path(path) else {
-                    continue;
-                };
-                let base = Base {
-                    version: seen.remote.clone(),
-                    hash: migrated_hash(workspace, &key, &seen.local),
-                };
-                tx.set_base(&key, Some(&base))?;
-            }
-            for copy in &state.conflicts {
-                tx.add_conflict(copy)?;
-            }
-            for entry in &entries {
-                let Some(key) = key_of_path(&entry.path) else {
-                    continue;
-                };
-                let op = match (entry.op.as_str(), &entry.content) {
-                    ("put", Some(content)) => Op::Put(content.clone().into_bytes()),
-                    ("remove", _) => Op::Remove,
-                    _ => continue,
-                };
-                tx.insert_pending(&key, &op)?;
-            }
-            Ok(())
-        })?;
-        for old in [state_file, outbox_dir] {
-            if old.exists() {
-                let mut kept = old.clone().into_os_string();
+        let state: OldState = match &old.state {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| {
+                failed(format!(
+                    "{} is damaged: {e}",
+                    state_dir.join(STATE).display()
+                ))
+            })?,
+            None => OldState::default(),
+        };
+        let entries = old.outbox_entries().map_err(|e| failed(e.to_string()))?;
+        ledger.write(|tx| import(tx, workspace, &state, &entries))?;
+        for name in [STATE, OUTBOX] {
+            let path = state_dir.join(name);
+            if path.symlink_metadata().is_ok() {
+                let mut kept = path.clone().into_os_string();
                 kept.push(".migrated");
-                std::fs::rename(&old, &kept).map_err(|e| failed(e.to_string()))?;
+                std::fs::rename(&path, &kept).map_err(|e| failed(e.to_string()))?;
             }
         }
         tracing::info!(
@@ -713,6 +686,137 @@ pub mod migrate {
             "migrated the sync state of an older storehost into the ledger"
         );
         Ok(true)
+    }
+
+    const STATE: &str = "state.json";
+    const OUTBOX: &str = "outbox";
+
+    /// What an older host left: its state file's bytes and its outbox
+    /// directory, each opened without following a link.
+    struct OldFiles {
+        state: Option<Vec<u8>>,
+        outbox: Option<Dir>,
+    }
+
+    /// Why the old files could not be read.
+    #[derive(Debug, thiserror::Error)]
+    enum OldFilesError {
+        #[error("cannot read {path}: {source}")]
+        Io { path: String, source: io::Error },
+        #[error(transparent)]
+        Beneath(#[from] BeneathError),
+    }
+
+    impl OldFiles {
+        /// None when there is neither a state file nor an outbox.
+        fn open(state_dir: &Path) -> Result<Option<OldFiles>, OldFilesError> {
+            let io_error = |path: &Path| {
+                let path = path.display().to_string();
+                move |source| OldFilesError::Io { path, source }
+            };
+            let dir = match Dir::open_root(state_dir) {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_error(state_dir)(e)),
+            };
+            let state = match dir.read(STATE) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) if is_link_error(&e) => {
+                    let path = dir.path_of(STATE).display().to_string();
+                    return Err(BeneathError::Symlink { path }.into());
+                }
+                Err(e) => return Err(io_error(&dir.path_of(STATE))(e)),
+            };
+            let outbox = match dir.open_beneath(Path::new(OUTBOX), false) {
+                Ok(outbox) => Some(outbox),
+                Err(BeneathError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            };
+            Ok((state.is_some() || outbox.is_some()).then_some(OldFiles { state, outbox }))
+        }
+
+        /// The outbox's entries in sequence order. A damaged entry, or one
+        /// that is not a regular file, is logged and skipped (it stays in
+        /// `outbox.migrated`).
+        fn outbox_entries(&self) -> Result<Vec<OldEntry>, OldFilesError> {
+            let Some(outbox) = &self.outbox else {
+                return Ok(Vec::new());
+            };
+            let names = outbox.entry_names().map_err(|source| OldFilesError::Io {
+                path: outbox.path_of("").display().to_string(),
+                source,
+            })?;
+            let mut files: Vec<(u64, String)> = names
+                .into_iter()
+                .filter_map(|name| {
+                    let seq = Path::new(&name).file_stem()?.to_str()?.parse().ok()?;
+                    Some((seq, name))
+                })
+                .collect();
+            files.sort();
+            let mut entries = Vec::new();
+            for (_, name) in files {
+                let path = outbox.path_of(&name);
+                let parsed = outbox
+                    .read(&name)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()));
+                match parsed {
+                    Ok(entry) => entries.push(entry),
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), "skipping an outbox entry: {e}")
+                    }
+                }
+            }
+            Ok(entries)
+        }
+    }
+
+    /// Writes the old state and outbox into the ledger, in one transaction.
+    fn import(
+        tx: &LedgerTx<'_>,
+        workspace: &Workspace,
+        state: &OldState,
+        entries: &[OldEntry],
+    ) -> Result<(), LedgerError> {
+        tx.set_meta(
+            MetaName::Backend,
+            Some(state.backend.as_str()).filter(|b| !b.is_empty()),
+        )?;
+        tx.set_meta(MetaName::Lineage, state.lineage.as_deref())?;
+        tx.set_meta(MetaName::Cursor, state.cursor.as_deref())?;
+        let last_sync = state.last_sync_ms.map(|ms| ms.to_string());
+        tx.set_meta(MetaName::LastSyncMs, last_sync.as_deref())?;
+        for (path, seen) in &state.documents {
+            let Some(key) = key_of_path(path) else {
+                continue;
+            };
+            let base = Base {
+                version: seen.remote.clone(),
+                hash: migrated_hash(workspace, &key, &seen.local),
+            };
+            tx.set_base(&key, Some(&base))?;
+        }
+        for copy in &state.conflicts {
+            tx.add_conflict(copy)?;
+        }
+        for entry in entries {
+            let Some(key) = key_of_path(&entry.path) else {
+                continue;
+            };
+            let op = match (entry.op.as_str(), &entry.content) {
+                ("put", Some(content)) => Op::Put(content.clone().into_bytes()),
+                ("remove", _) => Op::Remove,
+                _ => continue,
+            };
+            tx.insert_pending(&key, &op)?;
+        }
+        Ok(())
     }
 
     /// The old state kept a hash of the raw bytes. Where the file is still
@@ -726,29 +830,5 @@ pub mod migrate {
             }
             _ => format!("unknown:{old_local}"),
         }
-    }
-
-    fn old_outbox(dir: &Path) -> std::io::Result<Vec<OldEntry>> {
-        if !dir.is_dir() {
-            return Ok(Vec::new());
-        }
-        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
-            .filter_map(|entry| {
-                let path = entry.ok()?.path();
-                let seq = path.file_stem()?.to_str()?.parse().ok()?;
-                Some((seq, path))
-            })
-            .collect();
-        files.sort();
-        let mut entries = Vec::new();
-        for (_, path) in files {
-            match serde_json::from_slice(&std::fs::read(&path)?) {
-                Ok(entry) => entries.push(entry),
-                Err(e) => {
-                    tracing::error!(path = %path.display(), "skipping a damaged outbox entry: {e}")
-                }
-            }
-        }
-        Ok(entries)
     }
 }

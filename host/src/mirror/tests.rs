@@ -650,6 +650,65 @@ async fn an_older_workspace_state_is_migrated_into_the_ledger() {
 }
 
 #[tokio::test]
+async fn a_link_in_place_of_the_old_state_file_is_refused_not_followed() {
+    let fixture = Fixture::new();
+    let workspace = fixture.workspace("old");
+    workspace.create().unwrap();
+    let elsewhere = fixture._dir.path().join("elsewhere.json");
+    std::fs::write(&elsewhere, r#"{"backend":"fake","lineage":"L-stolen"}"#).unwrap();
+    let state_file = workspace.state_dir().join("state.json");
+    std::os::unix::fs::symlink(&elsewhere, &state_file).unwrap();
+
+    let opened = Mirror::open(
+        fixture.remote.clone(),
+        fixture.workspace("old"),
+        MirrorOptions::default(),
+    );
+    let error = match opened {
+        Ok(_) => panic!("the state file was read through the link"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("state.json is a symbolic link"), "{error}");
+    // Nothing was taken from it, and the link is where it was.
+    let ledger = Ledger::open(&workspace.state_dir()).unwrap();
+    assert_eq!(ledger.meta(MetaName::Lineage).unwrap(), None);
+    assert!(state_file.symlink_metadata().unwrap().is_symlink());
+}
+
+#[tokio::test]
+async fn an_old_outbox_entry_that_is_a_link_is_skipped_not_followed() {
+    let fixture = Fixture::new();
+    let workspace = fixture.workspace("old");
+    workspace.create().unwrap();
+    let queued = auth("queued.json");
+    workspace.write(&queued, br#"{"q":1}"#).unwrap();
+    let outbox = workspace.state_dir().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(
+        outbox.join(format!("{:020}.json", 1)),
+        r#"{"path":"auths/queued.json","op":"put","content":"{\"q\":1}"}"#,
+    )
+    .unwrap();
+    let elsewhere = fixture._dir.path().join("elsewhere.json");
+    std::fs::write(
+        &elsewhere,
+        r#"{"path":"auths/stolen.json","op":"put","content":"{\"stolen\":1}"}"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, outbox.join(format!("{:020}.json", 2))).unwrap();
+
+    let mirror = fixture.mirror("old").await;
+    mirror.drain().await.unwrap();
+    assert_eq!(fixture.remote.get(&queued).unwrap(), br#"{"q":1}"#);
+    assert_eq!(fixture.remote.get(&auth("stolen.json")), None);
+    let kept = workspace
+        .state_dir()
+        .join("outbox.migrated")
+        .join(format!("{:020}.json", 2));
+    assert!(kept.symlink_metadata().unwrap().is_symlink());
+}
+
+#[tokio::test]
 async fn an_invalid_document_on_the_backend_never_reaches_the_workspace() {
     let fixture = Fixture::new();
     let mirror = fixture.mirror("a").await;

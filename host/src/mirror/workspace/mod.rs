@@ -2,7 +2,7 @@
 //! and content rules: ids that stay inside `auths/`, auths that are JSON
 //! objects, configs that are UTF-8 YAML.
 
-use crate::fsutil::beneath::{BeneathError, Dir};
+use crate::fsutil::beneath::{BeneathError, Dir, is_link_error};
 use crate::fsutil::{self, Durability};
 use crate::model::{CONFIG_ID, Key, Kind};
 use std::collections::HashMap;
@@ -285,11 +285,6 @@ fn symlink(path: &Path) -> WorkspaceError {
     WorkspaceError::Symlink {
         path: path.display().to_string(),
     }
-}
-
-/// `O_NOFOLLOW` met a link.
-fn is_link_error(error: &io::Error) -> bool {
-    error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
 impl From<BeneathError> for WorkspaceError {

@@ -3,9 +3,9 @@
 //! file at any moment, by rename or in place. Whatever the host takes out
 //! goes to the trash directory; whatever the proxy wrote last stays live.
 
-use super::{TRASH_DIR, Workspace, WorkspaceError, io_error, is_link_error, symlink};
+use super::{TRASH_DIR, Workspace, WorkspaceError, io_error, symlink};
 use crate::fsutil::Durability;
-use crate::fsutil::beneath::Dir;
+use crate::fsutil::beneath::{Dir, is_link_error};
 use crate::mirror::hash::doc_hash;
 use crate::model::Key;
 use rustix::fs::RenameFlags;

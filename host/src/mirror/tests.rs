@@ -675,6 +675,42 @@ async fn a_link_in_place_of_the_old_state_file_is_refused_not_followed() {
     assert!(state_file.symlink_metadata().unwrap().is_symlink());
 }
 
+#[test]
+fn a_fifo_in_place_of_the_old_state_file_fails_the_start_instead_of_hanging_it() {
+    let fixture = Fixture::new();
+    let workspace = fixture.workspace("old");
+    workspace.create().unwrap();
+    let state_dir = workspace.state_dir();
+    let fifo = rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR;
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &state_dir.join("state.json"),
+        rustix::fs::FileType::Fifo,
+        fifo,
+        0,
+    )
+    .unwrap();
+    std::fs::create_dir_all(state_dir.join("outbox")).unwrap();
+
+    // Opened on its own thread: a read that blocked on the FIFO would
+    // never answer.
+    let (answer, answered) = std::sync::mpsc::channel();
+    let remote = fixture.remote.clone();
+    let opened_workspace = fixture.workspace("old");
+    std::thread::spawn(move || {
+        let opened = Mirror::open(remote, opened_workspace, MirrorOptions::default());
+        let _ = answer.send(opened.err().map(|e| e.to_string()));
+    });
+    let error = answered
+        .recv_timeout(Duration::from_secs(20))
+        .expect("opening the mirror hung on the FIFO")
+        .expect("a FIFO is not a state file");
+    assert!(
+        error.contains("state.json is not a regular file"),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn an_old_outbox_entry_that_is_a_link_is_skipped_not_followed() {
     let fixture = Fixture::new();

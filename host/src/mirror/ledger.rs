@@ -764,7 +764,10 @@ pub mod migrate {
                 let path = outbox.path_of(&name);
                 let parsed = outbox
                     .read(&name)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| match is_link_error(&e) {
+                        true => "a symbolic link; storehost never follows one".to_string(),
+                        false => e.to_string(),
+                    })
                     .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()));
                 match parsed {
                     Ok(entry) => entries.push(entry),

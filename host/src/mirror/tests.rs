@@ -684,7 +684,7 @@ fn a_fifo_in_place_of_the_old_state_file_fails_the_start_instead_of_hanging_it()
     let fifo = rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR;
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &state_dir.join("state.json"),
+        state_dir.join("state.json"),
         rustix::fs::FileType::Fifo,
         fifo,
         0,

@@ -703,6 +703,10 @@ pub mod migrate {
     enum OldFilesError {
         #[error("cannot read {path}: {source}")]
         Io { path: String, source: io::Error },
+        /// A FIFO, device or directory where a file belongs; the message
+        /// names it.
+        #[error("{0}")]
+        NotAFile(io::Error),
         #[error(transparent)]
         Beneath(#[from] BeneathError),
     }
@@ -725,6 +729,9 @@ pub mod migrate {
                 Err(e) if is_link_error(&e) => {
                     let path = dir.path_of(STATE).display().to_string();
                     return Err(BeneathError::Symlink { path }.into());
+                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    return Err(OldFilesError::NotAFile(e));
                 }
                 Err(e) => return Err(io_error(&dir.path_of(STATE))(e)),
             };

@@ -714,27 +714,15 @@ pub mod migrate {
     impl OldFiles {
         /// None when there is neither a state file nor an outbox.
         fn open(state_dir: &Path) -> Result<Option<OldFiles>, OldFilesError> {
-            let io_error = |path: &Path| {
-                let path = path.display().to_string();
-                move |source| OldFilesError::Io { path, source }
-            };
             let dir = match Dir::open_root(state_dir) {
                 Ok(dir) => dir,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(io_error(state_dir)(e)),
-            };
-            let state = match dir.read(STATE) {
-                Ok(bytes) => Some(bytes),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) if is_link_error(&e) => {
-                    let path = dir.path_of(STATE).display().to_string();
-                    return Err(BeneathError::Symlink { path }.into());
+                Err(source) => {
+                    let path = state_dir.display().to_string();
+                    return Err(OldFilesError::Io { path, source });
                 }
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                    return Err(OldFilesError::NotAFile(e));
-                }
-                Err(e) => return Err(io_error(&dir.path_of(STATE))(e)),
             };
+            let state = read_old(&dir, STATE)?;
             let outbox = match dir.open_beneath(Path::new(OUTBOX), false) {
                 Ok(outbox) => Some(outbox),
                 Err(BeneathError::Io { source, .. })
@@ -769,13 +757,11 @@ pub mod migrate {
             let mut entries = Vec::new();
             for (_, name) in files {
                 let path = outbox.path_of(&name);
-                let parsed = outbox
-                    .read(&name)
-                    .map_err(|e| match is_link_error(&e) {
-                        true => "a symbolic link; storehost never follows one".to_string(),
-                        false => e.to_string(),
-                    })
-                    .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()));
+                let parsed = match read_old(outbox, &name) {
+                    Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
+                    Ok(None) => continue,
+                    Err(e) => Err(e.to_string()),
+                };
                 match parsed {
                     Ok(entry) => entries.push(entry),
                     Err(e) => {
@@ -784,6 +770,24 @@ pub mod migrate {
                 }
             }
             Ok(entries)
+        }
+    }
+
+    /// One old file's bytes, None if it is gone; a link or a non-file
+    /// there is an error that names it.
+    fn read_old(dir: &Dir, name: &str) -> Result<Option<Vec<u8>>, OldFilesError> {
+        match dir.read(name) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if is_link_error(&e) => {
+                let path = dir.path_of(name).display().to_string();
+                Err(BeneathError::Symlink { path }.into())
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Err(OldFilesError::NotAFile(e)),
+            Err(source) => Err(OldFilesError::Io {
+                path: dir.path_of(name).display().to_string(),
+                source,
+            }),
         }
     }
 

@@ -198,8 +198,7 @@ impl Workspace {
         match dir.read(&name) {
             Ok(content) => Ok(Some(content)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) if is_link_error(&source) => Err(symlink(&dir.path_of(&name))),
-            Err(source) => Err(io_error("read", &dir.path_of(&name), source)),
+            Err(source) => Err(read_error(&dir.path_of(&name), source)),
         }
     }
 
@@ -284,6 +283,15 @@ const TRASH_DIR: &str = "trash";
 fn symlink(path: &Path) -> WorkspaceError {
     WorkspaceError::Symlink {
         path: path.display().to_string(),
+    }
+}
+
+/// A failed read of `path` through a directory handle: a link there is
+/// named as one, anything else is an I/O error.
+fn read_error(path: &Path, source: io::Error) -> WorkspaceError {
+    match is_link_error(&source) {
+        true => symlink(path),
+        false => io_error("read", path, source),
     }
 }
 

@@ -3,9 +3,9 @@
 //! file at any moment, by rename or in place. Whatever the host takes out
 //! goes to the trash directory; whatever the proxy wrote last stays live.
 
-use super::{TRASH_DIR, Workspace, WorkspaceError, io_error, symlink};
+use super::{TRASH_DIR, Workspace, WorkspaceError, io_error, read_error, symlink};
 use crate::fsutil::Durability;
-use crate::fsutil::beneath::{Dir, is_link_error};
+use crate::fsutil::beneath::Dir;
 use crate::mirror::hash::doc_hash;
 use crate::model::Key;
 use rustix::fs::RenameFlags;
@@ -78,12 +78,7 @@ impl Workspace {
     pub fn read_trashed(&self, file: &str) -> Result<Vec<u8>, WorkspaceError> {
         let trash = self.trash()?;
         let path = trash.path_of(file);
-        trash
-            .read(file)
-            .map_err(|source| match is_link_error(&source) {
-                true => symlink(&path),
-                false => io_error("read", &path, source),
-            })
+        trash.read(file).map_err(|source| read_error(&path, source))
     }
 
     /// Writes `content` as `key`'s file only if the file is still what the
@@ -169,10 +164,7 @@ impl Workspace {
             Ok(previous) => previous,
             Err(source) => {
                 exchange().map_err(|source| io_error("restore", &path, source))?;
-                return Err(match is_link_error(&source) {
-                    true => symlink(&path),
-                    false => io_error("read", &path, source),
-                });
+                return Err(read_error(&path, source));
             }
         };
         if doc_hash(key, &previous) == expected {
@@ -292,8 +284,7 @@ impl Workspace {
             Err(source) => return Err(io_error("restore", &path, source)),
         };
         match previous {
-            Err(source) if is_link_error(&source) => Err(symlink(&path)),
-            Err(source) => Err(io_error("read", &path, source)),
+            Err(source) => Err(read_error(&path, source)),
             Ok(_) => Ok(Swap::LocalChanged { kept }),
         }
     }

@@ -188,15 +188,6 @@ pub async fn host_from_env(
     storehost::Storehost::from_selection(selection, polling_options(workspace, poll)).await
 }
 
-/// A free TCP port on 127.0.0.1 for a test server.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Whether a bench section runs: all of them without arguments, else
 /// those whose name contains one of the words after `--`
 /// (`cargo bench --bench postgres -- bootstrap`).

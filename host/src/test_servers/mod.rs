@@ -9,6 +9,7 @@
 pub mod azurite;
 pub mod front;
 pub mod git;
+mod listener;
 pub mod object;
 pub mod postgres;
 
@@ -113,15 +114,16 @@ fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
-/// True once `child` listens on `port`; false when it exited first (the
-/// port was taken) or did not start in time.
+/// True once `child` itself listens on `port`; false when it exited first
+/// (the port was taken) or did not start in time. An open port alone is no
+/// proof: whoever took the port first answers there while the child is
+/// still starting, about to fail.
 fn child_listening(child: &mut std::process::Child, port: u16) -> bool {
+    let pid = child.id();
     let exited = |child: &mut std::process::Child| child.try_wait().ok().flatten().is_some();
-    let listening = wait_until(START_LIMIT, || exited(child) || port_open(port));
-    listening && !exited(child) && {
-        std::thread::sleep(Duration::from_millis(20));
-        !exited(child)
-    }
+    wait_until(START_LIMIT, || {
+        exited(child) || listener::held_by(pid, port)
+    }) && !exited(child)
 }
 
 /// Starts a server with `spawn(port)` on a free port, again on another one
@@ -129,10 +131,20 @@ fn child_listening(child: &mut std::process::Child, port: u16) -> bool {
 fn spawn_on_free_port(
     what: &str,
     log_path: &Path,
+    spawn: impl FnMut(u16, std::fs::File) -> Result<std::process::Child, ServiceError>,
+) -> Result<(u16, std::process::Child), ServiceError> {
+    spawn_listening(what, log_path, free_port, spawn)
+}
+
+/// The same, on the ports `next_port` offers.
+fn spawn_listening(
+    what: &str,
+    log_path: &Path,
+    mut next_port: impl FnMut() -> Result<u16, ServiceError>,
     mut spawn: impl FnMut(u16, std::fs::File) -> Result<std::process::Child, ServiceError>,
 ) -> Result<(u16, std::process::Child), ServiceError> {
-    for _attempt in 0..10 {
-        let port = free_port()?;
+    for _attempt in 0..START_ATTEMPTS {
+        let port = next_port()?;
         let log =
             std::fs::File::create(log_path).map_err(ServiceError::io("creating the server log"))?;
         let mut child = spawn(port, log)?;
@@ -147,6 +159,9 @@ fn spawn_on_free_port(
         format!("see {}", log_path.display()),
     ))
 }
+
+/// How many ports a server is tried on before its start is a failure.
+const START_ATTEMPTS: usize = 10;
 
 /// The backends `plugin test --service` can start a server for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -237,5 +252,85 @@ impl RunningService {
             git_cache: &self.git_cache,
         };
         crate::builtin::spec(&self.choice, places)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::process::{Command, Stdio};
+
+    /// A server that cannot bind its port and is slow to say so, as node
+    /// is: it never listens and exits a moment later.
+    fn slow_to_fail(log: std::fs::File) -> Result<std::process::Child, ServiceError> {
+        Command::new("sleep")
+            .arg("0.3")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(ServiceError::io("starting sleep"))
+    }
+
+    /// A server that listens on `port` until killed.
+    fn listening_on(port: u16, log: std::fs::File) -> Result<std::process::Child, ServiceError> {
+        let script = "import socket, sys, time\n\
+                      s = socket.socket()\n\
+                      s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+                      s.listen()\n\
+                      time.sleep(60)\n";
+        Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(ServiceError::io(
+                "starting python3 (install it with apt-get install python3)",
+            ))
+    }
+
+    #[test]
+    fn a_server_whose_port_someone_else_listens_on_has_not_started() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let log = tempfile::tempdir().unwrap();
+        let started = spawn_listening(
+            "a server",
+            &log.path().join("server.log"),
+            || Ok(port),
+            |_, log| slow_to_fail(log),
+        );
+        let Err(error) = started else {
+            panic!("the other process's listener was taken for the server's");
+        };
+        assert!(
+            error.to_string().contains("starting a server failed"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_server_is_tried_again_on_another_port_when_its_first_is_taken() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let mut offers = vec![free_port().unwrap(), taken_port];
+        let log = tempfile::tempdir().unwrap();
+        let (port, mut child) = spawn_listening(
+            "a server",
+            &log.path().join("server.log"),
+            || Ok(offers.pop().unwrap()),
+            |port, log| {
+                if port == taken_port {
+                    slow_to_fail(log)
+                } else {
+                    listening_on(port, log)
+                }
+            },
+        )
+        .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_ne!(port, taken_port);
+        assert!(offers.is_empty(), "both ports were offered");
     }
 }

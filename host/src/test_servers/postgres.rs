@@ -4,7 +4,7 @@
 //! package.
 
 use super::front::TcpFront;
-use super::{ServiceError, free_port, throwaway_secret};
+use super::{START_ATTEMPTS, ServiceError, free_port, throwaway_secret};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -175,7 +175,7 @@ impl PostgresServer {
     /// someone took that port first, and points the front at it.
     fn start_server(&self) -> Result<(), ServiceError> {
         let mut failure = String::new();
-        for _attempt in 0..10 {
+        for _attempt in 0..START_ATTEMPTS {
             let port = free_port()?;
             let output = self.try_run(
                 "pg_ctl",

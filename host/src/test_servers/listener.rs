@@ -78,9 +78,9 @@ mod tests {
     fn a_listener_this_process_holds_is_seen_as_its_own() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        // Not checked again after the drop: a test beside this one may
+        // bind the freed port at once, in this same process.
         assert!(held_by(std::process::id(), port));
-        drop(listener);
-        assert!(!held_by(std::process::id(), port));
     }
 
     #[test]

@@ -756,7 +756,6 @@ pub mod migrate {
             files.sort();
             let mut entries = Vec::new();
             for (_, name) in files {
-                let path = outbox.path_of(&name);
                 let parsed = match read_old(outbox, &name) {
                     Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
                     Ok(None) => continue,
@@ -765,6 +764,7 @@ pub mod migrate {
                 match parsed {
                     Ok(entry) => entries.push(entry),
                     Err(e) => {
+                        let path = outbox.path_of(&name);
                         tracing::error!(path = %path.display(), "skipping an outbox entry: {e}")
                     }
                 }

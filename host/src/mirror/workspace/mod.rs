@@ -289,9 +289,10 @@ fn symlink(path: &Path) -> WorkspaceError {
 /// A failed read of `path` through a directory handle: a link there is
 /// named as one, anything else is an I/O error.
 fn read_error(path: &Path, source: io::Error) -> WorkspaceError {
-    match is_link_error(&source) {
-        true => symlink(path),
-        false => io_error("read", path, source),
+    if is_link_error(&source) {
+        symlink(path)
+    } else {
+        io_error("read", path, source)
     }
 }
 

@@ -5,8 +5,7 @@
 
 use super::front::TcpFront;
 use super::{
-    START_LIMIT, ServiceError, find_program, port_open, spawn_on_free_port, throwaway_secret,
-    wait_until,
+    START_LIMIT, ServiceError, find_program, spawn_on_free_port, throwaway_secret, wait_until,
 };
 use base64::Engine as _;
 use secrecy::zeroize::Zeroizing;
@@ -21,7 +20,8 @@ const SAS_VERSION: &str = "2021-08-06";
 pub struct AzuriteServer {
     dir: tempfile::TempDir,
     front: TcpFront,
-    child: Option<(u16, Child)>,
+    /// The Azurite process, on a port of its own behind the front.
+    child: Option<Child>,
     account: String,
     /// The account key, base64 as Azure hands it out.
     key: Zeroizing<String>,
@@ -113,15 +113,15 @@ impl AzuriteServer {
     }
 
     /// Stops the server (an outage: calls in flight are cut at the
-    /// front); `resume` starts it again on the same port and data. Azurite
-    /// keeps its metadata in memory and saves it on SIGTERM, so it is asked
-    /// to stop rather than killed: a killed Azurite forgets recent writes,
-    /// which no real storage account does.
+    /// front); `resume` starts it again on the same data, behind the same
+    /// public port. Done once the process is reaped: its sockets went with
+    /// it. Azurite keeps its metadata in memory and saves it on SIGTERM, so
+    /// it is asked to stop rather than killed: a killed Azurite forgets
+    /// recent writes, which no real storage account does.
     pub fn stop(&mut self) {
         self.front.down();
-        if let Some((port, child)) = self.child.take() {
+        if let Some(child) = self.child.take() {
             terminate(child);
-            wait_until(START_LIMIT, || !port_open(port));
         }
     }
 
@@ -137,7 +137,7 @@ impl AzuriteServer {
             self.spawn(&binary, port, log)
         })?;
         self.front.up(port);
-        self.child = Some((port, child));
+        self.child = Some(child);
         Ok(())
     }
 
@@ -171,9 +171,36 @@ fn terminate(mut child: Child) {
 
 impl Drop for AzuriteServer {
     fn drop(&mut self) {
-        if let Some((_, mut child)) = self.child.take() {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{START_LIMIT, take_once_free};
+    use super::*;
+    use std::time::Instant;
+
+    /// Stopping ends with the process. Azurite closes its listener while it
+    /// saves its state, so another test's server may take the port before
+    /// Azurite exits; `stop` must not then wait for that port to close.
+    #[test]
+    fn stopping_does_not_wait_for_a_port_someone_else_took() {
+        let mut server = AzuriteServer::start().expect("starting Azurite");
+        let own_port = server.front.backend();
+        assert_ne!(own_port, 0, "the front points at the server");
+        let taker = take_once_free(own_port);
+        let started = Instant::now();
+        server.stop();
+        let stopping = started.elapsed();
+        let taken = taker.join().expect("the taker thread");
+        assert!(taken.is_some(), "the server's port was never freed");
+        assert!(
+            stopping < START_LIMIT,
+            "stop waited {stopping:?} on a port that was no longer the server's"
+        );
     }
 }

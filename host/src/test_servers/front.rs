@@ -51,6 +51,12 @@ impl TcpFront {
         self.port
     }
 
+    /// The server's own port; 0 while it is down.
+    #[cfg(test)]
+    pub fn backend(&self) -> u16 {
+        self.backend.load(Ordering::SeqCst)
+    }
+
     /// Forwards new connections to the server on `backend`.
     pub fn up(&self, backend: u16) {
         self.backend.store(backend, Ordering::SeqCst);

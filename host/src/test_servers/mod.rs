@@ -114,6 +114,22 @@ fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
+/// Binds `port` the moment it is free and holds it, as another test or
+/// program may; `None` if it stayed taken for [`START_LIMIT`].
+#[cfg(test)]
+fn take_once_free(port: u16) -> std::thread::JoinHandle<Option<std::net::TcpListener>> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        while started.elapsed() < START_LIMIT {
+            if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                return Some(listener);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    })
+}
+
 /// True once `child` itself listens on `port`; false when it exited first
 /// (the port was taken) or did not start in time. An open port alone is no
 /// proof: whoever took the port first answers there while the child is

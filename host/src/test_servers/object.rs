@@ -3,7 +3,7 @@
 //! port across stop and resume.
 
 use super::front::TcpFront;
-use super::{START_LIMIT, ServiceError, find_program, port_open, spawn_on_free_port, wait_until};
+use super::{ServiceError, find_program, spawn_on_free_port};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -16,8 +16,8 @@ pub struct ObjectServer {
     dir: tempfile::TempDir,
     /// The public port, kept across stop and resume.
     front: TcpFront,
-    /// s3s-fs's own port (it binds it itself), and the process.
-    child: Option<(u16, Child)>,
+    /// The s3s-fs process, on a port of its own behind the front.
+    child: Option<Child>,
 }
 
 impl std::fmt::Debug for ObjectServer {
@@ -62,13 +62,14 @@ impl ObjectServer {
     }
 
     /// Stops the server (an outage); `resume` starts it again on the same
-    /// port and data.
+    /// data, behind the same public port. Done once the process is reaped:
+    /// its sockets went with it, so there is no port to wait for (and one
+    /// someone else took since is theirs).
     pub fn stop(&mut self) {
         self.front.down();
-        if let Some((port, mut child)) = self.child.take() {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
-            wait_until(START_LIMIT, || !port_open(port));
         }
     }
 
@@ -92,14 +93,14 @@ impl ObjectServer {
                 .map_err(ServiceError::io("starting s3s-fs"))
         })?;
         self.front.up(port);
-        self.child = Some((port, child));
+        self.child = Some(child);
         Ok(())
     }
 }
 
 impl Drop for ObjectServer {
     fn drop(&mut self) {
-        if let Some((_, mut child)) = self.child.take() {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -100,9 +100,6 @@ impl ObjectServer {
 
 impl Drop for ObjectServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop();
     }
 }

@@ -368,6 +368,28 @@ async fn a_proxy_write_through_a_handle_opened_before_a_pull_becomes_a_conflict_
     assert_eq!(copy, br#"{"proxy":3}"#);
 }
 
+#[test]
+fn conflict_copies_made_in_one_millisecond_are_all_kept() {
+    let fixture = Fixture::new();
+    let workspace = fixture.workspace("w");
+    workspace.create().unwrap();
+    let key = auth("t.json");
+    let copies: Vec<String> = (0..5)
+        .map(|i| {
+            workspace
+                .keep_conflict_copy(&key, format!("{{\"n\":{i}}}").as_bytes())
+                .unwrap()
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = copies.iter().collect();
+    assert_eq!(unique.len(), copies.len(), "{copies:?}");
+    for (i, copy) in copies.iter().enumerate() {
+        let content = std::fs::read(workspace.root().join(copy)).unwrap();
+        assert_eq!(content, format!("{{\"n\":{i}}}").into_bytes());
+        assert!(super::workspace::is_conflict_copy(copy), "{copy}");
+    }
+}
+
 #[tokio::test]
 async fn a_guarded_swap_never_clobbers_a_file_that_changed() {
     let fixture = Fixture::new();

@@ -249,18 +249,34 @@ impl Workspace {
     }
 
     /// Writes `content` beside `key` as `<name>.conflict-<unix ms>` and
-    /// returns that path, relative to the workspace.
+    /// returns that path, relative to the workspace. Never over an earlier
+    /// copy: one made in the same millisecond takes the next stamp.
     pub fn keep_conflict_copy(&self, key: &Key, content: &[u8]) -> Result<String, WorkspaceError> {
         let (dir, name) = self.document_dir(key, true)?;
-        let copy = format!("{name}{CONFLICT_MARK}{}", crate::mirror::now_ms());
-        let path = dir.path_of(&copy);
-        dir.write_atomic(&copy, content, Durability::Now)
-            .map_err(|source| io_error("write", &path, source))?;
-        Ok(path
-            .strip_prefix(&self.root)
-            .unwrap_or(&path)
-            .display()
-            .to_string())
+        let temp = dir
+            .write_temp(&name, content, Durability::Now)
+            .map_err(|source| io_error("write", &dir.path_of(&name), source))?;
+        let mut stamp = crate::mirror::now_ms();
+        loop {
+            let copy = format!("{name}{CONFLICT_MARK}{stamp}");
+            let path = dir.path_of(&copy);
+            match dir.rename(&temp, &dir, &copy, rustix::fs::RenameFlags::NOREPLACE) {
+                Ok(()) => {
+                    dir.sync()
+                        .map_err(|source| io_error("sync", &path, source))?;
+                    return Ok(path
+                        .strip_prefix(&self.root)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string());
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => stamp += 1,
+                Err(source) => {
+                    let _ = dir.remove(&temp);
+                    return Err(io_error("write", &path, source));
+                }
+            }
+        }
     }
 
     /// Auth ids of every file under `auths/`, sorted; temp files skipped.

@@ -292,6 +292,55 @@ async fn the_watcher_pushes_files_other_processes_write() {
     sync.shutdown().await;
 }
 
+/// The proxy held a file open across a pull and writes through that
+/// handle later, into the copy now in the trash. With no poll due, the
+/// watcher sees the trash change, and the late write is kept as a
+/// conflict copy beside the backend's version (not left only in the trash).
+#[tokio::test]
+async fn the_watcher_finds_a_late_write_into_a_file_a_pull_replaced() {
+    use std::io::{Seek, Write};
+    let (_root, remote, ws) = dirs();
+    let no_polls = storehost::StorehostOptions {
+        mirror: storehost::MirrorOptions {
+            poll_interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let host = fault_mirror(&remote, &ws, no_polls).await;
+    host.bootstrap().await.unwrap();
+    storehost_tests::save_pushed(&host, "t.json", b"{\"v\":1}").await;
+    let mut handle = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ws.join("auths/t.json"))
+        .unwrap();
+    std::fs::write(remote.join("auths/t.json"), "{\"v\":2}").unwrap();
+    assert_eq!(host.pull_remote().await.unwrap(), 1);
+    let sync = host.start_sync().await.unwrap().unwrap();
+
+    handle.set_len(0).unwrap();
+    handle.rewind().unwrap();
+    handle.write_all(b"{\"proxy\":3}").unwrap();
+    drop(handle);
+    let copy_of_late_write = || {
+        auth_files(&ws)
+            .into_iter()
+            .filter(|id| id.starts_with("t.json.conflict-"))
+            .filter_map(|id| local_auth(&ws, &id))
+            .collect::<Vec<_>>()
+    };
+    eventually(
+        "the late write is kept as a conflict copy",
+        Duration::from_secs(10),
+        || !copy_of_late_write().is_empty(),
+    )
+    .await;
+    assert_eq!(copy_of_late_write(), ["{\"proxy\":3}"]);
+    assert_eq!(local_auth(&ws, "t.json").unwrap(), "{\"v\":2}");
+    assert_eq!(remote_auth(&remote, "t.json").unwrap(), "{\"v\":2}");
+    sync.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_apply_answering_the_wrong_count_keeps_the_changes_queued() {
     let (_root, remote, ws) = dirs();

@@ -97,6 +97,8 @@ pub struct Mirror {
     /// When the last complete pull was (bootstrap is one).
     last_complete_pull: std::sync::Mutex<Option<std::time::Instant>>,
     pub(crate) not_mirrored: super::scan::NotMirrored,
+    /// Files swaps took out, looked at again for the proxy's late writes.
+    pub(crate) late_writes: super::late_writes::LateWrites,
 }
 
 /// What [`Mirror::note_local_change`] does with a file that does not parse.
@@ -148,6 +150,7 @@ impl Mirror {
             backend_down: AtomicBool::new(false),
             last_complete_pull: std::sync::Mutex::new(Some(std::time::Instant::now())),
             not_mirrored: Default::default(),
+            late_writes: Default::default(),
         };
         mirror.expire_trash()?;
         super::trash::adopt_unlisted(&mirror.workspace, &mut mirror.ledger())?;
@@ -468,6 +471,7 @@ impl Mirror {
     /// workspace; returns how many documents changed locally.
     pub async fn poll(&self) -> Result<usize, StorehostError> {
         let _owner = self.own().await;
+        self.take_late_writes_owned();
         // Now and then everything, compared by content: a feed that missed
         // a change, or a server whose versions lie, cannot keep a stale
         // document in the workspace for long.

@@ -586,6 +586,15 @@ impl LedgerTx<'_> {
         Ok(self.tx.last_insert_rowid() as u64)
     }
 
+    /// Says anew what trash file `file` holds, after it changed.
+    pub fn update_trash(&self, file: &str, reason: &str, size: u64) -> Result<(), LedgerError> {
+        self.run(
+            "UPDATE trash SET reason = ?2, size = ?3 WHERE file = ?1",
+            params![file, reason, size as i64],
+        )?;
+        Ok(())
+    }
+
     /// Forgets trash entries older than `cutoff_ms`; returns their files.
     pub fn expire_trash(&self, cutoff_ms: u64) -> Result<Vec<String>, LedgerError> {
         let mut statement = self

@@ -5,7 +5,8 @@
 //! `ledger` holds the sync state (SQLite), `decide` makes every sync
 //! decision and `settle` carries them out, `engine` is the write path (it
 //! only enqueues) and the one owner that drains and polls, `remote` is the backend as the engine sees it,
-//! `remote_guard` refuses a wiped backend's deletions, `scan` and
+//! `remote_guard` refuses a wiped backend's deletions, `late_writes`
+//! takes what the proxy writes into files a swap took out, `scan` and
 //! `sync` find local changes and run the background tasks, `bootstrap`
 //! is the first contact, `workspace` the files and their guarded swaps.
 
@@ -14,6 +15,7 @@ pub mod decide;
 pub mod engine;
 pub mod hash;
 pub mod intake;
+pub mod late_writes;
 pub mod ledger;
 pub mod paths;
 pub mod remote;

@@ -4,6 +4,7 @@
 
 use super::decide::{Action, Local, Queued, Remote as RemoteState, decide};
 use super::engine::Mirror;
+use super::late_writes::Displaced;
 use super::ledger::{Base, LedgerError, LedgerTx, Op};
 use super::paths::path_key;
 use super::scan::DeletionGuard;
@@ -337,6 +338,14 @@ impl Mirror {
         };
         if let Some(previous) = previous {
             tx.add_trash(&path_key(key), &previous.file, reason, previous.size)?;
+            if let Some(taken) = &pull.expected {
+                self.late_writes.watch(Displaced {
+                    key: key.clone(),
+                    file: previous.file,
+                    taken: taken.clone(),
+                    deleted: matches!(pull.doc.remote, RemoteState::Absent),
+                });
+            }
         }
         if pull.keep_local
             && let Some(local) = &pull.local_content

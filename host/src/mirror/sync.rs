@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use storehost_sdk::layout::TEMP_PREFIX;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// How long deletions wait for the rest of their burst, so the deletion
@@ -66,13 +66,22 @@ pub fn start(mirror: Arc<Mirror>, watch_plugin: Option<Arc<crate::runtime::Plugi
         stopped.clone(),
     ))];
     let (events, receiver) = mpsc::unbounded_channel();
-    let watcher = match watch_workspace(mirror.workspace().root(), events) {
+    let watcher = match watch_workspace(mirror.workspace(), events) {
         Ok(watcher) => {
             let (deletions, deleted) = mpsc::unbounded_channel();
+            let trash_changed = Arc::new(Notify::new());
             tasks.push(tokio::spawn(watcher_loop(
                 mirror.clone(),
                 receiver,
-                deletions,
+                Outlets {
+                    deletions,
+                    trash_changed: trash_changed.clone(),
+                },
+                stopped.clone(),
+            )));
+            tasks.push(tokio::spawn(late_write_loop(
+                mirror.clone(),
+                trash_changed,
                 stopped.clone(),
             )));
             tasks.push(tokio::spawn(deletion_loop(
@@ -174,14 +183,24 @@ async fn feed_loop(
     }
 }
 
+/// Where the watcher hands on what it does not take itself.
+struct Outlets {
+    /// To [`deletion_loop`].
+    deletions: mpsc::UnboundedSender<Option<Key>>,
+    /// To [`late_write_loop`].
+    trash_changed: Arc<Notify>,
+}
+
 /// Takes every file the proxy writes into the ledger at once (that is the
-/// acknowledgement); deletions go to [`deletion_loop`].
+/// acknowledgement); deletions go to [`deletion_loop`], changes in the
+/// trash to [`late_write_loop`].
 async fn watcher_loop(
     mirror: Arc<Mirror>,
     mut events: mpsc::UnboundedReceiver<WorkspaceEvent>,
-    deletions: mpsc::UnboundedSender<Option<Key>>,
+    outlets: Outlets,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let deletions = outlets.deletions;
     loop {
         let event = tokio::select! {
             event = events.recv() => match event { Some(event) => event, None => return },
@@ -194,6 +213,10 @@ async fn watcher_loop(
             },
             WorkspaceEvent::Rescan => {
                 let _ = deletions.send(None);
+                continue;
+            }
+            WorkspaceEvent::Trash => {
+                outlets.trash_changed.notify_one();
                 continue;
             }
         };
@@ -218,6 +241,23 @@ fn look_again_later(mirror: Arc<Mirror>, key: Key) {
             tracing::error!(%key, "taking a workspace change failed: {e}");
         }
     });
+}
+
+/// Looks for late writes of the proxy (see [`super::late_writes`]) when
+/// the trash changed, once a burst of changes has passed.
+async fn late_write_loop(
+    mirror: Arc<Mirror>,
+    trash_changed: Arc<Notify>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = trash_changed.notified() => {}
+            _ = stopped.changed() => return,
+        }
+        tokio::time::sleep(PARTIAL_WRITE_SETTLE).await;
+        mirror.take_late_writes().await;
+    }
 }
 
 /// Collects a burst of deletions and hands it to the sync owner as one
@@ -264,13 +304,16 @@ enum WorkspaceEvent {
     Path(PathBuf),
     /// Events were missed, or a directory appeared: look at everything.
     Rescan,
+    /// A file in the trash changed.
+    Trash,
 }
 
 fn watch_workspace(
-    root: &Path,
+    workspace: &crate::mirror::Workspace,
     events: mpsc::UnboundedSender<WorkspaceEvent>,
 ) -> notify::Result<notify::RecommendedWatcher> {
-    let state_dir = root.join(".storehost");
+    let state_dir = workspace.state_dir();
+    let trash_dir = workspace.trash_dir();
     let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
         let Ok(event) = result else {
             let _ = events.send(WorkspaceEvent::Rescan);
@@ -292,12 +335,14 @@ fn watch_workspace(
             let temp = path
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX));
-            if !temp && !path.starts_with(&state_dir) {
+            if path.starts_with(&trash_dir) {
+                let _ = events.send(WorkspaceEvent::Trash);
+            } else if !temp && !path.starts_with(&state_dir) {
                 let _ = events.send(WorkspaceEvent::Path(path));
             }
         }
     })?;
-    watcher.watch(root, RecursiveMode::Recursive)?;
+    watcher.watch(workspace.root(), RecursiveMode::Recursive)?;
     Ok(watcher)
 }
 

@@ -368,6 +368,132 @@ async fn a_proxy_write_through_a_handle_opened_before_a_pull_becomes_a_conflict_
     assert_eq!(copy, br#"{"proxy":3}"#);
 }
 
+/// The proxy's handle on `path`, opened as the file is now, and a way to
+/// rewrite the file through it in place (as `O_TRUNC` does, in two steps).
+fn held_handle(path: &std::path::Path) -> impl FnMut(&[u8]) + use<> {
+    use std::io::{Seek, Write};
+    let mut handle = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    move |content| {
+        handle.set_len(0).unwrap();
+        handle.rewind().unwrap();
+        handle.write_all(content).unwrap();
+    }
+}
+
+fn conflict_copies(mirror: &Mirror) -> Vec<Vec<u8>> {
+    let copies = mirror.ledger().conflicts().unwrap();
+    copies
+        .iter()
+        .map(|copy| std::fs::read(mirror.workspace.root().join(copy)).unwrap())
+        .collect()
+}
+
+/// The proxy held the file open across a pull and writes through that
+/// handle only well after the swap's own checks: its write lands in the
+/// trash file. Looked at again, it is a conflict like any local change
+/// meeting the backend's: the backend's version stays live, the proxy's is
+/// kept as a conflict copy. A half-done write waits; a second write through
+/// the same handle is kept too.
+#[tokio::test]
+async fn a_late_write_through_a_handle_held_across_a_pull_is_kept_as_a_conflict_copy() {
+    let fixture = Fixture::new();
+    let (mirror, key) = synced_then_changed_on_the_backend(&fixture).await;
+    let mut write = held_handle(&mirror.workspace.auth_dir().join("t.json"));
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    assert_eq!(mirror.late_writes.len(), 1);
+    assert_eq!(mirror.take_late_writes().await, 0, "nothing written yet");
+
+    write(br#"{"proxy":"#);
+    assert_eq!(mirror.take_late_writes().await, 0, "a write under way");
+    assert!(conflict_copies(&mirror).is_empty());
+    write(br#"{"proxy":3}"#);
+    assert_eq!(mirror.take_late_writes().await, 1);
+    assert_eq!(mirror.workspace.read(&key).unwrap().unwrap(), br#"{"v":2}"#);
+    assert_eq!(conflict_copies(&mirror), [br#"{"proxy":3}"#.to_vec()]);
+    let trash = mirror.ledger().trash().unwrap();
+    assert_eq!(trash.len(), 1, "{trash:?}");
+    assert!(
+        trash[0].reason.contains("conflict copy"),
+        "{}",
+        trash[0].reason
+    );
+    assert_eq!(trash[0].size, br#"{"proxy":3}"#.len() as u64);
+    assert_eq!(mirror.take_late_writes().await, 0, "taken once");
+
+    write(br#"{"proxy":4}"#);
+    assert_eq!(mirror.take_late_writes().await, 1);
+    let mut copies = conflict_copies(&mirror);
+    copies.sort();
+    assert_eq!(
+        copies,
+        [br#"{"proxy":3}"#.to_vec(), br#"{"proxy":4}"#.to_vec()]
+    );
+    // The backend never got the late writes: they were made against the
+    // version it replaced.
+    mirror.drain().await.unwrap();
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"v":2}"#);
+}
+
+/// After a deletion on the backend, a late write through a held handle is a
+/// local change to a deleted document: it comes back live (at the next
+/// poll) and goes out again.
+#[tokio::test]
+async fn a_late_write_after_a_deletion_on_the_backend_comes_back_and_goes_out() {
+    let fixture = Fixture::new();
+    let (mirror, key) = synced_then_changed_on_the_backend(&fixture).await;
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    let mut write = held_handle(&mirror.workspace.auth_dir().join("t.json"));
+    fixture.remote.remove(&key);
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    assert!(mirror.workspace.read(&key).unwrap().is_none());
+
+    write(br#"{"proxy":3}"#);
+    assert_eq!(mirror.poll().await.unwrap(), 0);
+    assert_eq!(
+        mirror.workspace.read(&key).unwrap().unwrap(),
+        br#"{"proxy":3}"#
+    );
+    mirror.drain().await.unwrap();
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"proxy":3}"#);
+    assert!(conflict_copies(&mirror).is_empty());
+    let reasons = trash_reasons(&mirror);
+    assert!(reasons[1].contains("live again"), "{reasons:?}");
+}
+
+/// A late write after a deletion meets a file the proxy created anew since:
+/// which came last is unknown, so the new file stays and the late write is
+/// kept beside it.
+#[tokio::test]
+async fn a_late_write_after_a_deletion_never_replaces_a_file_created_since() {
+    let fixture = Fixture::new();
+    let (mirror, key) = synced_then_changed_on_the_backend(&fixture).await;
+    fixture.remote.remove(&key);
+    let path = mirror.workspace.auth_dir().join("t.json");
+    let mut write = held_handle(&path);
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    std::fs::write(&path, br#"{"proxy":5}"#).unwrap();
+    write(br#"{"proxy":3}"#);
+    assert_eq!(mirror.take_late_writes().await, 1);
+    assert_eq!(
+        mirror.workspace.read(&key).unwrap().unwrap(),
+        br#"{"proxy":5}"#
+    );
+    assert_eq!(conflict_copies(&mirror), [br#"{"proxy":3}"#.to_vec()]);
+}
+
+/// A file the host took out is let go once it leaves the trash (restored,
+/// expired): nothing of the proxy's can arrive there any more.
+#[tokio::test]
+async fn a_taken_out_file_that_left_the_trash_is_no_longer_watched() {
+    let fixture = Fixture::new();
+    let (mirror, _key) = synced_then_changed_on_the_backend(&fixture).await;
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    let trash = mirror.ledger().trash().unwrap();
+    std::fs::remove_file(mirror.workspace.trash_dir().join(&trash[0].file)).unwrap();
+    assert_eq!(mirror.take_late_writes().await, 0);
+    assert_eq!(mirror.late_writes.len(), 0);
+}
+
 #[test]
 fn conflict_copies_made_in_one_millisecond_are_all_kept() {
     let fixture = Fixture::new();

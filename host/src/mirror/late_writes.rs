@@ -6,14 +6,14 @@
 //! made against the version the host took out, so it is treated as any
 //! such change meeting the backend's: after a replacement it is a conflict
 //! (the backend's version stays live, the proxy's is kept beside it as a
-//! conflict copy); after a deletion it comes back live and goes out again.
+//! conflict copy); after a deletion the file comes back live (the handle
+//! with it) and goes out again.
 
 use super::engine::Mirror;
 use super::hash::doc_hash;
 use super::paths::path_key;
-use super::workspace::{Swap, validate_document};
+use super::workspace::validate_document;
 use crate::error::StorehostError;
-use crate::fsutil::Durability;
 use crate::model::Key;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -24,10 +24,6 @@ pub const WATCH_FOR: Duration = Duration::from_secs(600);
 /// Most files looked at again; past it the oldest are let go (their
 /// versions stay in the trash either way).
 const MAX_WATCHED: usize = 1024;
-
-/// Why a trash file holds what it holds after a late write.
-const LATE_AFTER_DELETION: &str =
-    "deleted on the backend, then written by the proxy through a handle it held: live again";
 
 /// A file a swap moved into the trash, as the host took it out.
 #[derive(Debug, Clone)]
@@ -135,25 +131,17 @@ impl Mirror {
         if hash == displaced.taken || validate_document(key, content.clone()).is_err() {
             return Ok(false);
         }
-        let live_again = displaced.deleted
-            && matches!(
-                self.workspace
-                    .replace_if(key, &content, None, Durability::Now)?,
-                Swap::Done { .. }
-            );
-        let reason = match live_again {
-            true => {
-                tracing::warn!(%key, "the proxy wrote to a file after the backend deleted it, through a handle it held; its version is live again and goes out");
-                LATE_AFTER_DELETION.to_string()
-            }
-            false => self.keep_late_write_as_conflict(key, &content)?,
-        };
+        if displaced.deleted && self.workspace.untrash_if_absent(key, &displaced.file)? {
+            tracing::warn!(%key, "the proxy wrote to a file after the backend deleted it, through a handle it held; its version is live again and goes out");
+            self.late_writes.forget(&displaced.file);
+            self.ledger().write(|tx| tx.forget_trash(&displaced.file))?;
+            self.note_local_write(key)?;
+            return Ok(true);
+        }
+        let reason = self.keep_late_write_as_conflict(key, &content)?;
         self.ledger()
             .write(|tx| tx.update_trash(&displaced.file, &reason, content.len() as u64))?;
         self.late_writes.took(&displaced.file, hash);
-        if live_again {
-            self.note_local_write(key)?;
-        }
         Ok(true)
     }
 

@@ -595,6 +595,12 @@ impl LedgerTx<'_> {
         Ok(())
     }
 
+    /// Forgets the entry of trash file `file`, which left the trash.
+    pub fn forget_trash(&self, file: &str) -> Result<(), LedgerError> {
+        self.run("DELETE FROM trash WHERE file = ?1", params![file])?;
+        Ok(())
+    }
+
     /// Forgets trash entries older than `cutoff_ms`; returns their files.
     pub fn expire_trash(&self, cutoff_ms: u64) -> Result<Vec<String>, LedgerError> {
         let mut statement = self

@@ -435,8 +435,8 @@ async fn a_late_write_through_a_handle_held_across_a_pull_is_kept_as_a_conflict_
 }
 
 /// After a deletion on the backend, a late write through a held handle is a
-/// local change to a deleted document: it comes back live (at the next
-/// poll) and goes out again.
+/// local change to a deleted document: the file comes back live (at the
+/// next poll) and goes out again, and the handle writes the live file again.
 #[tokio::test]
 async fn a_late_write_after_a_deletion_on_the_backend_comes_back_and_goes_out() {
     let fixture = Fixture::new();
@@ -456,8 +456,19 @@ async fn a_late_write_after_a_deletion_on_the_backend_comes_back_and_goes_out() 
     mirror.drain().await.unwrap();
     assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"proxy":3}"#);
     assert!(conflict_copies(&mirror).is_empty());
-    let reasons = trash_reasons(&mirror);
-    assert!(reasons[1].contains("live again"), "{reasons:?}");
+    // The deletion's entry went with the file; the replacement's stays.
+    assert_eq!(
+        trash_reasons(&mirror),
+        ["replaced by the backend's version"]
+    );
+    assert_eq!(mirror.late_writes.len(), 1);
+
+    write(br#"{"proxy":4}"#);
+    assert_eq!(
+        mirror.workspace.read(&key).unwrap().unwrap(),
+        br#"{"proxy":4}"#
+    );
+    assert_eq!(mirror.take_late_writes().await, 0);
 }
 
 /// A late write after a deletion meets a file the proxy created anew since:

@@ -81,6 +81,25 @@ impl Workspace {
         trash.read(file).map_err(|source| read_error(&path, source))
     }
 
+    /// Moves trash file `file` back as `key`'s file, only where there is
+    /// none; returns whether it moved. A handle on it (the proxy's) is then
+    /// a handle on the live file again.
+    pub fn untrash_if_absent(&self, key: &Key, file: &str) -> Result<bool, WorkspaceError> {
+        let (dir, name) = self.document_dir(key, true)?;
+        let path = dir.path_of(&name);
+        match self
+            .trash()?
+            .rename(file, &dir, &name, RenameFlags::NOREPLACE)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(source) => return Err(io_error("restore", &path, source)),
+        }
+        dir.sync()
+            .map_err(|source| io_error("sync", &path, source))?;
+        Ok(true)
+    }
+
     /// Writes `content` as `key`'s file only if the file is still what the
     /// decision saw: absent (`expected` None) or with that content hash.
     /// The previous file is moved into the trash, never deleted.

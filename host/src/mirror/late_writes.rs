@@ -138,6 +138,12 @@ impl Mirror {
             self.note_local_write(key)?;
             return Ok(true);
         }
+        // The same content as the live file is agreement, not a conflict.
+        let live = self.workspace.read(key)?;
+        if live.is_some_and(|live| doc_hash(key, &live) == hash) {
+            self.late_writes.took(&displaced.file, hash);
+            return Ok(false);
+        }
         let reason = self.keep_late_write_as_conflict(key, &content)?;
         self.ledger()
             .write(|tx| tx.update_trash(&displaced.file, &reason, content.len() as u64))?;

@@ -402,6 +402,13 @@ async fn a_late_write_through_a_handle_held_across_a_pull_is_kept_as_a_conflict_
     assert_eq!(mirror.poll().await.unwrap(), 1);
     assert_eq!(mirror.late_writes.len(), 1);
     assert_eq!(mirror.take_late_writes().await, 0, "nothing written yet");
+    write(br#"{"v":2}"#);
+    assert_eq!(
+        mirror.take_late_writes().await,
+        0,
+        "the live content: agreement"
+    );
+    assert!(conflict_copies(&mirror).is_empty());
 
     write(br#"{"proxy":"#);
     assert_eq!(mirror.take_late_writes().await, 0, "a write under way");

@@ -144,26 +144,29 @@ impl Mirror {
             self.late_writes.took(&displaced.file, hash);
             return Ok(false);
         }
-        let reason = self.keep_late_write_as_conflict(key, &content)?;
-        self.ledger()
-            .write(|tx| tx.update_trash(&displaced.file, &reason, content.len() as u64))?;
+        self.keep_late_write_as_conflict(displaced, &content)?;
         self.late_writes.took(&displaced.file, hash);
         Ok(true)
     }
 
-    /// The backend's version stays live; the proxy's late write is kept
-    /// beside it. Returns the trash entry's new reason.
+    /// The live version stays; the proxy's late write is kept beside it,
+    /// and the trash entry says what its file holds now.
     fn keep_late_write_as_conflict(
         &self,
-        key: &Key,
+        displaced: &Displaced,
         content: &[u8],
-    ) -> Result<String, StorehostError> {
+    ) -> Result<(), StorehostError> {
+        let key = &displaced.key;
         let copy = self.workspace.keep_conflict_copy(key, content)?;
         tracing::warn!(%key, kept = %copy, "conflict: the proxy wrote to a file after the host replaced it, through a handle it held; the live version stays, the proxy's is kept beside it");
-        self.ledger().write(|tx| tx.add_conflict(&copy))?;
-        Ok(format!(
+        let reason = format!(
             "taken out of {}, then written by the proxy through a handle it held: kept as conflict copy {copy}",
             path_key(key)
-        ))
+        );
+        self.ledger().write(|tx| {
+            tx.add_conflict(&copy)?;
+            tx.update_trash(&displaced.file, &reason, content.len() as u64)
+        })?;
+        Ok(())
     }
 }

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a file the host took out is looked at again.
-pub const WATCH_FOR: Duration = Duration::from_secs(600);
+const WATCH_FOR: Duration = Duration::from_secs(600);
 /// Most files looked at again; past it the oldest are let go (their
 /// versions stay in the trash either way).
 const MAX_WATCHED: usize = 1024;

@@ -73,10 +73,8 @@ pub fn start(mirror: Arc<Mirror>, watch_plugin: Option<Arc<crate::runtime::Plugi
             tasks.push(tokio::spawn(watcher_loop(
                 mirror.clone(),
                 receiver,
-                Outlets {
-                    deletions,
-                    trash_changed: trash_changed.clone(),
-                },
+                deletions,
+                trash_changed.clone(),
                 stopped.clone(),
             )));
             tasks.push(tokio::spawn(late_write_loop(
@@ -183,24 +181,16 @@ async fn feed_loop(
     }
 }
 
-/// Where the watcher hands on what it does not take itself.
-struct Outlets {
-    /// To [`deletion_loop`].
-    deletions: mpsc::UnboundedSender<Option<Key>>,
-    /// To [`late_write_loop`].
-    trash_changed: Arc<Notify>,
-}
-
 /// Takes every file the proxy writes into the ledger at once (that is the
 /// acknowledgement); deletions go to [`deletion_loop`], changes in the
 /// trash to [`late_write_loop`].
 async fn watcher_loop(
     mirror: Arc<Mirror>,
     mut events: mpsc::UnboundedReceiver<WorkspaceEvent>,
-    outlets: Outlets,
+    deletions: mpsc::UnboundedSender<Option<Key>>,
+    trash_changed: Arc<Notify>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let deletions = outlets.deletions;
     loop {
         let event = tokio::select! {
             event = events.recv() => match event { Some(event) => event, None => return },
@@ -216,7 +206,7 @@ async fn watcher_loop(
                 continue;
             }
             WorkspaceEvent::Trash => {
-                outlets.trash_changed.notify_one();
+                trash_changed.notify_one();
                 continue;
             }
         };

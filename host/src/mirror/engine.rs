@@ -139,6 +139,7 @@ impl Mirror {
         workspace.create()?;
         let mut ledger = Ledger::open(&workspace.state_dir())?;
         super::ledger::migrate::from_json(&mut ledger, &workspace)?;
+        let late_writes = super::late_writes::LateWrites::resume(&mut ledger)?;
         let mirror = Mirror {
             remote,
             workspace,
@@ -150,7 +151,7 @@ impl Mirror {
             backend_down: AtomicBool::new(false),
             last_complete_pull: std::sync::Mutex::new(Some(std::time::Instant::now())),
             not_mirrored: Default::default(),
-            late_writes: Default::default(),
+            late_writes,
         };
         mirror.expire_trash()?;
         super::trash::adopt_unlisted(&mirror.workspace, &mut mirror.ledger())?;

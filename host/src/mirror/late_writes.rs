@@ -1,8 +1,8 @@
 //! Late writes: a proxy that opened a document before the host replaced or
 //! removed it may write through that handle long after the swap's own
 //! checks, into the file now in the trash. For a while after each swap
-//! ([`WATCH_FOR`]) the host looks at those files again (at every poll, and
-//! when the watcher sees the trash change). A late write is a local change
+//! ([`WATCH_FOR`], across restarts) the host looks at those files again
+//! (at every poll, and when the watcher sees the trash change). A late write is a local change
 //! made against the version the host took out, so it is treated as any
 //! such change meeting the backend's: after a replacement it is a conflict
 //! (the backend's version stays live, the proxy's is kept beside it as a
@@ -11,6 +11,7 @@
 
 use super::engine::Mirror;
 use super::hash::doc_hash;
+use super::ledger::{Ledger, LedgerError, LedgerTx};
 use super::paths::path_key;
 use super::workspace::validate_document;
 use crate::error::StorehostError;
@@ -39,31 +40,71 @@ pub(crate) struct Displaced {
     pub deleted: bool,
 }
 
+/// The files looked at again, as a list in memory (a poll goes through it
+/// without a query) kept in the ledger too: a restart of the host does not
+/// end the watch, and a late write made while it was down is found at its
+/// first poll.
 #[derive(Default)]
 pub(crate) struct LateWrites {
     watched: Mutex<VecDeque<(Instant, Displaced)>>,
 }
 
 impl LateWrites {
+    /// The watches a previous run left in `ledger` that are still within
+    /// [`WATCH_FOR`]; the older ones are let go.
+    pub fn resume(ledger: &mut Ledger) -> Result<LateWrites, LedgerError> {
+        let now_ms = super::now_ms();
+        let cutoff = now_ms.saturating_sub(WATCH_FOR.as_millis() as u64);
+        ledger.write(|tx| tx.expire_late_watches(cutoff))?;
+        let now = Instant::now();
+        let mut watched: VecDeque<_> = ledger
+            .late_watches()?
+            .into_iter()
+            .map(|(since_ms, displaced)| {
+                let age = Duration::from_millis(now_ms.saturating_sub(since_ms));
+                (now.checked_sub(age).unwrap_or(now), displaced)
+            })
+            .collect();
+        while watched.len() > MAX_WATCHED {
+            watched.pop_front();
+        }
+        Ok(LateWrites {
+            watched: Mutex::new(watched),
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, Displaced)>> {
         // A panic elsewhere leaves the list whole: it only names files.
         self.watched.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn watch(&self, displaced: Displaced) {
+    /// Watches `displaced`, recorded in `tx` (the pull's own transaction).
+    pub fn watch(&self, tx: &LedgerTx<'_>, displaced: Displaced) -> Result<(), LedgerError> {
+        tx.watch_late(&displaced)?;
         let mut watched = self.lock();
         watched.push_back((Instant::now(), displaced));
         while watched.len() > MAX_WATCHED {
-            watched.pop_front();
+            if let Some((_, oldest)) = watched.pop_front() {
+                tx.unwatch_late(&oldest.file)?;
+            }
         }
+        Ok(())
     }
 
-    /// The files still to look at, after letting go of those watched long
-    /// enough.
-    fn current(&self) -> Vec<Displaced> {
+    /// The files still to look at, and the trash files of those watched
+    /// long enough, now let go.
+    fn current(&self) -> (Vec<Displaced>, Vec<String>) {
         let mut watched = self.lock();
-        watched.retain(|(since, _)| since.elapsed() < WATCH_FOR);
-        watched.iter().map(|(_, d)| d.clone()).collect()
+        let mut expired = Vec::new();
+        watched.retain(|(since, displaced)| {
+            let keep = since.elapsed() < WATCH_FOR;
+            if !keep {
+                expired.push(displaced.file.clone());
+            }
+            keep
+        });
+        let current = watched.iter().map(|(_, d)| d.clone()).collect();
+        (current, expired)
     }
 
     fn forget(&self, file: &str) {
@@ -72,10 +113,10 @@ impl LateWrites {
 
     /// The late write with content hash `taken` has been dealt with; a
     /// later one through the same handle is looked for next.
-    fn took(&self, file: &str, taken: String) {
+    fn took(&self, file: &str, taken: &str) {
         for (_, displaced) in self.lock().iter_mut() {
             if displaced.file == file {
-                displaced.taken = taken.clone();
+                displaced.taken = taken.to_string();
             }
         }
     }
@@ -105,8 +146,17 @@ impl Mirror {
     /// [`Mirror::take_late_writes`] for the sync owner. A file that cannot
     /// be dealt with is reported and looked at again; the rest go on.
     pub(crate) fn take_late_writes_owned(&self) -> usize {
+        let (current, expired) = self.late_writes.current();
+        if !expired.is_empty() {
+            let unwatched = self
+                .ledger()
+                .write(|tx| expired.iter().try_for_each(|file| tx.unwatch_late(file)));
+            if let Err(e) = unwatched {
+                tracing::error!("letting go of late-write watches in the ledger failed: {e}");
+            }
+        }
         let mut found = 0;
-        for displaced in self.late_writes.current() {
+        for displaced in current {
             match self.take_late_write(&displaced) {
                 Ok(true) => found += 1,
                 Ok(false) => {}
@@ -124,6 +174,7 @@ impl Mirror {
         // the proxy's can arrive there any more.
         let Ok(content) = self.workspace.read_trashed(&displaced.file) else {
             self.late_writes.forget(&displaced.file);
+            self.ledger().write(|tx| tx.unwatch_late(&displaced.file))?;
             return Ok(false);
         };
         let hash = doc_hash(key, &content);
@@ -141,11 +192,13 @@ impl Mirror {
         // The same content as the live file is agreement, not a conflict.
         let live = self.workspace.read(key)?;
         if live.is_some_and(|live| doc_hash(key, &live) == hash) {
-            self.late_writes.took(&displaced.file, hash);
+            self.ledger()
+                .write(|tx| tx.late_write_taken(&displaced.file, &hash))?;
+            self.late_writes.took(&displaced.file, &hash);
             return Ok(false);
         }
-        self.keep_late_write_as_conflict(displaced, &content)?;
-        self.late_writes.took(&displaced.file, hash);
+        self.keep_late_write_as_conflict(displaced, &content, &hash)?;
+        self.late_writes.took(&displaced.file, &hash);
         Ok(true)
     }
 
@@ -155,6 +208,7 @@ impl Mirror {
         &self,
         displaced: &Displaced,
         content: &[u8],
+        hash: &str,
     ) -> Result<(), StorehostError> {
         let key = &displaced.key;
         let copy = self.workspace.keep_conflict_copy(key, content)?;
@@ -165,7 +219,8 @@ impl Mirror {
         );
         self.ledger().write(|tx| {
             tx.add_conflict(&copy)?;
-            tx.update_trash(&displaced.file, &reason, content.len() as u64)
+            tx.update_trash(&displaced.file, &reason, content.len() as u64)?;
+            tx.late_write_taken(&displaced.file, hash)
         })?;
         Ok(())
     }

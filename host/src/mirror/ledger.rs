@@ -9,6 +9,7 @@
 //! another, so a crash never leaves one without the other.
 
 use super::hash::doc_hash;
+use super::late_writes::Displaced;
 use super::paths::{key_of_path, path_key};
 use crate::model::Key;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -128,6 +129,9 @@ CREATE TABLE IF NOT EXISTS conflicts (
 CREATE TABLE IF NOT EXISTS trash (
     id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, file TEXT NOT NULL,
     reason TEXT NOT NULL, size INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS late_watch (
+    file TEXT PRIMARY KEY, path TEXT NOT NULL, taken TEXT NOT NULL,
+    deleted INTEGER NOT NULL, since_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (
     path TEXT PRIMARY KEY, version TEXT NOT NULL, problem TEXT NOT NULL,
     at_ms INTEGER NOT NULL);
@@ -385,6 +389,44 @@ impl Ledger {
             .map_err(self.error())?;
         rows.collect::<Result<_, _>>().map_err(self.error())
     }
+
+    /// The watches for late writes, oldest first, each with when it began
+    /// (unix ms).
+    pub(crate) fn late_watches(&self) -> Result<Vec<(u64, Displaced)>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT since_ms, path, file, taken, deleted FROM late_watch ORDER BY since_ms",
+            )
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)? as u64,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, bool>(4)?,
+                ))
+            })
+            .map_err(self.error())?;
+        let mut watches = Vec::new();
+        for row in rows {
+            let (since_ms, path, file, taken, deleted) = row.map_err(self.error())?;
+            let Some(key) = key_of_path(&path) else {
+                tracing::error!(%path, "skipping a late-write watch with an unknown path");
+                continue;
+            };
+            let displaced = Displaced {
+                key,
+                file,
+                taken,
+                deleted,
+            };
+            watches.push((since_ms, displaced));
+        }
+        Ok(watches)
+    }
 }
 
 fn select_pending(
@@ -595,9 +637,49 @@ impl LedgerTx<'_> {
         Ok(())
     }
 
-    /// Forgets the entry of trash file `file`, which left the trash.
+    /// Forgets the entry of trash file `file`, which left the trash, and
+    /// its watch for late writes.
     pub fn forget_trash(&self, file: &str) -> Result<(), LedgerError> {
         self.run("DELETE FROM trash WHERE file = ?1", params![file])?;
+        self.unwatch_late(file)
+    }
+
+    /// Keeps a watch for late writes into a trash file across restarts.
+    pub(crate) fn watch_late(&self, displaced: &Displaced) -> Result<(), LedgerError> {
+        self.run(
+            "INSERT OR REPLACE INTO late_watch (file, path, taken, deleted, since_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                displaced.file,
+                path_key(&displaced.key),
+                displaced.taken,
+                displaced.deleted,
+                super::now_ms() as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A late write with content hash `taken` was dealt with.
+    pub(crate) fn late_write_taken(&self, file: &str, taken: &str) -> Result<(), LedgerError> {
+        self.run(
+            "UPDATE late_watch SET taken = ?2 WHERE file = ?1",
+            params![file, taken],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn unwatch_late(&self, file: &str) -> Result<(), LedgerError> {
+        self.run("DELETE FROM late_watch WHERE file = ?1", params![file])?;
+        Ok(())
+    }
+
+    /// Lets go of watches begun before `cutoff_ms`.
+    pub(crate) fn expire_late_watches(&self, cutoff_ms: u64) -> Result<(), LedgerError> {
+        self.run(
+            "DELETE FROM late_watch WHERE since_ms < ?1",
+            params![cutoff_ms as i64],
+        )?;
         Ok(())
     }
 

@@ -339,12 +339,13 @@ impl Mirror {
         if let Some(previous) = previous {
             tx.add_trash(&path_key(key), &previous.file, reason, previous.size)?;
             if let Some(taken) = &pull.expected {
-                self.late_writes.watch(Displaced {
+                let displaced = Displaced {
                     key: key.clone(),
                     file: previous.file,
                     taken: taken.clone(),
                     deleted: matches!(pull.doc.remote, RemoteState::Absent),
-                });
+                };
+                self.late_writes.watch(tx, displaced)?;
             }
         }
         if pull.keep_local

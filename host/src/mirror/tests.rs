@@ -512,6 +512,77 @@ async fn a_taken_out_file_that_left_the_trash_is_no_longer_watched() {
     assert_eq!(mirror.late_writes.len(), 0);
 }
 
+/// The watch outlives the host: a late write made while the host was
+/// down (killed, restarted) is found by the next run, from the ledger.
+#[tokio::test]
+async fn a_late_write_made_while_the_host_was_down_is_found_after_a_restart() {
+    let fixture = Fixture::new();
+    let (mirror, key) = synced_then_changed_on_the_backend(&fixture).await;
+    let mut write = held_handle(&mirror.workspace.auth_dir().join("t.json"));
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    drop(mirror);
+
+    write(br#"{"proxy":3}"#);
+    let mirror = fixture.mirror("a").await;
+    assert_eq!(mirror.late_writes.len(), 1);
+    // The first poll of the new run looks at the watched files.
+    mirror.poll().await.unwrap();
+    assert_eq!(mirror.workspace.read(&key).unwrap().unwrap(), br#"{"v":2}"#);
+    assert_eq!(conflict_copies(&mirror), [br#"{"proxy":3}"#.to_vec()]);
+    drop(mirror);
+
+    // Taken once, across restarts too; a second write is looked for.
+    let mirror = fixture.mirror("a").await;
+    assert_eq!(mirror.take_late_writes().await, 0, "taken already");
+    write(br#"{"proxy":4}"#);
+    assert_eq!(mirror.take_late_writes().await, 1);
+    assert_eq!(conflict_copies(&mirror).len(), 2);
+}
+
+/// A watch let go (its file left the trash) is gone from the ledger too: a
+/// restart does not bring it back.
+#[tokio::test]
+async fn a_watch_let_go_stays_gone_after_a_restart() {
+    let fixture = Fixture::new();
+    let (mirror, key) = synced_then_changed_on_the_backend(&fixture).await;
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    fixture.remote.remove(&key);
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    assert_eq!(mirror.late_writes.len(), 2);
+    let trash = mirror.ledger().trash().unwrap();
+    std::fs::remove_file(mirror.workspace.trash_dir().join(&trash[0].file)).unwrap();
+    assert_eq!(mirror.take_late_writes().await, 0);
+    assert_eq!(mirror.late_writes.len(), 1);
+    drop(mirror);
+
+    let mirror = fixture.mirror("a").await;
+    let watched = mirror.ledger().late_watches().unwrap();
+    let files: Vec<_> = watched.iter().map(|(_, d)| d.file.clone()).collect();
+    assert_eq!(files, [trash[1].file.clone()]);
+    assert_eq!(mirror.late_writes.len(), 1);
+}
+
+/// A watch begun longer ago than the window is let go at start-up, in the
+/// ledger too (its file stays in the trash).
+#[tokio::test]
+async fn a_watch_older_than_the_window_is_let_go_at_start_up() {
+    let fixture = Fixture::new();
+    let (mirror, _key) = synced_then_changed_on_the_backend(&fixture).await;
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    let state_dir = mirror.workspace.state_dir();
+    drop(mirror);
+    let eleven_minutes_ago = super::now_ms() as i64 - 11 * 60 * 1000;
+    rusqlite::Connection::open(super::ledger::Ledger::file(&state_dir))
+        .unwrap()
+        .execute("UPDATE late_watch SET since_ms = ?1", [eleven_minutes_ago])
+        .unwrap();
+
+    let mirror = fixture.mirror("a").await;
+    assert_eq!(mirror.late_writes.len(), 0);
+    assert!(mirror.ledger().late_watches().unwrap().is_empty());
+    assert_eq!(mirror.ledger().trash().unwrap().len(), 1);
+}
+
 #[test]
 fn conflict_copies_made_in_one_millisecond_are_all_kept() {
     let fixture = Fixture::new();

@@ -2,12 +2,12 @@
 //! removed it may write through that handle long after the swap's own
 //! checks, into the file now in the trash. For a while after each swap
 //! ([`WATCH_FOR`], across restarts) the host looks at those files again
-//! (at every poll, and when the watcher sees the trash change). A late write is a local change
-//! made against the version the host took out, so it is treated as any
-//! such change meeting the backend's: after a replacement it is a conflict
-//! (the backend's version stays live, the proxy's is kept beside it as a
-//! conflict copy); after a deletion the file comes back live (the handle
-//! with it) and goes out again.
+//! (at every poll, and when the watcher sees the trash change). A late
+//! write is a local change made against the version the host took out, so
+//! it is treated as any such change meeting the backend's: after a
+//! replacement it is a conflict (the backend's version stays live, the
+//! proxy's is kept beside it as a conflict copy); after a deletion the
+//! file comes back live (the handle with it) and goes out again.
 
 use super::engine::Mirror;
 use super::hash::doc_hash;
@@ -44,7 +44,6 @@ pub(crate) struct Displaced {
 /// without a query) kept in the ledger too: a restart of the host does not
 /// end the watch, and a late write made while it was down is found at its
 /// first poll.
-#[derive(Default)]
 pub(crate) struct LateWrites {
     watched: Mutex<VecDeque<(Instant, Displaced)>>,
 }

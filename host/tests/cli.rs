@@ -628,6 +628,34 @@ fn status_of_a_local_workspace() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no workspace at"));
 }
 
+/// A file in the trash directory that no entry lists (an older storehost's
+/// naming) is shown by `restore --list`, never hidden.
+#[test]
+fn restore_list_shows_trash_files_no_entry_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let trash = dir.path().join("ws/.storehost/trash");
+    std::fs::create_dir_all(&trash).unwrap();
+    let list = || {
+        let listed = storehost(dir.path())
+            .args(["restore", "--list", "--workspace", "ws"])
+            .output()
+            .unwrap();
+        assert!(listed.status.success(), "{listed:?}");
+        String::from_utf8_lossy(&listed.stdout).into_owned()
+    };
+    assert_eq!(list(), "the trash is empty\n");
+
+    std::fs::write(trash.join("1700000000000-t.json"), "{\"old\":1}").unwrap();
+    let text = list();
+    assert!(text.contains("with no entry"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("1700000000000-t.json"))
+        .unwrap_or_else(|| panic!("the unlisted file is not shown:\n{text}"));
+    assert!(line.contains("9 bytes"), "{line}");
+    assert!(!text.contains("the trash is empty"), "{text}");
+}
+
 #[test]
 fn a_version_the_remote_replaced_comes_back_with_restore() {
     let dir = tempfile::tempdir().unwrap();

@@ -34,22 +34,38 @@ fn restore(args: RestoreArgs) -> anyhow::Result<String> {
                 "restored trash entry {id} as {key}; the host pushes it like any other write\n"
             ))
         }
-        _ => {
-            let mut text = String::new();
-            for entry in trash::list(&workspace)? {
-                text.push_str(&format!(
-                    "{:>6}  {}  {} bytes  {}  ({})\n",
-                    entry.id,
-                    entry.path,
-                    entry.size,
-                    entry.reason,
-                    format_ms(entry.at_ms)
-                ));
-            }
-            if text.is_empty() {
-                text.push_str("the trash is empty\n");
-            }
-            Ok(text)
-        }
+        _ => list(&workspace),
     }
+}
+
+/// The trash entries, then any file in the trash directory that no entry
+/// lists (kept by an older storehost, whose names carry no document path):
+/// those are recovered by hand, but never hidden.
+fn list(workspace: &Workspace) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for entry in trash::list(workspace)? {
+        text.push_str(&format!(
+            "{:>6}  {}  {} bytes  {}  ({})\n",
+            entry.id,
+            entry.path,
+            entry.size,
+            entry.reason,
+            format_ms(entry.at_ms)
+        ));
+    }
+    let mut unlisted = trash::unlisted(workspace)?;
+    unlisted.sort();
+    if !unlisted.is_empty() {
+        text.push_str(&format!(
+            "files in {} with no entry (no document path in their names; copy one back by hand):\n",
+            workspace.trash_dir().display()
+        ));
+    }
+    for (file, size) in unlisted {
+        text.push_str(&format!("        {}  {size} bytes\n", file.escape_debug()));
+    }
+    if text.is_empty() {
+        text.push_str("the trash is empty\n");
+    }
+    Ok(text)
 }

@@ -628,6 +628,66 @@ fn status_of_a_local_workspace() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no workspace at"));
 }
 
+/// The proxy holds its file open across a pull; the host is killed (-9);
+/// only then does the proxy write through that handle, into the file now in
+/// the trash. The next run finds the write from the ledger's watch and keeps
+/// it as a conflict copy beside the backend's version.
+#[test]
+fn a_late_write_made_while_the_host_was_killed_is_kept_when_it_starts_again() {
+    use std::io::{Seek, Write};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("local.wasm"), storehost::builtin::local()).unwrap();
+    let args = LOCAL_PLUGIN_MIRROR;
+    let local = dir.path().join("ws/auths/t.json");
+    let mut held = None;
+    let (code, log) = serve_until(dir.path(), &args, "-KILL", |cwd| {
+        let remote = cwd.join("remote/auths/t.json");
+        std::fs::write(&local, "{\"mine\":1}").unwrap();
+        wait_for("the proxy's file is pushed", || {
+            std::fs::read_to_string(&remote).is_ok_and(|c| c == "{\"mine\":1}")
+        });
+        held = Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&local)
+                .unwrap(),
+        );
+        std::fs::write(&remote, "{\"theirs\":1}").unwrap();
+        wait_for("the trash entry of the version taken out", || {
+            let listed = storehost(cwd)
+                .args(["restore", "--list", "--workspace", "ws"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&listed.stdout).contains("replaced by the backend")
+        });
+    });
+    assert_eq!(code, -1, "killed: {log}");
+    let mut held = held.unwrap();
+    held.set_len(0).unwrap();
+    held.rewind().unwrap();
+    held.write_all(b"{\"mine\":2}").unwrap();
+
+    let conflict_copies = |cwd: &Path| -> Vec<String> {
+        std::fs::read_dir(cwd.join("ws/auths"))
+            .unwrap()
+            .filter_map(|entry| {
+                let path = entry.unwrap().path();
+                let name = path.file_name()?.to_str()?.to_string();
+                name.starts_with("t.json.conflict-")
+                    .then(|| std::fs::read_to_string(&path).unwrap())
+            })
+            .collect()
+    };
+    let (code, log) = serve_until(dir.path(), &args, "-TERM", |cwd| {
+        wait_for("the late write kept as a conflict copy", || {
+            conflict_copies(cwd) == ["{\"mine\":2}"]
+        });
+        assert_eq!(std::fs::read_to_string(&local).unwrap(), "{\"theirs\":1}");
+    });
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("through a handle it held"), "{log}");
+}
+
 /// A file in the trash directory that no entry lists (an older storehost's
 /// naming) is shown by `restore --list`, never hidden.
 #[test]

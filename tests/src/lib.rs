@@ -236,6 +236,24 @@ pub async fn save_pushed(host: &storehost::Storehost, id: &str, content: &[u8]) 
     );
 }
 
+/// Saves `during-0.json` .. `during-{count-1}.json` while the backend is
+/// down: each is acknowledged (queued locally) all the same.
+pub async fn save_while_down(host: &storehost::Storehost, count: usize) {
+    for i in 0..count {
+        let saved = host
+            .save_auth(
+                &format!("during-{i}.json"),
+                format!("{{\"n\":{i}}}").as_bytes(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(saved, storehost::Saved::Queued(_)),
+            "write {i} while the server is down"
+        );
+    }
+}
+
 /// Deletes an auth and waits until the backend has taken the deletion.
 pub async fn delete_pushed(host: &storehost::Storehost, id: &str) {
     let saved = host.delete_auth(id).await.expect("delete_auth");

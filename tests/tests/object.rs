@@ -4,9 +4,9 @@
 //! header, an outage, two hosts on one bucket, and wrong keys.
 
 use std::time::Duration;
+use storehost::StorehostError;
 use storehost::model::{Change, Key, Precondition};
 use storehost::test_servers::ServiceKind;
-use storehost::{Saved, StorehostError};
 use storehost_tests::s3::{self, S3Server};
 use storehost_tests::{auth_files, conformance, eventually, local_auth, logs};
 
@@ -223,19 +223,7 @@ async fn a_server_outage_mid_run_loses_nothing() {
     host.bootstrap().await.unwrap();
     storehost_tests::save_pushed(&host, "before.json", b"{\"n\":0}").await;
     server.stop();
-    for i in 0..20 {
-        let saved = host
-            .save_auth(
-                &format!("during-{i}.json"),
-                format!("{{\"n\":{i}}}").as_bytes(),
-            )
-            .await
-            .unwrap();
-        assert!(
-            matches!(saved, Saved::Queued(_)),
-            "write {i} while the server is down"
-        );
-    }
+    storehost_tests::save_while_down(&host, 20).await;
     server.resume();
     assert_eq!(host.flush(Duration::from_secs(60)).await.unwrap(), 0);
     let client = s3::client(&server.endpoint());

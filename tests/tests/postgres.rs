@@ -7,7 +7,7 @@ use std::time::Duration;
 use storehost::capabilities::secrets::SecretValue;
 use storehost::runtime::Plugin;
 use storehost::selection::{BackendChoice, PostgresSettings, Selection};
-use storehost::{Saved, Storehost, StorehostOptions};
+use storehost::{Storehost, StorehostOptions};
 use storehost_tests::postgres::{self, PostgresServer};
 use storehost_tests::{conformance, eventually, local_auth, logs};
 
@@ -93,19 +93,7 @@ async fn a_server_restart_mid_run_loses_nothing() {
     host.bootstrap().await.unwrap();
     storehost_tests::save_pushed(&host, "before.json", b"{\"n\":0}").await;
     server.stop();
-    for i in 0..20 {
-        let saved = host
-            .save_auth(
-                &format!("during-{i}.json"),
-                format!("{{\"n\":{i}}}").as_bytes(),
-            )
-            .await
-            .unwrap();
-        assert!(
-            matches!(saved, Saved::Queued(_)),
-            "write {i} while the server is down"
-        );
-    }
+    storehost_tests::save_while_down(&host, 20).await;
     server.resume();
     assert_eq!(host.flush(Duration::from_secs(60)).await.unwrap(), 0);
     assert_eq!(

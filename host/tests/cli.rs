@@ -714,6 +714,15 @@ fn restore_list_shows_trash_files_no_entry_lists() {
         .unwrap_or_else(|| panic!("the unlisted file is not shown:\n{text}"));
     assert!(line.contains("9 bytes"), "{line}");
     assert!(!text.contains("the trash is empty"), "{text}");
+    let status = storehost(dir.path())
+        .args(["status", "--workspace", "ws"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("trash: 0, and 1 file with no entry"),
+        "{status}"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use storehost::mirror::ledger::{Ledger, MetaName};
+use storehost::mirror::{Workspace, trash};
 use storehost::selection::{Environment, select};
 
 #[derive(Args)]
@@ -74,6 +75,8 @@ struct Recorded {
     outbox: u64,
     conflicts: Vec<String>,
     trash: usize,
+    /// Files in the trash directory that no entry lists.
+    unlisted_trash: usize,
     remote_deletions_refused: Option<String>,
     quarantined: Vec<storehost::mirror::ledger::Quarantined>,
 }
@@ -94,6 +97,7 @@ fn recorded(workspace: &Path) -> anyhow::Result<Recorded> {
         outbox: ledger.outbox_len()?,
         conflicts: ledger.conflicts()?,
         trash: ledger.trash()?.len(),
+        unlisted_trash: trash::unlisted(&Workspace::new(workspace.to_path_buf()))?.len(),
         remote_deletions_refused: ledger.meta(MetaName::RemoteDeletionsRefused)?,
         quarantined: ledger.quarantined()?,
     })
@@ -133,8 +137,13 @@ fn status(args: StatusArgs) -> anyhow::Result<String> {
     for conflict in &state.conflicts {
         text.push_str(&format!("  {conflict}\n"));
     }
+    let unlisted = match state.unlisted_trash {
+        0 => String::new(),
+        1 => ", and 1 file with no entry".to_string(),
+        n => format!(", and {n} files with no entry"),
+    };
     text.push_str(&format!(
-        "trash: {} (storehost restore --list)\n",
+        "trash: {}{unlisted} (storehost restore --list)\n",
         state.trash
     ));
     text.push_str(&format!(

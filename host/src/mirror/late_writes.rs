@@ -55,9 +55,18 @@ impl LateWrites {
         let now_ms = super::now_ms();
         let cutoff = now_ms.saturating_sub(WATCH_FOR.as_millis() as u64);
         ledger.write(|tx| tx.expire_late_watches(cutoff))?;
+        let watches = match ledger.late_watches() {
+            Ok(watches) => watches,
+            // Only late writes depend on them: the host starts without
+            // them rather than not at all, and says so once.
+            Err(e) => {
+                tracing::error!("the late-write watches in the ledger are damaged and let go: {e}");
+                ledger.write(|tx| tx.clear_late_watches())?;
+                Vec::new()
+            }
+        };
         let now = Instant::now();
-        let mut watched: VecDeque<_> = ledger
-            .late_watches()?
+        let mut watched: VecDeque<_> = watches
             .into_iter()
             .map(|(since_ms, displaced)| {
                 let age = Duration::from_millis(now_ms.saturating_sub(since_ms));

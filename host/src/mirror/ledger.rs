@@ -674,6 +674,12 @@ impl LedgerTx<'_> {
         Ok(())
     }
 
+    /// Lets go of every watch.
+    pub(crate) fn clear_late_watches(&self) -> Result<(), LedgerError> {
+        self.run("DELETE FROM late_watch", [])?;
+        Ok(())
+    }
+
     /// Lets go of watches begun before `cutoff_ms`.
     pub(crate) fn expire_late_watches(&self, cutoff_ms: u64) -> Result<(), LedgerError> {
         self.run(

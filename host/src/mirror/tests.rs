@@ -583,6 +583,26 @@ async fn a_watch_older_than_the_window_is_let_go_at_start_up() {
     assert_eq!(mirror.ledger().trash().unwrap().len(), 1);
 }
 
+/// A damaged watch row does not stop the host from starting: the watches
+/// are let go (with an error logged), the trash keeps its files.
+#[tokio::test]
+async fn a_damaged_watch_in_the_ledger_is_let_go_and_the_host_starts() {
+    let fixture = Fixture::new();
+    let (mirror, _key) = synced_then_changed_on_the_backend(&fixture).await;
+    assert_eq!(mirror.poll().await.unwrap(), 1);
+    let state_dir = mirror.workspace.state_dir();
+    drop(mirror);
+    rusqlite::Connection::open(super::ledger::Ledger::file(&state_dir))
+        .unwrap()
+        .execute("UPDATE late_watch SET deleted = 'not a flag'", [])
+        .unwrap();
+
+    let mirror = fixture.mirror("a").await;
+    assert_eq!(mirror.late_writes.len(), 0);
+    assert!(mirror.ledger().late_watches().unwrap().is_empty());
+    assert_eq!(mirror.ledger().trash().unwrap().len(), 1);
+}
+
 #[test]
 fn conflict_copies_made_in_one_millisecond_are_all_kept() {
     let fixture = Fixture::new();

@@ -5,6 +5,7 @@ use super::status::{format_ms, workspace_dir};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use storehost::mirror::ledger::Ledger;
 use storehost::mirror::{Workspace, trash};
 
 #[derive(Args)]
@@ -42,8 +43,9 @@ fn restore(args: RestoreArgs) -> anyhow::Result<String> {
 /// lists (kept by an older storehost, whose names carry no document path):
 /// those are recovered by hand, but never hidden.
 fn list(workspace: &Workspace) -> anyhow::Result<String> {
+    let ledger = Ledger::open(&workspace.state_dir())?;
     let mut text = String::new();
-    for entry in trash::list(workspace)? {
+    for entry in ledger.trash()? {
         text.push_str(&format!(
             "{:>6}  {}  {} bytes  {}  ({})\n",
             entry.id,
@@ -53,7 +55,7 @@ fn list(workspace: &Workspace) -> anyhow::Result<String> {
             format_ms(entry.at_ms)
         ));
     }
-    let mut unlisted = trash::unlisted(workspace)?;
+    let mut unlisted = trash::unlisted_in(workspace, &ledger)?;
     unlisted.sort();
     if !unlisted.is_empty() {
         text.push_str(&format!(

@@ -97,7 +97,8 @@ fn recorded(workspace: &Path) -> anyhow::Result<Recorded> {
         outbox: ledger.outbox_len()?,
         conflicts: ledger.conflicts()?,
         trash: ledger.trash()?.len(),
-        unlisted_trash: trash::unlisted(&Workspace::new(workspace.to_path_buf()))?.len(),
+        unlisted_trash: trash::unlisted_in(&Workspace::new(workspace.to_path_buf()), &ledger)?
+            .len(),
         remote_deletions_refused: ledger.meta(MetaName::RemoteDeletionsRefused)?,
         quarantined: ledger.quarantined()?,
     })

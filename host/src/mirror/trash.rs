@@ -72,7 +72,8 @@ pub fn unlisted(workspace: &Workspace) -> Result<Vec<(String, u64)>, StorehostEr
     unlisted_in(workspace, &Ledger::open(&workspace.state_dir())?)
 }
 
-fn unlisted_in(
+/// [`unlisted`] with a ledger already open.
+pub fn unlisted_in(
     workspace: &Workspace,
     ledger: &Ledger,
 ) -> Result<Vec<(String, u64)>, StorehostError> {

@@ -154,7 +154,8 @@ impl Mirror {
             late_writes,
         };
         mirror.expire_trash()?;
-        super::trash::adopt_unlisted(&mirror.workspace, &mut mirror.ledger())?;
+        let adopted = super::trash::adopt_unlisted(&mirror.workspace, &mut mirror.ledger())?;
+        mirror.watch_adopted(&adopted);
         Ok(mirror)
     }
 

@@ -7,12 +7,14 @@
 //! it is treated as any such change meeting the backend's: after a
 //! replacement it is a conflict (the backend's version stays live, the
 //! proxy's is kept beside it as a conflict copy); after a deletion the
-//! file comes back live (the handle with it) and goes out again.
+//! file comes back live (the handle with it) and goes out again. A file an
+//! interrupted run took out is watched from the next open on.
 
 use super::engine::Mirror;
 use super::hash::doc_hash;
 use super::ledger::{Ledger, LedgerError, LedgerTx};
-use super::paths::path_key;
+use super::paths::{key_of_path, path_key};
+use super::trash::Adopted;
 use super::workspace::validate_document;
 use crate::error::StorehostError;
 use crate::model::Key;
@@ -140,6 +142,56 @@ impl LateWrites {
 }
 
 impl Mirror {
+    /// Watches the files an interrupted run left in the trash, which that
+    /// run was stopped before watching. What each holds now counts as
+    /// taken: a write made while no host ran cannot be told from the
+    /// version taken out, so only later ones are found (the file itself
+    /// stays in the trash either way). Only late writes depend on it: a
+    /// file that cannot be watched is reported, and the host starts.
+    pub(crate) fn watch_adopted(&self, adopted: &[Adopted]) {
+        let displaced: Vec<Displaced> = adopted
+            .iter()
+            .filter_map(|adopted| match self.adopted_as_displaced(adopted) {
+                Ok(displaced) => displaced,
+                Err(e) => {
+                    tracing::error!(file = %adopted.file, "a file an interrupted run left in the trash is not watched for late writes: {e}");
+                    None
+                }
+            })
+            .collect();
+        if displaced.is_empty() {
+            return;
+        }
+        let watched = self.ledger().write(|tx| {
+            displaced
+                .into_iter()
+                .try_for_each(|displaced| self.late_writes.watch(tx, displaced))
+        });
+        if let Err(e) = watched {
+            tracing::error!(
+                "the files an interrupted run left in the trash are not watched for late writes: {e}"
+            );
+        }
+    }
+
+    fn adopted_as_displaced(
+        &self,
+        Adopted { path, file }: &Adopted,
+    ) -> Result<Option<Displaced>, StorehostError> {
+        let Some(key) = key_of_path(path) else {
+            return Ok(None);
+        };
+        let content = self.workspace.read_trashed(file)?;
+        Ok(Some(Displaced {
+            taken: doc_hash(&key, &content),
+            // Taken out with nothing put in its place: the backend deleted
+            // it, and a late write brings it back.
+            deleted: self.workspace.read(&key)?.is_none(),
+            key,
+            file: file.clone(),
+        }))
+    }
+
     /// Looks for late writes and deals with them; returns how many were
     /// found.
     pub async fn take_late_writes(&self) -> usize {

@@ -1305,3 +1305,93 @@ async fn a_kept_file_without_its_trash_entry_is_listed_again_at_the_next_open() 
     assert_eq!(unique.len(), files.len(), "{files:?}");
     assert!(trash_dir.join("1-2-3-t.json").exists());
 }
+
+/// The file a pull took out when the host was killed before its ledger
+/// step: listed again at the next open, and watched as the pull would
+/// have watched it. A write the proxy makes through a handle it still
+/// holds is kept as a conflict copy beside the backend's version, once,
+/// across restarts too.
+#[tokio::test]
+async fn a_file_an_interrupted_pull_replaced_is_watched_for_late_writes() {
+    let fixture = Fixture::new();
+    let (first, key) = synced_then_changed_on_the_backend(&fixture).await;
+    let mut write = held_handle(&first.workspace.auth_dir().join("t.json"));
+    interrupted_pull(&first, &key, Some(br#"{"v":2}"#));
+    drop(first);
+
+    let second = fixture.mirror("a").await;
+    assert_eq!(second.late_writes.len(), 1);
+    assert_eq!(second.take_late_writes().await, 0, "nothing written since");
+    write(br#"{"proxy":3}"#);
+    assert_eq!(second.take_late_writes().await, 1);
+    assert_eq!(second.workspace.read(&key).unwrap().unwrap(), br#"{"v":2}"#);
+    assert_eq!(conflict_copies(&second), [br#"{"proxy":3}"#.to_vec()]);
+    drop(second);
+    let third = fixture.mirror("a").await;
+    assert_eq!(third.late_writes.len(), 1, "the watch outlives a restart");
+    assert_eq!(third.take_late_writes().await, 0, "taken once");
+}
+
+/// The same for a file an interrupted pull removed (the backend deleted
+/// it): a late write brings it back live, and it goes out again.
+#[tokio::test]
+async fn a_file_an_interrupted_pull_removed_comes_back_with_a_late_write() {
+    let fixture = Fixture::new();
+    let (first, key) = synced_then_changed_on_the_backend(&fixture).await;
+    fixture.remote.remove(&key);
+    let mut write = held_handle(&first.workspace.auth_dir().join("t.json"));
+    interrupted_pull(&first, &key, None);
+    drop(first);
+
+    let second = fixture.mirror("a").await;
+    assert_eq!(second.late_writes.len(), 1);
+    write(br#"{"proxy":3}"#);
+    assert_eq!(second.take_late_writes().await, 1);
+    assert_eq!(
+        second.workspace.read(&key).unwrap().unwrap(),
+        br#"{"proxy":3}"#
+    );
+    second.drain().await.unwrap();
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"proxy":3}"#);
+}
+
+/// A file an interrupted pull took out that cannot be watched (its
+/// document's path is now a directory, so whether it was replaced cannot
+/// be read) is still listed, and the host opens.
+#[tokio::test]
+async fn an_adopted_file_that_cannot_be_watched_does_not_stop_the_host() {
+    let fixture = Fixture::new();
+    let (first, key) = synced_then_changed_on_the_backend(&fixture).await;
+    interrupted_pull(&first, &key, None);
+    std::fs::create_dir(first.workspace.auth_dir().join("t.json")).unwrap();
+    drop(first);
+
+    let second = Mirror::open(
+        fixture.remote.clone(),
+        fixture.workspace("a"),
+        MirrorOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(second.ledger().trash().unwrap().len(), 1);
+    assert_eq!(second.late_writes.len(), 0);
+}
+
+/// What a pull does to the file of `key` (replaced by `content`, or
+/// removed), stopped before the ledger step, as a kill -9 stops it.
+fn interrupted_pull(mirror: &Mirror, key: &Key, content: Option<&[u8]>) {
+    let local = mirror.workspace.read(key).unwrap().unwrap();
+    let expected = doc_hash(key, &local);
+    let swap = match content {
+        Some(content) => {
+            mirror
+                .workspace
+                .replace_if(key, content, Some(&expected), Durability::Now)
+        }
+        None => mirror.workspace.remove_if(key, &expected),
+    };
+    assert!(
+        matches!(swap.unwrap(), Swap::Done { previous: Some(_) }),
+        "the swap should happen"
+    );
+    assert!(mirror.ledger().trash().unwrap().is_empty());
+}

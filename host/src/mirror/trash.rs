@@ -87,14 +87,22 @@ pub fn unlisted_in(
     Ok(files)
 }
 
+/// A file in the trash directory listed again by [`adopt_unlisted`].
+pub(crate) struct Adopted {
+    /// The document's path, as the file's name carries it.
+    pub path: String,
+    /// Its name in the trash directory.
+    pub file: String,
+}
+
 /// Lists again the files in the trash directory that have no entry: a
 /// process that died between moving a file there and writing its entry
 /// left them. Run when a host opens its workspace, before it moves any
-/// file. Returns how many were listed.
+/// file. Returns the files listed.
 pub(crate) fn adopt_unlisted(
     workspace: &Workspace,
     ledger: &mut Ledger,
-) -> Result<usize, StorehostError> {
+) -> Result<Vec<Adopted>, StorehostError> {
     let (mut adoptable, mut nameless) = (Vec::new(), 0);
     for (file, size) in unlisted_in(workspace, ledger)? {
         match path_in_trash_name(&file) {
@@ -109,7 +117,7 @@ pub(crate) fn adopt_unlisted(
         );
     }
     if adoptable.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     ledger.write(|tx| {
         for (path, file, size) in &adoptable {
@@ -121,5 +129,8 @@ pub(crate) fn adopt_unlisted(
         files = adoptable.len(),
         "kept files without a trash entry (a run was interrupted) are listed again"
     );
-    Ok(adoptable.len())
+    Ok(adoptable
+        .into_iter()
+        .map(|(path, file, _)| Adopted { path, file })
+        .collect())
 }

@@ -16,10 +16,16 @@ const TCP_TABLES: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
 const TCP_LISTEN: &str = "0A";
 
 /// Whether process `pid` holds a socket listening on `port`; where `/proc`
-/// cannot tell (not Linux), whether anything listens there.
+/// cannot tell (not Linux), whether anything listens there. Asked again
+/// and again while a server starts: a refused connection answers at once,
+/// while the tables are read in full (every bucket of the kernel's hash,
+/// some milliseconds each), so they are read only once the port is open.
 pub(super) fn held_by(pid: u32, port: u16) -> bool {
+    if !super::port_open(port) {
+        return false;
+    }
     let Some(inodes) = listening_inodes(port) else {
-        return super::port_open(port);
+        return true;
     };
     !inodes.is_empty() && holds_socket(pid, &inodes)
 }

@@ -154,8 +154,9 @@ impl Mirror {
             late_writes,
         };
         mirror.expire_trash()?;
-        let adopted = super::trash::adopt_unlisted(&mirror.workspace, &mut mirror.ledger())?;
-        mirror.watch_adopted(&adopted);
+        super::trash::adopt_unlisted(&mirror.workspace, &mut mirror.ledger(), |tx, adopted| {
+            mirror.watch_adopted(tx, adopted)
+        })?;
         Ok(mirror)
     }
 

@@ -142,35 +142,25 @@ impl LateWrites {
 }
 
 impl Mirror {
-    /// Watches the files an interrupted run left in the trash, which that
-    /// run was stopped before watching. What each holds now counts as
-    /// taken: a write made while no host ran cannot be told from the
-    /// version taken out, so only later ones are found (the file itself
-    /// stays in the trash either way). Only late writes depend on it: a
-    /// file that cannot be watched is reported, and the host starts.
-    pub(crate) fn watch_adopted(&self, adopted: &[Adopted]) {
-        let displaced: Vec<Displaced> = adopted
-            .iter()
-            .filter_map(|adopted| match self.adopted_as_displaced(adopted) {
-                Ok(displaced) => displaced,
-                Err(e) => {
-                    tracing::error!(file = %adopted.file, "a file an interrupted run left in the trash is not watched for late writes: {e}");
-                    None
-                }
-            })
-            .collect();
-        if displaced.is_empty() {
-            return;
-        }
-        let watched = self.ledger().write(|tx| {
-            displaced
-                .into_iter()
-                .try_for_each(|displaced| self.late_writes.watch(tx, displaced))
-        });
-        if let Err(e) = watched {
-            tracing::error!(
-                "the files an interrupted run left in the trash are not watched for late writes: {e}"
-            );
+    /// Watches a file an interrupted run left in the trash, which that run
+    /// was stopped before watching; written with its trash entry. What it
+    /// holds now counts as taken: a write made while no host ran cannot be
+    /// told from the version taken out, so only later ones are found (the
+    /// file itself stays in the trash either way). Only late writes depend
+    /// on it: a file that cannot be read is reported, not watched, and the
+    /// host starts.
+    pub(crate) fn watch_adopted(
+        &self,
+        tx: &LedgerTx<'_>,
+        adopted: &Adopted,
+    ) -> Result<(), LedgerError> {
+        match self.adopted_as_displaced(adopted) {
+            Ok(Some(displaced)) => self.late_writes.watch(tx, displaced),
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::error!(file = %adopted.file, "a file an interrupted run left in the trash is not watched for late writes: {e}");
+                Ok(())
+            }
         }
     }
 

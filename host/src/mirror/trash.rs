@@ -98,15 +98,17 @@ pub(crate) struct Adopted {
 /// Lists again the files in the trash directory that have no entry: a
 /// process that died between moving a file there and writing its entry
 /// left them. Run when a host opens its workspace, before it moves any
-/// file. Returns the files listed.
+/// file; `also` adds to each file's entry in the same transaction.
+/// Returns how many were listed.
 pub(crate) fn adopt_unlisted(
     workspace: &Workspace,
     ledger: &mut Ledger,
-) -> Result<Vec<Adopted>, StorehostError> {
+    also: impl Fn(&LedgerTx<'_>, &Adopted) -> Result<(), LedgerError>,
+) -> Result<usize, StorehostError> {
     let (mut adoptable, mut nameless) = (Vec::new(), 0);
     for (file, size) in unlisted_in(workspace, ledger)? {
         match path_in_trash_name(&file) {
-            Some(path) => adoptable.push((path, file, size)),
+            Some(path) => adoptable.push((Adopted { path, file }, size)),
             None => nameless += 1,
         }
     }
@@ -117,11 +119,13 @@ pub(crate) fn adopt_unlisted(
         );
     }
     if adoptable.is_empty() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     ledger.write(|tx| {
-        for (path, file, size) in &adoptable {
-            tx.add_trash(path, file, "found unlisted after an interrupted run", *size)?;
+        for (adopted, size) in &adoptable {
+            let reason = "found unlisted after an interrupted run";
+            tx.add_trash(&adopted.path, &adopted.file, reason, *size)?;
+            also(tx, adopted)?;
         }
         Ok(())
     })?;
@@ -129,8 +133,5 @@ pub(crate) fn adopt_unlisted(
         files = adoptable.len(),
         "kept files without a trash entry (a run was interrupted) are listed again"
     );
-    Ok(adoptable
-        .into_iter()
-        .map(|(path, file, _)| Adopted { path, file })
-        .collect())
+    Ok(adoptable.len())
 }

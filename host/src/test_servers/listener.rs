@@ -15,11 +15,12 @@ const TCP_TABLES: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
 /// `st` of a listening socket in the tables above.
 const TCP_LISTEN: &str = "0A";
 
-/// Whether process `pid` holds a socket listening on `port`; where `/proc`
-/// cannot tell (not Linux), whether anything listens there. Asked again
-/// and again while a server starts: a refused connection answers at once,
-/// while the tables are read in full (every bucket of the kernel's hash,
-/// some milliseconds each), so they are read only once the port is open.
+/// Whether process `pid` holds a socket listening on `port` of 127.0.0.1
+/// (where every server here listens); where `/proc` cannot tell (not
+/// Linux), whether anything listens there. Asked again and again while a
+/// server starts: a refused connection answers at once, while the tables
+/// are read in full (every bucket of the kernel's hash, some milliseconds
+/// each), so they are read only once the port is open.
 pub(super) fn held_by(pid: u32, port: u16) -> bool {
     if !super::port_open(port) {
         return false;

@@ -479,29 +479,26 @@ fn make_commit(
         Some(parent) => parent.tree()?,
         None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
     };
+    // Removals go first, into a tree of their own: a batch may turn a
+    // document into a directory of documents (or back), and libgit2 checks
+    // a write's parents against the tree it starts from.
+    let cleared = without_removed(repo, &base, changes)?;
     let mut update = TreeUpdateBuilder::new();
     let mut blobs = Vec::with_capacity(changes.len());
     for change in changes {
         match change {
             FileChange::Write((path, content)) => {
-                if let Some(problem) = held_by_another_entry(&base, path)? {
+                if let Some(problem) = held_by_another_entry(&cleared, path)? {
                     return Ok(Err(problem));
                 }
                 let blob = repo.blob(content)?;
                 update.upsert(path.as_str(), blob, FileMode::Blob);
                 blobs.push(Some(blob.to_string()));
             }
-            FileChange::Remove(path) => {
-                // Only a document goes; a link, submodule or directory of
-                // that name is another program's and stays.
-                if entry_mode(&base, path)?.is_some_and(is_regular_file) {
-                    update.remove(path.as_str());
-                }
-                blobs.push(None);
-            }
+            FileChange::Remove(_) => blobs.push(None),
         }
     }
-    let tree = repo.find_tree(update.create_updated(repo, &base)?)?;
+    let tree = repo.find_tree(update.create_updated(repo, &cleared)?)?;
     if let Some(parent) = &parent
         && tree.id() == base.id()
         && !squash
@@ -522,6 +519,30 @@ fn make_commit(
         commit: commit.to_string(),
         blobs,
     }))
+}
+
+/// `base` without the documents `changes` remove. Only a document goes; a
+/// link, submodule or directory of that name is another program's and
+/// stays.
+fn without_removed<'repo>(
+    repo: &'repo Repository,
+    base: &git2::Tree<'repo>,
+    changes: &[FileChange],
+) -> Result<git2::Tree<'repo>, git2::Error> {
+    let mut update = TreeUpdateBuilder::new();
+    let mut any = false;
+    for change in changes {
+        if let FileChange::Remove(path) = change
+            && entry_mode(base, path)?.is_some_and(is_regular_file)
+        {
+            update.remove(path.as_str());
+            any = true;
+        }
+    }
+    match any {
+        true => repo.find_tree(update.create_updated(repo, base)?),
+        false => Ok(base.clone()),
+    }
 }
 
 /// Only a regular file (of either mode) holds a document.
@@ -894,6 +915,61 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn one_batch_turns_a_document_into_a_directory_of_documents_and_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        Repository::init_bare(&remote).unwrap();
+        let mut cache = LocalRepo::open(&dir.path().join("cache"), spec(&remote)).unwrap();
+        let head = commit_theirs(
+            &cache.repo,
+            &[
+                ("auths/a.json", br#"{"a":1}"#, FileMode::Blob),
+                ("auths/team/y.json", br#"{"y":1}"#, FileMode::Blob),
+                ("auths/team/z.json", br#"{"z":1}"#, FileMode::Blob),
+            ],
+        );
+        let write = |path: &str| FileChange::Write((path.to_string(), b"{}".to_vec()));
+        let remove = |path: &str| FileChange::Remove(path.to_string());
+
+        let into_directory = [remove("auths/a.json"), write("auths/a.json/b.json")];
+        let nested = cache
+            .commit(Some(&head), &into_directory, "ours", false)
+            .unwrap();
+        assert_eq!(
+            listed(&mut cache, &nested.commit),
+            [
+                "auths/a.json/b.json",
+                "auths/team/y.json",
+                "auths/team/z.json"
+            ]
+        );
+        assert!(nested.blobs[0].is_none() && nested.blobs[1].is_some());
+
+        // A directory still holding another document is not replaced.
+        let partly = [remove("auths/team/z.json"), write("auths/team")];
+        let refused = cache.commit(Some(&nested.commit), &partly, "ours", false);
+        assert!(
+            matches!(&refused, Err(HostError::Invalid(m)) if m.contains("auths/team is a directory")),
+            "{refused:?}"
+        );
+
+        let back = [
+            write("auths/a.json"),
+            remove("auths/a.json/b.json"),
+            remove("auths/team/y.json"),
+            remove("auths/team/z.json"),
+            write("auths/team"),
+        ];
+        let flat = cache
+            .commit(Some(&nested.commit), &back, "ours", false)
+            .unwrap();
+        assert_eq!(
+            listed(&mut cache, &flat.commit),
+            ["auths/a.json", "auths/team"]
+        );
     }
 
     #[test]

@@ -98,6 +98,18 @@ impl Dir {
             .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Symlink)
     }
 
+    /// Whether `name` is a directory (a link there is not followed).
+    pub fn is_dir(&self, name: &str) -> bool {
+        rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Directory)
+    }
+
+    /// Removes the directory `name` if it is empty; fails otherwise (the
+    /// kernel checks, so nothing created in it meanwhile is lost).
+    pub fn remove_empty_dir(&self, name: &str) -> io::Result<()> {
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR).map_err(io::Error::from)
+    }
+
     fn try_clone(&self) -> io::Result<Dir> {
         Ok(Dir {
             fd: self.fd.try_clone()?,

@@ -95,7 +95,16 @@ impl Mirror {
         policy: &Policy<'_>,
     ) -> Result<Settled, StorehostError> {
         let mut settled = Settled::default();
-        for chunk in items.chunks(SETTLE_CHUNK) {
+        // Deletions go first, in chunks of their own: a document that became
+        // a directory of documents (or the reverse) needs its old file or
+        // directory gone before the new one can be written.
+        let (removals, rest): (Vec<Item>, Vec<Item>) = items
+            .into_iter()
+            .partition(|(_, remote, _)| matches!(remote, RemoteState::Absent));
+        let chunks = removals
+            .chunks(SETTLE_CHUNK)
+            .chain(rest.chunks(SETTLE_CHUNK));
+        for chunk in chunks {
             let mut ledger = self.ledger();
             let queued = ledger.pending_paths()?;
             ledger.write(|tx| {

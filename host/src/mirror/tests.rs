@@ -1356,14 +1356,15 @@ async fn a_file_an_interrupted_pull_removed_comes_back_with_a_late_write() {
 }
 
 /// A file an interrupted pull took out that cannot be watched (its
-/// document's path is now a directory, so whether it was replaced cannot
-/// be read) is still listed, and the host opens.
+/// document's path is now a link, which is never read, so whether it was
+/// replaced cannot be told) is still listed, and the host opens.
 #[tokio::test]
 async fn an_adopted_file_that_cannot_be_watched_does_not_stop_the_host() {
     let fixture = Fixture::new();
     let (first, key) = synced_then_changed_on_the_backend(&fixture).await;
     interrupted_pull(&first, &key, None);
-    std::fs::create_dir(first.workspace.auth_dir().join("t.json")).unwrap();
+    let elsewhere = first.workspace.root().join("elsewhere.json");
+    std::os::unix::fs::symlink(elsewhere, first.workspace.auth_dir().join("t.json")).unwrap();
     drop(first);
 
     let second = Mirror::open(
@@ -1394,4 +1395,48 @@ fn interrupted_pull(mirror: &Mirror, key: &Key, content: Option<&[u8]>) {
         "the swap should happen"
     );
     assert!(mirror.ledger().trash().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_document_the_backend_turned_into_a_directory_of_documents_is_pulled() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let (file, nested) = (auth("a.json"), auth("a.json/b.json"));
+    mirror.enqueue_put(&file, br#"{"v":1}"#.to_vec()).unwrap();
+    mirror.drain().await.unwrap();
+    fixture.remote.remove(&file);
+    fixture.remote.set(&nested, br#"{"v":2}"#);
+    mirror.poll().await.unwrap();
+    assert_eq!(
+        mirror.workspace.read(&nested).unwrap().unwrap(),
+        br#"{"v":2}"#
+    );
+    assert_eq!(trash_reasons(&mirror), ["deleted on the backend"]);
+
+    // And back: the directory's document goes, the file comes again.
+    fixture.remote.remove(&nested);
+    fixture.remote.set(&file, br#"{"v":3}"#);
+    mirror.poll().await.unwrap();
+    assert_eq!(
+        mirror.workspace.read(&file).unwrap().unwrap(),
+        br#"{"v":3}"#
+    );
+    assert!(mirror.workspace.read(&nested).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_document_the_proxy_turned_into_a_directory_of_documents_is_pushed() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let (file, nested) = (auth("a.json"), auth("a.json/b.json"));
+    mirror.enqueue_put(&file, br#"{"v":1}"#.to_vec()).unwrap();
+    mirror.drain().await.unwrap();
+    let path = mirror.workspace.path_of(&file).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("b.json"), br#"{"v":2}"#).unwrap();
+    mirror.scan(None).await.unwrap();
+    mirror.drain().await.unwrap();
+    assert_eq!(fixture.remote.get(&nested).unwrap(), br#"{"v":2}"#);
+    assert!(fixture.remote.get(&file).is_none());
 }

@@ -129,13 +129,18 @@ impl Workspace {
     }
 
     /// [`Self::document_dir`] without creating it; `None` when a directory
-    /// on the way is missing (then so is the document).
+    /// on the way is missing or is a file (then the document is absent).
     fn existing_document_dir(
         &self,
         key: &Key,
     ) -> Result<Option<(Arc<Dir>, String)>, WorkspaceError> {
         match self.document_dir(key, false) {
-            Err(WorkspaceError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            Err(WorkspaceError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 Ok(None)
             }
             found => found.map(Some),
@@ -198,6 +203,8 @@ impl Workspace {
         match dir.read(&name) {
             Ok(content) => Ok(Some(content)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            // A directory of documents where this one was: it is absent.
+            Err(_) if dir.is_dir(&name) => Ok(None),
             Err(source) => Err(read_error(&dir.path_of(&name), source)),
         }
     }

@@ -125,7 +125,7 @@ impl Workspace {
             .write_temp(&name, content, durability)
             .map_err(|source| io_error("write", &path, source))?;
         let outcome = match expected {
-            None => match dir.rename(&temp, &dir, &name, RenameFlags::NOREPLACE) {
+            None => match create_in_place(&dir, &temp, &name) {
                 Ok(()) => Ok(Swap::Done { previous: None }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     match dir.is_link(Path::new(&name)) {
@@ -323,6 +323,20 @@ impl Workspace {
             file: name,
             size: size as u64,
         })
+    }
+}
+
+/// Renames `temp` to `name` where nothing is. An empty directory there (a
+/// directory of documents the backend turned back into one document) holds
+/// nothing and goes; anything else stays and the rename is refused.
+fn create_in_place(dir: &Dir, temp: &str, name: &str) -> io::Result<()> {
+    match dir.rename(temp, dir, name, RenameFlags::NOREPLACE) {
+        Err(e)
+            if e.kind() == io::ErrorKind::AlreadyExists && dir.remove_empty_dir(name).is_ok() =>
+        {
+            dir.rename(temp, dir, name, RenameFlags::NOREPLACE)
+        }
+        done => done,
     }
 }
 

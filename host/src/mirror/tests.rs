@@ -6,7 +6,7 @@ use super::engine::{Mirror, MirrorOptions, Saved};
 use super::hash::doc_hash;
 use super::ledger::{Ledger, MetaName};
 use super::remote::{Remote, RemoteFuture};
-use super::workspace::{Swap, Workspace, race};
+use super::workspace::{Swap, Workspace, WorkspaceError, race};
 use crate::fsutil::Durability;
 use crate::model::{Change, Document, Entry, Features, Key, Kind, Precondition, Snapshot};
 use crate::runtime::{BackendError, PluginError};
@@ -1439,4 +1439,30 @@ async fn a_document_the_proxy_turned_into_a_directory_of_documents_is_pushed() {
     mirror.drain().await.unwrap();
     assert_eq!(fixture.remote.get(&nested).unwrap(), br#"{"v":2}"#);
     assert!(fixture.remote.get(&file).is_none());
+}
+
+/// A backend with flat keys can hold `a.json` and `a.json/b.json` at once;
+/// the workspace cannot. The directory and its document stay, and the
+/// other is refused with a reason, not retried as a local change.
+#[tokio::test]
+async fn a_document_whose_path_holds_a_directory_of_documents_is_refused_clearly() {
+    let fixture = Fixture::new();
+    let (file, nested) = (auth("a.json"), auth("a.json/b.json"));
+    fixture.remote.set(&nested, br#"{"v":1}"#);
+    let mirror = fixture.mirror("a").await;
+    fixture.remote.set(&file, br#"{"v":2}"#);
+    mirror.poll().await.unwrap();
+    assert_eq!(
+        mirror.workspace.read(&nested).unwrap().unwrap(),
+        br#"{"v":1}"#
+    );
+    assert!(mirror.workspace.read(&file).unwrap().is_none());
+    let refused = mirror
+        .workspace
+        .replace_if(&file, br#"{"v":2}"#, None, Durability::Now);
+    assert!(
+        matches!(&refused, Err(WorkspaceError::DirectoryInTheWay { path }) if path.ends_with("auths/a.json")),
+        "{refused:?}"
+    );
+    assert_eq!(fixture.remote.get(&file).unwrap(), br#"{"v":2}"#);
 }

@@ -31,6 +31,8 @@ pub enum WorkspaceError {
     OutsideAuthDir { path: String, auth_dir: String },
     #[error("{path} is a symbolic link; storehost never follows one")]
     Symlink { path: String },
+    #[error("{path} is a directory of documents; a document of that name cannot be written there")]
+    DirectoryInTheWay { path: String },
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,

@@ -128,9 +128,14 @@ impl Workspace {
             None => match create_in_place(&dir, &temp, &name) {
                 Ok(()) => Ok(Swap::Done { previous: None }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    match dir.is_link(Path::new(&name)) {
-                        true => Err(symlink(&path)),
-                        false => Ok(Swap::LOCAL_CHANGED),
+                    if dir.is_link(Path::new(&name)) {
+                        Err(symlink(&path))
+                    } else if dir.is_dir(&name) {
+                        Err(WorkspaceError::DirectoryInTheWay {
+                            path: path.display().to_string(),
+                        })
+                    } else {
+                        Ok(Swap::LOCAL_CHANGED)
                     }
                 }
                 Err(source) => Err(io_error("write", &path, source)),

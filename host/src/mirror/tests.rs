@@ -1397,13 +1397,19 @@ fn interrupted_pull(mirror: &Mirror, key: &Key, content: Option<&[u8]>) {
     assert!(mirror.ledger().trash().unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_document_the_backend_turned_into_a_directory_of_documents_is_pulled() {
-    let fixture = Fixture::new();
+/// `a.json` pushed as `{"v":1}`; with the key of `a.json/b.json`.
+async fn a_json_synced(fixture: &Fixture) -> (Mirror, Key, Key) {
     let mirror = fixture.mirror("a").await;
     let (file, nested) = (auth("a.json"), auth("a.json/b.json"));
     mirror.enqueue_put(&file, br#"{"v":1}"#.to_vec()).unwrap();
     mirror.drain().await.unwrap();
+    (mirror, file, nested)
+}
+
+#[tokio::test]
+async fn a_document_the_backend_turned_into_a_directory_of_documents_is_pulled() {
+    let fixture = Fixture::new();
+    let (mirror, file, nested) = a_json_synced(&fixture).await;
     fixture.remote.remove(&file);
     fixture.remote.set(&nested, br#"{"v":2}"#);
     mirror.poll().await.unwrap();
@@ -1427,10 +1433,7 @@ async fn a_document_the_backend_turned_into_a_directory_of_documents_is_pulled()
 #[tokio::test]
 async fn a_document_the_proxy_turned_into_a_directory_of_documents_is_pushed() {
     let fixture = Fixture::new();
-    let mirror = fixture.mirror("a").await;
-    let (file, nested) = (auth("a.json"), auth("a.json/b.json"));
-    mirror.enqueue_put(&file, br#"{"v":1}"#.to_vec()).unwrap();
-    mirror.drain().await.unwrap();
+    let (mirror, file, nested) = a_json_synced(&fixture).await;
     let path = mirror.workspace.path_of(&file).unwrap();
     std::fs::remove_file(&path).unwrap();
     std::fs::create_dir(&path).unwrap();

@@ -656,6 +656,14 @@ mod tests {
         }
     }
 
+    /// A temp dir with an empty bare repository in it, and that repository.
+    fn empty_remote() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        Repository::init_bare(&remote).unwrap();
+        (dir, remote)
+    }
+
     fn spec(url: &Path) -> RemoteSpec {
         let url = format!("file://{}", url.display());
         RemoteSpec::new(
@@ -668,9 +676,7 @@ mod tests {
 
     #[test]
     fn a_grown_cache_is_fetched_again_into_one_pack_and_keeps_working() {
-        let dir = tempfile::tempdir().unwrap();
-        let remote = dir.path().join("remote.git");
-        Repository::init_bare(&remote).unwrap();
+        let (dir, remote) = empty_remote();
         let mut cache = LocalRepo::open(&dir.path().join("cache"), spec(&remote)).unwrap();
         cache.limits = CacheLimits {
             max_loose_objects: 10,
@@ -709,9 +715,7 @@ mod tests {
 
     #[test]
     fn two_instances_on_one_grant_get_their_own_caches_and_racing_pushes_tell_the_truth() {
-        let dir = tempfile::tempdir().unwrap();
-        let remote = dir.path().join("remote.git");
-        Repository::init_bare(&remote).unwrap();
+        let (dir, remote) = empty_remote();
         let grant = dir.path().join("cache");
         let mut first = LocalRepo::open(&grant, spec(&remote)).unwrap();
         let mut second = LocalRepo::open(&grant, spec(&remote)).unwrap();
@@ -740,9 +744,7 @@ mod tests {
 
     #[test]
     fn a_push_that_is_not_a_fast_forward_is_rejected_and_a_broken_lease_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let remote = dir.path().join("remote.git");
-        Repository::init_bare(&remote).unwrap();
+        let (dir, remote) = empty_remote();
         let mut first = LocalRepo::open(&dir.path().join("a"), spec(&remote)).unwrap();
         let mut second = LocalRepo::open(&dir.path().join("b"), spec(&remote)).unwrap();
         assert_eq!(first.fetch().unwrap().head, None);
@@ -821,9 +823,7 @@ mod tests {
 
     #[test]
     fn links_submodules_and_directories_are_no_documents_and_stay_as_they_are() {
-        let dir = tempfile::tempdir().unwrap();
-        let remote = dir.path().join("remote.git");
-        Repository::init_bare(&remote).unwrap();
+        let (dir, remote) = empty_remote();
         let mut cache = LocalRepo::open(&dir.path().join("cache"), spec(&remote)).unwrap();
         let head = commit_theirs(
             &cache.repo,
@@ -919,9 +919,7 @@ mod tests {
 
     #[test]
     fn one_batch_turns_a_document_into_a_directory_of_documents_and_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let remote = dir.path().join("remote.git");
-        Repository::init_bare(&remote).unwrap();
+        let (dir, remote) = empty_remote();
         let mut cache = LocalRepo::open(&dir.path().join("cache"), spec(&remote)).unwrap();
         let head = commit_theirs(
             &cache.repo,

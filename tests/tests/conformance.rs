@@ -331,6 +331,53 @@ fn put(id: &str, content: &str, precondition: storehost::Precondition) -> storeh
     }
 }
 
+/// One batch turns a directory of documents back into one document: its
+/// removals go first, whatever their place in the batch, and the answers
+/// keep the batch's order. A directory holding anything else is refused,
+/// and nothing of the batch is applied.
+#[tokio::test]
+async fn local_plugin_turns_a_directory_of_documents_into_one_document_in_one_batch() {
+    use storehost::Precondition::{Absent, Any};
+    let dir = tempfile::tempdir().unwrap();
+    let auths = dir.path().join("auths");
+    let plugin = local_plugin(dir.path());
+    let remove = |id: &str| storehost::Change::Remove {
+        key: storehost::Key::auth(id),
+        precondition: Any,
+    };
+    let nested = [
+        put("a.json/b.json", r#"{"b":1}"#, Absent),
+        put("a.json/c/d.json", r#"{"d":1}"#, Absent),
+    ];
+    plugin.apply(nested.to_vec(), "t").await.unwrap();
+
+    std::fs::write(auths.join("a.json/c/notes.txt"), "mine").unwrap();
+    let batch = vec![
+        put("a.json", r#"{"a":1}"#, Absent),
+        remove("a.json/b.json"),
+        remove("a.json/c/d.json"),
+    ];
+    let refused = plugin
+        .apply(batch.clone(), "t")
+        .await
+        .expect_err("notes.txt stays");
+    assert!(
+        refused
+            .to_string()
+            .contains("is a directory, not a document"),
+        "{refused}"
+    );
+    assert!(auths.join("a.json/b.json").is_file() && auths.join("a.json/c/d.json").is_file());
+
+    std::fs::remove_file(auths.join("a.json/c/notes.txt")).unwrap();
+    let answers = plugin.apply(batch, "t").await.unwrap();
+    assert!(
+        answers[0].is_some() && answers[1].is_none() && answers[2].is_none(),
+        "{answers:?}"
+    );
+    assert_eq!(std::fs::read(auths.join("a.json")).unwrap(), br#"{"a":1}"#);
+}
+
 /// What the listing never shows is no document for any other call either:
 /// a symlink is not read through (it would serve another file's content
 /// under its key), and a write to its path is refused, not reported as a

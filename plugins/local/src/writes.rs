@@ -5,6 +5,7 @@
 use crate::LocalStore;
 use crate::errors::io_error;
 use crate::layout::{Layout, content_version};
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -15,27 +16,39 @@ use storehost_sdk::{Change, Entry, Error, Key, Precondition};
 impl LocalStore {
     pub(crate) fn apply_changes(&self, changes: Vec<Change>) -> Result<Vec<Option<Entry>>, Error> {
         let lock = WriteLock::acquire(&self.layout.lock_dir())?;
+        let removed = self.removed_paths(&changes);
         // Check every precondition before touching anything, so a stale
         // batch changes nothing.
         for change in &changes {
             lock.keep_alive();
-            self.check_precondition(change)?;
+            self.check_precondition(change, &removed)?;
         }
+        let mut written: Vec<Option<Entry>> = changes.iter().map(|_| None).collect();
+        for index in removals_first(&self.layout, &changes) {
+            lock.keep_alive();
+            let change = &changes[index];
+            let result = match change {
+                // Created only if still absent, atomically: of several
+                // writers racing to create a document, one wins.
+                Change::Put(put) if matches!(put.precondition, Precondition::Absent) => {
+                    self.layout.create(&put.key, &put.content).map(Some)
+                }
+                Change::Put(put) => self.layout.write(&put.key, &put.content).map(Some),
+                Change::Remove(remove) => self.layout.remove(&remove.key).map(|()| None),
+            };
+            self.note_applied(change, &result);
+            written[index] = result?;
+        }
+        Ok(written)
+    }
+
+    /// The files the batch removes.
+    fn removed_paths(&self, changes: &[Change]) -> BTreeSet<PathBuf> {
         changes
-            .into_iter()
-            .map(|change| {
-                lock.keep_alive();
-                let written = match &change {
-                    // Created only if still absent, atomically: of several
-                    // writers racing to create a document, one wins.
-                    Change::Put(put) if matches!(put.precondition, Precondition::Absent) => {
-                        self.layout.create(&put.key, &put.content).map(Some)
-                    }
-                    Change::Put(put) => self.layout.write(&put.key, &put.content).map(Some),
-                    Change::Remove(remove) => self.layout.remove(&remove.key).map(|()| None),
-                };
-                self.note_applied(&change, &written);
-                written
+            .iter()
+            .filter_map(|change| match change {
+                Change::Remove(remove) => self.layout.path(&remove.key).ok(),
+                Change::Put(_) => None,
             })
             .collect()
     }
@@ -55,12 +68,18 @@ impl LocalStore {
         }
     }
 
-    fn check_precondition(&self, change: &Change) -> Result<(), Error> {
+    fn check_precondition(
+        &self,
+        change: &Change,
+        removed: &BTreeSet<PathBuf>,
+    ) -> Result<(), Error> {
         let (key, precondition) = (change.key(), change.precondition());
         // A put where no document can be is refused with the checks, so
-        // none of its batch is written.
+        // none of its batch is written; a directory the batch empties of
+        // its documents is no obstacle (the removals prune it first).
         if let Change::Put(_) = change
             && let Some(error) = self.layout.not_a_document(key)?
+            && !self.layout.emptied_by(key, removed)
         {
             return Err(error);
         }
@@ -161,6 +180,19 @@ impl Layout {
         ))))
     }
 
+    /// Whether `key`'s path is a directory that holds nothing but
+    /// documents in `removed` (and directories of them): the batch turns a
+    /// directory of documents back into one document.
+    fn emptied_by(&self, key: &Key, removed: &BTreeSet<PathBuf>) -> bool {
+        if self.linked_directory(key).is_some() {
+            return false;
+        }
+        let Ok(path) = self.path(key) else {
+            return false;
+        };
+        fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir()) && holds_only(&path, removed)
+    }
+
     /// Removes directories a nested id left empty, up to `auths/`.
     fn prune_empty_dirs(&self, mut dir: &Path) {
         let stops = [self.auth_dir(), self.meta_dir()];
@@ -177,6 +209,42 @@ impl Layout {
             }
         }
     }
+}
+
+/// Whether every entry beneath `dir` is a file in `files` or a directory
+/// of such (a link or anything else, or an unreadable entry, is not).
+fn holds_only(dir: &Path, files: &BTreeSet<PathBuf>) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.into_iter().all(|entry| {
+        let Ok(entry) = entry else { return false };
+        let path = entry.path();
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => holds_only(&path, files),
+            Ok(meta) if meta.is_file() => files.contains(&path),
+            _ => false,
+        }
+    })
+}
+
+/// The order to apply a batch in: removals first, since a batch may turn a
+/// directory of documents into one document. Each document comes once in
+/// a batch, so this changes nothing else; a batch naming one twice keeps
+/// its order.
+fn removals_first(layout: &Layout, changes: &[Change]) -> Vec<usize> {
+    let paths: BTreeSet<PathBuf> = changes
+        .iter()
+        .filter_map(|change| layout.path(change.key()).ok())
+        .collect();
+    let indices = 0..changes.len();
+    if paths.len() < changes.len() {
+        return indices.collect();
+    }
+    let is_removal = |&i: &usize| matches!(changes[i], Change::Remove(_));
+    let (mut order, puts): (Vec<usize>, Vec<usize>) = indices.partition(is_removal);
+    order.extend(puts);
+    order
 }
 
 fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {

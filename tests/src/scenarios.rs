@@ -620,3 +620,47 @@ pub async fn cooldown_state_reaches_a_second_host(backend: &impl Backend) {
         Some(records_of(second.as_bytes()))
     );
 }
+
+/// The proxy turns `a.json` into a directory of documents (`a.json/b.json`)
+/// in one host's workspace, and back again: each time the backend and a
+/// second host follow, and the second host keeps the versions it replaced
+/// in its trash.
+pub async fn a_document_becomes_a_directory_of_documents_and_back(backend: &impl Backend) {
+    let root = tempfile::tempdir().unwrap();
+    let (a_ws, b_ws) = (root.path().join("a"), root.path().join("b"));
+    let scratch = root.path().join("reader");
+    let a = backend.host(&a_ws).await;
+    a.bootstrap().await.unwrap();
+    let b = backend.host(&b_ws).await;
+    b.bootstrap().await.unwrap();
+    let both_follow = |expected: &[(&str, &str)], step: &'static str| {
+        let expected: BTreeMap<String, String> = expected
+            .iter()
+            .map(|(id, content)| (id.to_string(), canonical(content.as_bytes())))
+            .collect();
+        let (a, b, scratch) = (&a, &b, &scratch);
+        let b_ws = &b_ws;
+        async move {
+            a.sync_workspace().await.unwrap();
+            assert_eq!(backend_auths(backend, scratch).await, expected, "{step}");
+            b.pull_remote().await.unwrap();
+            assert_eq!(workspace_auths(b_ws), expected, "{step}");
+        }
+    };
+    let auths = a_ws.join("auths");
+
+    proxy_write(&a_ws, "a.json", r#"{"v":1}"#);
+    both_follow(&[("a.json", r#"{"v":1}"#)], "a document").await;
+
+    std::fs::remove_file(auths.join("a.json")).unwrap();
+    proxy_write(&a_ws, "a.json/b.json", r#"{"v":2}"#);
+    both_follow(&[("a.json/b.json", r#"{"v":2}"#)], "now a directory").await;
+
+    std::fs::remove_file(auths.join("a.json/b.json")).unwrap();
+    std::fs::remove_dir(auths.join("a.json")).unwrap();
+    proxy_write(&a_ws, "a.json", r#"{"v":3}"#);
+    both_follow(&[("a.json", r#"{"v":3}"#)], "a document again").await;
+
+    assert_eq!(trashed(&b_ws, "a.json"), [canonical(br#"{"v":1}"#)]);
+    assert_eq!(trashed(&b_ws, "a.json/b.json"), [canonical(br#"{"v":2}"#)]);
+}

@@ -346,3 +346,27 @@ async fn git_cooldown_state_reaches_a_second_host() {
 async fn azure_cooldown_state_reaches_a_second_host() {
     scenarios::cooldown_state_reaches_a_second_host(&Azure::new("cooldown")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_document_becomes_a_directory_of_documents_and_back() {
+    scenarios::a_document_becomes_a_directory_of_documents_and_back(&LocalDir::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_document_becomes_a_directory_of_documents_and_back() {
+    scenarios::a_document_becomes_a_directory_of_documents_and_back(&Postgres::new("directory"))
+        .await;
+}
+
+// Not on the object backend: s3s-fs keeps each object as a file, so it
+// cannot hold `a.json/b.json` where `a.json` was (S3 itself has flat keys).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_document_becomes_a_directory_of_documents_and_back() {
+    scenarios::a_document_becomes_a_directory_of_documents_and_back(&Git::new("directory")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_document_becomes_a_directory_of_documents_and_back() {
+    scenarios::a_document_becomes_a_directory_of_documents_and_back(&Azure::new("directory")).await;
+}

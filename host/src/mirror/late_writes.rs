@@ -143,18 +143,20 @@ impl LateWrites {
 
 impl Mirror {
     /// Watches a file an interrupted run left in the trash, which that run
-    /// was stopped before watching; written with its trash entry. What it
-    /// holds now counts as taken: a write made while no host ran cannot be
-    /// told from the version taken out, so only later ones are found (the
-    /// file itself stays in the trash either way). Only late writes depend
-    /// on it: a file that cannot be read is reported, not watched, and the
-    /// host starts.
+    /// was stopped before watching; written with its trash entry. The run
+    /// was stopped before its ledger step, so the document's base is still
+    /// what the pull found in the file when nothing local was pending; a
+    /// file that holds anything else now was written while no host ran (or
+    /// held a local change the pull was to keep) and is found as a late
+    /// write. Without a base, what it holds now counts as taken. Only late
+    /// writes depend on it: a file that cannot be read is reported, not
+    /// watched, and the host starts.
     pub(crate) fn watch_adopted(
         &self,
         tx: &LedgerTx<'_>,
         adopted: &Adopted,
     ) -> Result<(), LedgerError> {
-        match self.adopted_as_displaced(adopted) {
+        match self.adopted_as_displaced(tx, adopted) {
             Ok(Some(displaced)) => self.late_writes.watch(tx, displaced),
             Ok(None) => Ok(()),
             Err(e) => {
@@ -166,14 +168,19 @@ impl Mirror {
 
     fn adopted_as_displaced(
         &self,
+        tx: &LedgerTx<'_>,
         Adopted { path, file }: &Adopted,
     ) -> Result<Option<Displaced>, StorehostError> {
         let Some(key) = key_of_path(path) else {
             return Ok(None);
         };
         let content = self.workspace.read_trashed(file)?;
+        let taken = match tx.base(&key) {
+            Some(base) => base.hash,
+            None => doc_hash(&key, &content),
+        };
         Ok(Some(Displaced {
-            taken: doc_hash(&key, &content),
+            taken,
             // Taken out with nothing put in its place: the backend deleted
             // it, and a late write brings it back.
             deleted: self.workspace.read(&key)?.is_none(),

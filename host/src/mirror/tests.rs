@@ -1332,6 +1332,43 @@ async fn a_file_an_interrupted_pull_replaced_is_watched_for_late_writes() {
     assert_eq!(third.take_late_writes().await, 0, "taken once");
 }
 
+/// A write the proxy made while no host ran, into the file an interrupted
+/// pull took out: the document's base says what was taken, so the write
+/// is found at the next start, as a conflict copy beside the backend's
+/// version or, after a deletion on the backend, live again and pushed.
+#[tokio::test]
+async fn a_write_made_while_no_host_ran_into_a_taken_out_file_is_found() {
+    for deleted_on_the_backend in [false, true] {
+        let fixture = Fixture::new();
+        let (first, key) = synced_then_changed_on_the_backend(&fixture).await;
+        let mut write = held_handle(&first.workspace.auth_dir().join("t.json"));
+        match deleted_on_the_backend {
+            false => interrupted_pull(&first, &key, Some(br#"{"v":2}"#)),
+            true => {
+                fixture.remote.remove(&key);
+                interrupted_pull(&first, &key, None);
+            }
+        }
+        drop(first);
+        write(br#"{"proxy":3}"#);
+
+        let second = fixture.mirror("a").await;
+        assert_eq!(
+            second.take_late_writes().await,
+            1,
+            "{deleted_on_the_backend}"
+        );
+        if deleted_on_the_backend {
+            second.drain().await.unwrap();
+            assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"proxy":3}"#);
+        } else {
+            assert_eq!(conflict_copies(&second), [br#"{"proxy":3}"#.to_vec()]);
+            let live = second.workspace.read(&key).unwrap().unwrap();
+            assert_eq!(live, br#"{"v":2}"#);
+        }
+    }
+}
+
 /// The same for a file an interrupted pull removed (the backend deleted
 /// it): a late write brings it back live, and it goes out again.
 #[tokio::test]

@@ -63,6 +63,7 @@ impl LocalRepo {
             HostError::Internal(format!("cannot create {}: {e}", git_dir.display()))
         })?;
         let (dir, lock) = claim_cache(git_dir, &cache_name(&remote))?;
+        remove_stale_locks(&dir);
         let repo = match open_verified(&dir) {
             Ok(repo) => repo,
             Err(e) => {
@@ -388,6 +389,38 @@ fn claim_cache(git_dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), H
     )))
 }
 
+/// Removes the `.lock` files a run killed mid-write left in a cache just
+/// claimed: libgit2 refuses to update a ref (or `packed-refs`, `config`)
+/// while its lock file exists, so one left behind would fail every push
+/// from then on. The claim makes the cache this instance's alone, so no
+/// lock in it can be live. Objects are written under other names.
+fn remove_stale_locks(dir: &Path) {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let (path, name) = (entry.path(), entry.file_name());
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && !(current == dir && name == "objects") {
+                pending.push(path);
+            } else if kind.is_file() && name.to_string_lossy().ends_with(".lock") {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::info!(file = %path.display(), "removed a lock file an interrupted run left in the git cache")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), "cannot remove a stale lock file in the git cache: {e}")
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn fresh(dir: &Path) -> Result<Repository, HostError> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)
@@ -711,6 +744,46 @@ mod tests {
         cache
             .push(&committed.commit, &PushMode::FastForward)
             .unwrap();
+    }
+
+    /// A run killed while it updated a ref leaves the ref's `.lock` file;
+    /// the next run's pushes and fetches still go through.
+    #[test]
+    fn lock_files_a_killed_run_left_in_the_cache_do_not_block_the_next() {
+        let (dir, remote) = empty_remote();
+        let grant = dir.path().join("cache");
+        let mut cache = LocalRepo::open(&grant, spec(&remote)).unwrap();
+        cache.fetch().unwrap();
+        let write = |n: u8| vec![FileChange::Write(("auths/k.json".into(), vec![b'0' + n]))];
+        let first = cache.commit(None, &write(1), "1", false).unwrap().commit;
+        cache.push(&first, &PushMode::FastForward).unwrap();
+        let cache_dir = cache.dir.clone();
+        drop(cache);
+        let stale = [
+            cache_dir.join("refs/storehost/push.lock"),
+            cache_dir.join("refs/storehost/head.lock"),
+            cache_dir.join("packed-refs.lock"),
+        ];
+        for lock in &stale {
+            std::fs::write(lock, b"").unwrap();
+        }
+
+        let mut cache = LocalRepo::open(&grant, spec(&remote)).unwrap();
+        assert_eq!(cache.dir, cache_dir, "the same cache");
+        let head = cache.fetch().unwrap().head;
+        assert_eq!(head.as_deref(), Some(first.as_str()));
+        let second = cache
+            .commit(head.as_deref(), &write(2), "2", false)
+            .unwrap()
+            .commit;
+        cache.push(&second, &PushMode::FastForward).unwrap();
+        assert_eq!(
+            cache.fetch().unwrap().head.as_deref(),
+            Some(second.as_str())
+        );
+        for lock in &stale {
+            assert!(!lock.exists(), "{} is still there", lock.display());
+        }
     }
 
     #[test]

@@ -56,6 +56,18 @@ impl std::fmt::Debug for Op {
     }
 }
 
+/// A pull about to change the workspace, recorded before it does: what
+/// its ledger step will record, so that a run stopped between the file
+/// operation and that step can be finished by the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullIntent {
+    pub key: Key,
+    /// The backend's version it brings in; `None` when it removes the file.
+    pub base: Option<Base>,
+    /// The outbox entries it settles, through this one.
+    pub drop_through: Option<u64>,
+}
+
 /// An acknowledged local change waiting for the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
@@ -135,6 +147,8 @@ CREATE TABLE IF NOT EXISTS late_watch (
 CREATE TABLE IF NOT EXISTS quarantine (
     path TEXT PRIMARY KEY, version TEXT NOT NULL, problem TEXT NOT NULL,
     at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pulling (
+    path TEXT PRIMARY KEY, version TEXT, hash TEXT, drop_through INTEGER);
 ";
 
 /// A backend document the intake checks refused, as the ledger keeps it.
@@ -594,6 +608,64 @@ impl LedgerTx<'_> {
 
     pub fn remove_pending(&self, seq: u64) -> Result<(), LedgerError> {
         self.run("DELETE FROM outbox WHERE seq = ?1", [seq as i64])?;
+        Ok(())
+    }
+
+    pub fn record_pull_intents(&self, intents: &[PullIntent]) -> Result<(), LedgerError> {
+        for intent in intents {
+            let (version, hash) = match &intent.base {
+                Some(base) => (Some(&base.version), Some(&base.hash)),
+                None => (None, None),
+            };
+            self.run(
+                "INSERT OR REPLACE INTO pulling (path, version, hash, drop_through)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    path_key(&intent.key),
+                    version,
+                    hash,
+                    intent.drop_through.map(|seq| seq as i64)
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The intents of pulls whose ledger step has not been recorded.
+    pub fn pull_intents(&self) -> Result<Vec<PullIntent>, LedgerError> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT path, version, hash, drop_through FROM pulling")
+            .map_err(self.error())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .map_err(self.error())?;
+        let mut intents = Vec::new();
+        for row in rows {
+            let (path, version, hash, drop_through) = row.map_err(self.error())?;
+            let Some(key) = key_of_path(&path) else {
+                continue;
+            };
+            intents.push(PullIntent {
+                key,
+                base: version
+                    .zip(hash)
+                    .map(|(version, hash)| Base { version, hash }),
+                drop_through: drop_through.map(|seq| seq as u64),
+            });
+        }
+        Ok(intents)
+    }
+
+    pub fn clear_pull_intents(&self) -> Result<(), LedgerError> {
+        self.run("DELETE FROM pulling", [])?;
         Ok(())
     }
 

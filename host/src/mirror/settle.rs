@@ -5,7 +5,7 @@
 use super::decide::{Action, Local, Queued, Remote as RemoteState, decide};
 use super::engine::Mirror;
 use super::late_writes::Displaced;
-use super::ledger::{Base, LedgerError, LedgerTx, Op};
+use super::ledger::{Base, LedgerError, LedgerTx, Op, PullIntent};
 use super::paths::path_key;
 use super::scan::DeletionGuard;
 use super::trash::record_kept;
@@ -75,6 +75,28 @@ struct PlannedPull<'a> {
     local_content: Option<Vec<u8>>,
 }
 
+impl PlannedPull<'_> {
+    fn intent(&self) -> PullIntent {
+        PullIntent {
+            key: self.doc.key.clone(),
+            base: remote_base(self.doc.remote),
+            drop_through: self.drop_through,
+        }
+    }
+}
+
+/// The base a pull of the backend's state records: its version, or none
+/// when the backend has no such document.
+fn remote_base(remote: &RemoteState) -> Option<Base> {
+    match remote {
+        RemoteState::Present { version, hash } => Some(Base {
+            version: version.clone(),
+            hash: hash.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// One decision's outcome.
 enum Step<'a> {
     /// Nothing more to do.
@@ -107,8 +129,22 @@ impl Mirror {
         for chunk in chunks {
             let mut ledger = self.ledger();
             let queued = ledger.pending_paths()?;
+            // The pulls' intents are committed before any file changes, so
+            // a run stopped before the pulls are recorded is finished by
+            // the next (see `finish_interrupted_pulls`).
+            let pulls = ledger.write(|tx| {
+                self.finish_interrupted_pulls(tx)?;
+                let pulls = self.plan_chunk(tx, chunk, &queued, policy, &mut settled)?;
+                let intents: Vec<_> = pulls.iter().map(|(pull, _)| pull.intent()).collect();
+                tx.record_pull_intents(&intents)?;
+                Ok(pulls)
+            })?;
+            if pulls.is_empty() {
+                continue;
+            }
             ledger.write(|tx| {
-                self.settle_chunk(tx, chunk, &queued, policy, &mut settled)?;
+                self.carry_out_pulls(tx, pulls, policy, &mut settled)?;
+                tx.clear_pull_intents()?;
                 if policy.durability == Durability::Batched {
                     // The files must be on disk before the bases that
                     // describe them.
@@ -122,17 +158,45 @@ impl Mirror {
         Ok(settled)
     }
 
-    /// Reads the local files and carries out the file operations of a
-    /// chunk in parallel (they are most of its cost); decisions and the
-    /// ledger stay on this thread, in order.
-    fn settle_chunk(
+    /// Records what a pull of an earlier run did in the workspace but not in
+    /// the ledger (the run was stopped in between): where the file holds
+    /// what the pull brought in, its base becomes the backend's version, as
+    /// the pull would have recorded. Otherwise the file changed after the
+    /// pull, or the pull never happened, and it is decided as it is. What
+    /// the pull took out is in the trash, adopted at open.
+    fn finish_interrupted_pulls(&self, tx: &LedgerTx<'_>) -> Result<(), LedgerError> {
+        let intents = tx.pull_intents()?;
+        for intent in &intents {
+            let done = match (self.local_now(&intent.key), &intent.base) {
+                (Ok((Local::Present(hash), _)), Some(base)) => hash == base.hash,
+                (Ok((Local::Absent, _)), None) => true,
+                _ => false,
+            };
+            if done {
+                tracing::info!(key = %intent.key, "recording a pull an interrupted run had carried out in the workspace");
+                tx.set_base(&intent.key, intent.base.as_ref())?;
+                if let Some(seq) = intent.drop_through {
+                    tx.remove_pending_through(&intent.key, seq)?;
+                }
+            }
+        }
+        if intents.is_empty() {
+            return Ok(());
+        }
+        tx.clear_pull_intents()
+    }
+
+    /// Reads the local files of a chunk in parallel and decides each
+    /// document; what needs only the ledger is done, and the pulls (file
+    /// operations) are returned.
+    fn plan_chunk<'a>(
         &self,
         tx: &LedgerTx<'_>,
-        chunk: &[Item],
+        chunk: &'a [Item],
         queued: &BTreeSet<String>,
-        policy: &Policy<'_>,
+        policy: &'a Policy<'a>,
         settled: &mut Settled,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<Vec<(PlannedPull<'a>, Context<'a>)>, LedgerError> {
         let locals: Vec<_> = chunk
             .par_iter()
             .map(|(key, _, _)| match policy.listed {
@@ -159,11 +223,27 @@ impl Mirror {
                 Err(e) => report(key, e)?,
             }
         }
+        Ok(pulls)
+    }
+
+    /// Carries out the file operations of planned pulls in parallel (they
+    /// are most of a chunk's cost) and records them in order.
+    fn carry_out_pulls(
+        &self,
+        tx: &LedgerTx<'_>,
+        pulls: Vec<(PlannedPull<'_>, Context<'_>)>,
+        policy: &Policy<'_>,
+        settled: &mut Settled,
+    ) -> Result<(), LedgerError> {
         let workspace = self.workspace.batch();
         let swaps: Vec<_> = pulls
             .par_iter()
             .map(|(pull, _)| self.pull_file(&workspace, pull, policy.durability))
             .collect();
+        #[cfg(test)]
+        if STOP_BEFORE_RECORDING_PULLS.get() {
+            return Err(stopped_by_test());
+        }
         for ((pull, context), swap) in pulls.into_iter().zip(swaps) {
             let key = pull.doc.key;
             let result = swap.and_then(|swap| match swap {
@@ -365,13 +445,7 @@ impl Mirror {
             tx.add_conflict(&copy)?;
             settled.conflicts.push(copy);
         }
-        let new_base = match pull.doc.remote {
-            RemoteState::Present { version, hash } => Some(Base {
-                version: version.clone(),
-                hash: hash.clone(),
-            }),
-            _ => None,
-        };
+        let new_base = remote_base(pull.doc.remote);
         tx.set_base(key, new_base.as_ref())?;
         if let Some(seq) = pull.drop_through {
             tx.remove_pending_through(key, seq)?;
@@ -396,6 +470,17 @@ impl Mirror {
         let checked = self.intake(documents.into_iter().flatten().collect())?;
         let mut restored = 0;
         let mut ledger = self.ledger();
+        let intents: Vec<_> = checked
+            .items
+            .iter()
+            .filter(|(_, state, _)| matches!(state, RemoteState::Present { .. }))
+            .map(|(key, state, _)| PullIntent {
+                key: key.clone(),
+                base: remote_base(state),
+                drop_through: None,
+            })
+            .collect();
+        ledger.write(|tx| tx.record_pull_intents(&intents))?;
         ledger.write(|tx| {
             for (key, state, content) in checked.items {
                 let (RemoteState::Present { version, hash }, Some(content)) = (state, content)
@@ -414,10 +499,27 @@ impl Mirror {
                     Err(e) => tracing::error!(%key, "cannot restore: {e}"),
                 }
             }
-            Ok(())
+            tx.clear_pull_intents()
         })?;
         Ok(restored)
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes the next pulls stop between their file operations and their
+    /// ledger step, as a killed run does (the transaction rolls back).
+    pub(crate) static STOP_BEFORE_RECORDING_PULLS: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn stopped_by_test() -> LedgerError {
+    LedgerError::Workspace(Box::new(super::workspace::WorkspaceError::Io {
+        action: "record the pulls of",
+        path: "the workspace".into(),
+        source: std::io::Error::other("the run was stopped here by a test"),
+    }))
 }
 
 /// A document that cannot be brought in step is reported and the rest go

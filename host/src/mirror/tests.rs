@@ -1434,6 +1434,72 @@ fn interrupted_pull(mirror: &Mirror, key: &Key, content: Option<&[u8]>) {
     assert!(mirror.ledger().trash().unwrap().is_empty());
 }
 
+/// Polls with the run stopped between the pulls' file operations and
+/// their ledger step, as a kill there leaves it.
+async fn poll_stopped_before_recording(mirror: &Mirror) {
+    use super::settle::STOP_BEFORE_RECORDING_PULLS;
+    STOP_BEFORE_RECORDING_PULLS.set(true);
+    let polled = mirror.poll().await;
+    STOP_BEFORE_RECORDING_PULLS.set(false);
+    assert!(polled.is_err(), "the run was stopped: {polled:?}");
+}
+
+/// A pull whose file operation was done but whose ledger step was not (the
+/// run was killed in between) is recorded by the next run: when the
+/// backend has moved on again, its version is pulled as a plain update,
+/// not taken for a conflict with a local change nobody made.
+#[tokio::test]
+async fn a_pull_stopped_before_its_ledger_step_is_recorded_by_the_next_run() {
+    let fixture = Fixture::new();
+    let (first, key) = synced_then_changed_on_the_backend(&fixture).await;
+    let base_before = first.ledger().base(&key).cloned();
+    poll_stopped_before_recording(&first).await;
+    assert_eq!(first.workspace.read(&key).unwrap().unwrap(), br#"{"v":2}"#);
+    assert_eq!(
+        first.ledger().base(&key).cloned(),
+        base_before,
+        "not recorded"
+    );
+    drop(first);
+    fixture.remote.set(&key, br#"{"v":3}"#);
+
+    let second = fixture.mirror("a").await;
+    second.poll().await.unwrap();
+    assert_eq!(second.workspace.read(&key).unwrap().unwrap(), br#"{"v":3}"#);
+    assert_eq!(conflict_copies(&second), Vec::<Vec<u8>>::new());
+    assert_eq!(second.outbox_len().await, 0);
+    // What the stopped pull took out is still in the trash.
+    let trash = second.ledger().trash().unwrap();
+    assert!(
+        trash.iter().any(|entry| entry.path == "auths/t.json"),
+        "{trash:?}"
+    );
+}
+
+/// The same for a conflict pull (a queued local change met a backend
+/// change): the next run drops the queued change as the pull would have,
+/// keeps the local version once as a conflict copy (from the trash), and
+/// takes the backend's next version without another conflict.
+#[tokio::test]
+async fn a_conflict_pull_stopped_before_its_ledger_step_keeps_one_conflict_copy() {
+    let fixture = Fixture::new();
+    let (first, key) = synced_then_changed_on_the_backend(&fixture).await;
+    first.enqueue_put(&key, br#"{"local":1}"#.to_vec()).unwrap();
+    poll_stopped_before_recording(&first).await;
+    assert_eq!(first.workspace.read(&key).unwrap().unwrap(), br#"{"v":2}"#);
+    drop(first);
+    fixture.remote.set(&key, br#"{"v":3}"#);
+
+    let second = fixture.mirror("a").await;
+    second.take_late_writes().await;
+    second.poll().await.unwrap();
+    second.drain().await.unwrap();
+    assert_eq!(second.workspace.read(&key).unwrap().unwrap(), br#"{"v":3}"#);
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"v":3}"#);
+    assert_eq!(conflict_copies(&second), [br#"{"local":1}"#.to_vec()]);
+    assert_eq!(second.outbox_len().await, 0);
+}
+
 /// `a.json` pushed as `{"v":1}`; with the key of `a.json/b.json`.
 async fn a_json_synced(fixture: &Fixture) -> (Mirror, Key, Key) {
     let mirror = fixture.mirror("a").await;

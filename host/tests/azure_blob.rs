@@ -4,28 +4,15 @@
 
 use std::path::Path;
 use std::process::Output;
-use storehost_tests::azure::Azurite;
+use storehost_tests::azure::{Azurite, EXAMPLE_PLUGIN_FILE};
 use storehost_tests::guests;
 
 const BIN: &str = env!("CARGO_BIN_EXE_storehost");
-const PLUGIN_FILE: &str = "storehost_plugin_azure_blob.wasm";
+const PLUGIN_FILE: &str = EXAMPLE_PLUGIN_FILE;
 
 /// The shipped example with the account edited in, as the user would.
 fn edited_example(dir: &Path, server: &Azurite) {
-    let example =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/azure-blob/storehost.yaml");
-    let text = std::fs::read_to_string(example).unwrap();
-    assert!(text.contains(&format!("file: ./{PLUGIN_FILE}")), "{text}");
-    let text = text
-        .replace(
-            "https://myaccount.blob.core.windows.net",
-            &server.account_url(),
-        )
-        .replace(
-            "account: myaccount",
-            &format!("account: {}", server.account()),
-        );
-    std::fs::write(dir.join("storehost.yaml"), text).unwrap();
+    std::fs::write(dir.join("storehost.yaml"), server.edited_example_manifest()).unwrap();
     std::fs::write(dir.join(PLUGIN_FILE), guests::AZURE_BLOB).unwrap();
 }
 

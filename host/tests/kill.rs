@@ -16,7 +16,7 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use storehost_tests::azure::Azurite;
+use storehost_tests::azure::{Azurite, EXAMPLE_PLUGIN_FILE};
 use storehost_tests::git::{self, GitServer};
 use storehost_tests::postgres::PostgresServer;
 use storehost_tests::s3::{self, S3Server};
@@ -492,27 +492,16 @@ fn git_instances_killed_at_random_lose_nothing() {
 
 #[test]
 fn azure_blob_instances_killed_at_random_lose_nothing() {
-    const PLUGIN_FILE: &str = "storehost_plugin_azure_blob.wasm";
     let server = Azurite::start();
-    // The shipped example manifest, with the account edited in.
-    let example =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/azure-blob/storehost.yaml");
-    let manifest = std::fs::read_to_string(example)
-        .unwrap()
-        .replace(
-            "https://myaccount.blob.core.windows.net",
-            &server.account_url(),
-        )
-        .replace(
-            "account: myaccount",
-            &format!("account: {}", server.account()),
-        );
-    assert!(manifest.contains(PLUGIN_FILE), "{manifest}");
+    let manifest = server.edited_example_manifest();
     let deployment = Deployment {
         env: vec![("AZURE_STORAGE_KEY", server.key().to_string())],
         files: vec![
             ("storehost.yaml", manifest.into_bytes()),
-            (PLUGIN_FILE, storehost_tests::guests::AZURE_BLOB.to_vec()),
+            (
+                EXAMPLE_PLUGIN_FILE,
+                storehost_tests::guests::AZURE_BLOB.to_vec(),
+            ),
         ],
         workspace: "workspace",
         secrets: vec![server.key().to_string()],

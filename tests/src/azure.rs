@@ -15,6 +15,9 @@ use storehost::{CustomPlugin, Storehost};
 
 pub struct Azurite(AzuriteServer);
 
+/// The plugin file the shipped example manifest names.
+pub const EXAMPLE_PLUGIN_FILE: &str = "storehost_plugin_azure_blob.wasm";
+
 impl Deref for Azurite {
     type Target = AzuriteServer;
     fn deref(&self) -> &AzuriteServer {
@@ -54,6 +57,28 @@ impl Azurite {
     /// An account SAS signed with the account key.
     pub fn sas(&self) -> Credential {
         Credential::Sas(self.account_sas(self.key()).unwrap())
+    }
+
+    /// The example manifest shipped in `plugins/azure-blob/`, with this
+    /// server's account edited in, as a user would; it names the plugin
+    /// file [`EXAMPLE_PLUGIN_FILE`] beside it and takes the key from
+    /// `AZURE_STORAGE_KEY`.
+    pub fn edited_example_manifest(&self) -> String {
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/azure-blob/storehost.yaml");
+        let text = std::fs::read_to_string(example).unwrap();
+        assert!(
+            text.contains(&format!("file: ./{EXAMPLE_PLUGIN_FILE}")),
+            "{text}"
+        );
+        text.replace(
+            "https://myaccount.blob.core.windows.net",
+            &self.account_url(),
+        )
+        .replace(
+            "account: myaccount",
+            &format!("account: {}", self.account()),
+        )
     }
 
     /// A manifest for the plugin on `container` in `dir` (the secret in a

@@ -68,7 +68,7 @@ pub async fn mirrored(
     mirror: &Mirror,
     example_config: Option<&Path>,
 ) -> Result<BootstrapReport, StorehostError> {
-    let _owner = mirror.own().await;
+    let owner = mirror.own().await;
     let remote = mirror.remote.as_ref();
     if !remote.has_cooldown() {
         tracing::warn!(
@@ -166,6 +166,12 @@ pub async fn mirrored(
         report.lineage = Some(confirmed_lineage(mirror, written).await?);
     }
     mirror.drain_owned().await?;
+    drop(owner);
+    let completed = mirror.look_again_at_invalid(settled.invalid).await?;
+    if completed > 0 {
+        report.uploaded += completed;
+        mirror.drain().await?;
+    }
     Ok(report)
 }
 

@@ -269,12 +269,36 @@ impl Mirror {
 
     /// The workspace document now, checked as the proxy's input: its state
     /// for the decision, and the content to push (configs with `\n` line
-    /// endings).
+    /// endings). A file that does not parse is [`Local::Invalid`], not yet
+    /// reported: see [`Mirror::look_again_at_invalid`].
     pub(crate) fn local_now(&self, key: &Key) -> Result<(Local, Option<Vec<u8>>), StorehostError> {
-        Ok(self.read_local(key)?.unwrap_or_else(|problem| {
-            report_invalid(&problem);
-            (Local::Invalid, None)
-        }))
+        Ok(self.read_local(key)?.unwrap_or((Local::Invalid, None)))
+    }
+
+    /// Documents whose file did not parse when they were settled. The proxy
+    /// rewrites some files in place, so a scan can catch one half-written:
+    /// each is read again after a moment, queued if it parses now, and
+    /// reported only if it still does not. Returns how many were queued.
+    pub(crate) async fn look_again_at_invalid(
+        &self,
+        keys: BTreeSet<Key>,
+    ) -> Result<usize, StorehostError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        tokio::time::sleep(super::sync::PARTIAL_WRITE_SETTLE).await;
+        self.report_or_queue(keys)
+    }
+
+    /// Reads each document again: queued if it parses now, reported if not.
+    fn report_or_queue(&self, keys: BTreeSet<Key>) -> Result<usize, StorehostError> {
+        let mut queued = 0;
+        for key in &keys {
+            if self.note_local_write(key)?.is_some() {
+                queued += 1;
+            }
+        }
+        Ok(queued)
     }
 
     /// [`Mirror::local_now`], with a file that does not parse as the
@@ -466,14 +490,16 @@ impl Mirror {
             durability: Durability::Now,
             listed: None,
         };
-        self.settle(vec![item], &policy)?;
+        let settled = self.settle(vec![item], &policy)?;
+        // The push waits on this: no time to look again.
+        self.report_or_queue(settled.invalid)?;
         Ok(())
     }
 
     /// Fetches what changed on the backend and brings it into the
     /// workspace; returns how many documents changed locally.
     pub async fn poll(&self) -> Result<usize, StorehostError> {
-        let _owner = self.own().await;
+        let owner = self.own().await;
         self.take_late_writes_owned();
         // Now and then everything, compared by content: a feed that missed
         // a change, or a server whose versions lie, cannot keep a stale
@@ -512,6 +538,8 @@ impl Mirror {
         if settled.queued_puts + settled.queued_removes > 0 {
             self.wake.notify_one();
         }
+        drop(owner);
+        self.look_again_at_invalid(settled.invalid).await?;
         Ok(settled.pulled + settled.deleted_locally)
     }
 

@@ -175,14 +175,19 @@ impl Mirror {
     /// Queues whatever changed in the workspace since the host last looked:
     /// every document, or only `only`. Returns how many changes it queued.
     pub async fn scan(&self, only: Option<BTreeSet<Key>>) -> Result<usize, StorehostError> {
-        let _owner = self.own().await;
-        self.scan_owned(only).await
+        let (queued, invalid) = {
+            let _owner = self.own().await;
+            self.scan_owned(only).await?
+        };
+        Ok(queued + self.look_again_at_invalid(invalid).await?)
     }
 
-    pub(crate) async fn scan_owned(
+    /// Returns how many changes it queued, and the documents whose file
+    /// did not parse.
+    async fn scan_owned(
         &self,
         only: Option<BTreeSet<Key>>,
-    ) -> Result<usize, StorehostError> {
+    ) -> Result<(usize, BTreeSet<Key>), StorehostError> {
         let present = self.workspace_keys()?;
         let only = only.map(|only| self.mirrored(only));
         let (keys, tracked_auths, missing_auths) = {
@@ -226,7 +231,7 @@ impl Mirror {
         if queued > 0 {
             self.wake.notify_one();
         }
-        Ok(queued)
+        Ok((queued, settled.invalid))
     }
 }
 

@@ -50,6 +50,9 @@ pub(crate) struct Settled {
     pub conflicts: Vec<String>,
     /// Disappearances the guard refused: restore them from the remote.
     pub restore: Vec<Key>,
+    /// Documents whose file did not parse, left as they are: see
+    /// [`Mirror::look_again_at_invalid`].
+    pub invalid: BTreeSet<Key>,
 }
 
 /// A document's local state and content, as [`Mirror::local_now`] reads it.
@@ -333,6 +336,9 @@ impl Mirror {
                 hash: p.hash.clone(),
             })
             .collect();
+        if *local == Local::Invalid {
+            settled.invalid.insert(key.clone());
+        }
         let action = decide(base.as_ref(), &queued, local, remote);
         if action != Action::Nothing {
             tracing::debug!(%key, ?action, "decided");

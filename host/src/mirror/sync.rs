@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 /// guard sees a mass disappearance whole.
 const DELETION_SETTLE: Duration = Duration::from_millis(200);
 /// How long a watched file that does not parse is given to be completed.
-const PARTIAL_WRITE_SETTLE: Duration = Duration::from_millis(300);
+pub(super) const PARTIAL_WRITE_SETTLE: Duration = Duration::from_millis(300);
 /// A full scan of the workspace every this many polls, for events the
 /// watcher may have missed.
 const POLLS_PER_FULL_SCAN: u32 = 12;

@@ -1572,3 +1572,105 @@ async fn a_document_whose_path_holds_a_directory_of_documents_is_refused_clearly
     );
     assert_eq!(fixture.remote.get(&file).unwrap(), br#"{"v":2}"#);
 }
+
+/// What is logged on this thread while it lives (the tests' runtime runs
+/// on the test's thread).
+struct CapturedLogs {
+    text: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn start() -> CapturedLogs {
+        let text = Arc::new(Mutex::new(Vec::new()));
+        let sink = text.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        CapturedLogs {
+            text,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+}
+
+/// The proxy's in-place rewrite: the file is empty now (truncated) and
+/// holds `content` a moment later.
+fn rewritten_in_place_shortly(
+    path: std::path::PathBuf,
+    content: &'static [u8],
+) -> std::thread::JoinHandle<()> {
+    std::fs::write(&path, b"").unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::write(&path, content).unwrap();
+    })
+}
+
+#[tokio::test]
+async fn a_file_a_scan_catches_half_written_goes_out_once_complete_without_an_error() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let key = auth("a.json");
+    let writer = rewritten_in_place_shortly(mirror.workspace.path_of(&key).unwrap(), br#"{"v":1}"#);
+    let logs = CapturedLogs::start();
+    let queued = mirror.scan(None).await.unwrap();
+    writer.join().unwrap();
+    mirror.drain().await.unwrap();
+    assert_eq!(queued, 1);
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"v":1}"#);
+    assert!(!logs.text().contains("ERROR"), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn a_file_half_written_at_start_up_goes_out_once_complete_without_an_error() {
+    let fixture = Fixture::new();
+    let key = auth("a.json");
+    let workspace = fixture.workspace("a");
+    workspace.create().unwrap();
+    let writer = rewritten_in_place_shortly(workspace.path_of(&key).unwrap(), br#"{"v":1}"#);
+    let logs = CapturedLogs::start();
+    let mirror = Mirror::open(fixture.remote.clone(), workspace, MirrorOptions::default()).unwrap();
+    let report = super::bootstrap::mirrored(&mirror, None).await.unwrap();
+    writer.join().unwrap();
+    assert_eq!(fixture.remote.get(&key).unwrap(), br#"{"v":1}"#);
+    assert_eq!(report.uploaded, 2, "the auth and the seeded config");
+    assert!(!logs.text().contains("ERROR"), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn a_file_that_stays_invalid_is_reported_after_the_second_look_and_not_pushed() {
+    let fixture = Fixture::new();
+    let mirror = fixture.mirror("a").await;
+    let key = auth("a.json");
+    std::fs::write(mirror.workspace.path_of(&key).unwrap(), b"{").unwrap();
+    let logs = CapturedLogs::start();
+    assert_eq!(mirror.scan(None).await.unwrap(), 0);
+    mirror.drain().await.unwrap();
+    assert!(fixture.remote.get(&key).is_none());
+    let text = logs.text();
+    assert_eq!(text.matches("ERROR").count(), 1, "{text}");
+    assert!(
+        text.contains("not a JSON object") && text.contains("not pushed"),
+        "{text}"
+    );
+}

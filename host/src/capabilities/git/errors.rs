@@ -3,14 +3,25 @@
 
 use crate::runtime::bindings::wit_types::HostError;
 use git2::{ErrorClass, ErrorCode};
+use std::path::Path;
 
 /// Said by our credentials callback when the remote asks a second time,
 /// i.e. it refused the token (libgit2 would otherwise ask forever).
 pub const CREDENTIALS_REFUSED: &str = "storehost: the git remote refused the credentials";
 
-/// Maps an error from a network call (fetch, push).
-pub fn network(error: git2::Error, url: &str) -> HostError {
+/// Maps an error from a network call (fetch, push) against the cache in
+/// `cache_dir`.
+pub fn network(error: git2::Error, url: &str, cache_dir: &Path) -> HostError {
     let message = error.message().to_string();
+    // The cache failed, not the remote (a lock held, a full disk): said as
+    // such, with libgit2's message naming the file, and retried as the
+    // remote would be.
+    if error.code() == ErrorCode::Locked || message.contains(&*cache_dir.to_string_lossy()) {
+        return HostError::Unavailable(format!(
+            "the local git cache at {} failed while talking to {url}: {message}",
+            cache_dir.display()
+        ));
+    }
     if message.contains(CREDENTIALS_REFUSED)
         || error.code() == ErrorCode::Auth
         || message.contains("authentication")
@@ -94,12 +105,47 @@ mod tests {
         assert_eq!(http_status("no status here"), None);
     }
 
+    const CACHE: &str = "/var/lib/storehost/.storehost/git/cache-1";
+
     #[test]
     fn a_refused_token_is_denied_without_looping() {
         let error = git2::Error::from_str(CREDENTIALS_REFUSED);
         assert!(matches!(
-            network(error, "https://h/r.git"),
+            network(error, "https://h/r.git", Path::new(CACHE)),
             HostError::Denied(_)
         ));
+    }
+
+    #[test]
+    fn a_failure_of_the_local_cache_is_not_called_the_remote_unreachable() {
+        let url = "https://h/r.git";
+        let locked = git2::Error::new(
+            ErrorCode::Locked,
+            ErrorClass::Os,
+            format!("failed to lock file '{CACHE}/refs/storehost/push.lock' for writing"),
+        );
+        let full = git2::Error::new(
+            ErrorCode::GenericError,
+            ErrorClass::Os,
+            format!("failed to write '{CACHE}/objects/pack/tmp_pack_x': No space left on device"),
+        );
+        for error in [locked, full] {
+            let HostError::Unavailable(said) = network(error, url, Path::new(CACHE)) else {
+                panic!("not retried");
+            };
+            assert!(said.starts_with("the local git cache at"), "{said}");
+            assert!(
+                said.contains(&format!("'{CACHE}/")),
+                "names the file: {said}"
+            );
+            assert!(!said.contains("unreachable"), "{said}");
+        }
+        let refused = git2::Error::new(
+            ErrorCode::GenericError,
+            ErrorClass::Os,
+            "failed to connect to h: Connection refused",
+        );
+        let said = format!("{:?}", network(refused, url, Path::new(CACHE)));
+        assert!(said.contains("unreachable"), "{said}");
     }
 }

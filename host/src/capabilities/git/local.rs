@@ -95,9 +95,9 @@ impl LocalRepo {
             Err(e) if is_corruption(&e) => {
                 self.recover(&e)?;
                 self.fetch_once()
-                    .map_err(|e| errors::network(e, &self.remote.url))
+                    .map_err(|e| errors::network(e, &self.remote.url, &self.dir))
             }
-            other => other.map_err(|e| errors::network(e, &self.remote.url)),
+            other => other.map_err(|e| errors::network(e, &self.remote.url, &self.dir)),
         }
     }
 
@@ -217,7 +217,7 @@ impl LocalRepo {
         match outcome {
             Ok(None) => self.set_head_ref(commit).map_err(errors::local),
             Ok(Some(refusal)) => Err(HostError::Rejected(refusal)),
-            Err(e) => Err(errors::network(e, &self.remote.url)),
+            Err(e) => Err(errors::network(e, &self.remote.url, &self.dir)),
         }
     }
 
@@ -317,7 +317,7 @@ impl LocalRepo {
         self.start_afresh()?;
         self.fetch_once()
             .map(drop)
-            .map_err(|e| errors::network(e, &self.remote.url))
+            .map_err(|e| errors::network(e, &self.remote.url, &self.dir))
     }
 
     /// An empty cache in place of this one; the followed branch is kept.
@@ -784,6 +784,29 @@ mod tests {
         for lock in &stale {
             assert!(!lock.exists(), "{} is still there", lock.display());
         }
+    }
+
+    /// A lock taken in the cache while it is in use (someone's `git gc`)
+    /// fails the push as the cache's fault, naming the lock, not as the
+    /// remote being unreachable; it is retried.
+    #[test]
+    fn a_lock_held_in_the_cache_is_reported_as_a_local_failure_naming_it() {
+        let (dir, remote) = empty_remote();
+        let mut cache = LocalRepo::open(&dir.path().join("cache"), spec(&remote)).unwrap();
+        cache.fetch().unwrap();
+        let write = vec![FileChange::Write(("auths/k.json".into(), b"{}".to_vec()))];
+        let commit = cache.commit(None, &write, "1", false).unwrap().commit;
+        let lock = cache.dir.join("refs/storehost/push.lock");
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        std::fs::write(&lock, b"").unwrap();
+        let Err(HostError::Unavailable(said)) = cache.push(&commit, &PushMode::FastForward) else {
+            panic!("the push went through a held lock");
+        };
+        assert!(said.contains("local git cache"), "{said}");
+        assert!(said.contains(&*lock.to_string_lossy()), "{said}");
+        assert!(!said.contains("unreachable"), "{said}");
+        std::fs::remove_file(&lock).unwrap();
+        cache.push(&commit, &PushMode::FastForward).unwrap();
     }
 
     #[test]

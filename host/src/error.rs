@@ -43,3 +43,21 @@ pub enum StorehostError {
         source: std::io::Error,
     },
 }
+
+impl StorehostError {
+    /// The backend did not answer (or not in time): worth waiting for,
+    /// unlike a refusal, a misconfiguration or a plugin's fault.
+    pub fn is_backend_unavailable(&self) -> bool {
+        match self {
+            StorehostError::Plugin(error) => matches!(
+                error,
+                PluginError::Deadline { .. }
+                    | PluginError::Backend {
+                        error: crate::runtime::BackendError::Unavailable(_),
+                        ..
+                    }
+            ),
+            _ => false,
+        }
+    }
+}

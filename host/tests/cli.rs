@@ -51,10 +51,22 @@ fn serve_until(
 
 /// Like `serve_until`, from a prepared command (extra environment).
 fn serve_with(
+    command: Command,
+    cwd: &Path,
+    args: &[&str],
+    signal: &str,
+    while_up: impl FnOnce(&Path),
+) -> (i32, String) {
+    serve_watching(command, cwd, args, signal, |_| {}, while_up)
+}
+
+/// Like `serve_with`, showing `on_line` each line logged before "ready".
+fn serve_watching(
     mut command: Command,
     cwd: &Path,
     args: &[&str],
     signal: &str,
+    mut on_line: impl FnMut(&str),
     while_up: impl FnOnce(&Path),
 ) -> (i32, String) {
     let mut child = KillOnDrop(
@@ -79,12 +91,13 @@ fn serve_with(
     loop {
         let line = lines_rx
             .recv_timeout(Duration::from_secs(60))
-            .expect("serve did not get ready");
+            .unwrap_or_else(|e| panic!("serve did not get ready ({e}):\n{log}"));
         log.push_str(&line);
         log.push('\n');
         if line.contains("storehost ready") {
             break;
         }
+        on_line(&line);
     }
     while_up(cwd);
     let killed = Command::new("kill")
@@ -260,6 +273,58 @@ fn serve_on_postgres_migrates_then_writes_through_and_follows_the_database() {
         "the old store is kept"
     );
     assert!(!log.contains(server.password()), "{log}");
+}
+
+/// A database that is down when serve starts is waited for, not an exit:
+/// what the proxy wrote meanwhile goes out once it answers.
+#[test]
+fn serve_waits_for_a_database_that_is_down_at_start() {
+    let server = PostgresServer::start();
+    server.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let auths = dir.path().join("pgstore/auths");
+    std::fs::create_dir_all(&auths).unwrap();
+    std::fs::write(auths.join("offline.json"), r#"{"type":"claude"}"#).unwrap();
+    let mut command = storehost(dir.path());
+    command
+        .env("PGSTORE_DSN", server.dsn())
+        .env("PGSTORE_SCHEMA", "cli");
+    let mut attempts_failed = 0;
+    let on_line = |line: &str| {
+        if line.contains("storehost tries again") {
+            attempts_failed += 1;
+            if attempts_failed == 2 {
+                server.resume();
+            }
+        }
+    };
+    let (code, log) = serve_watching(command, dir.path(), &[], "-TERM", on_line, |_| {
+        let count = "SELECT count(*) FROM cli.auth_store WHERE id = 'offline.json'";
+        assert_eq!(server.psql(count), "1", "pushed once the database answered");
+    });
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("database unreachable"), "{log}");
+    assert!(!log.contains(server.password()), "{log}");
+}
+
+/// Only unavailability is waited for: refused credentials end serve at
+/// once, with or without --once.
+#[test]
+fn serve_exits_at_once_when_the_database_refuses_the_credentials() {
+    let server = PostgresServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let output = storehost(dir.path())
+        .arg("serve")
+        .env(
+            "PGSTORE_DSN",
+            server.dsn_as("storehost", "pw-canary-wrong-18"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    assert!(!stderr.contains("tried again"), "{stderr}");
 }
 
 #[test]

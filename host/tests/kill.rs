@@ -3,7 +3,8 @@
 //! rename, or in place) and deletes some. The processes are killed with
 //! SIGKILL at random moments, during their start too, and started again
 //! by a supervisor, while the proxies go on writing; the backend is stopped
-//! for a while in the middle. Afterwards every workspace holds each
+//! for a while in the middle (a process started then waits for it: none
+//! may end by itself). Afterwards every workspace holds each
 //! document's last write, or lacks it when that was a deletion, and no
 //! workspace holds a conflict copy: each document has one writer, and a
 //! crash is not a conflict.
@@ -82,6 +83,8 @@ struct Deployment {
 struct Instance {
     dir: PathBuf,
     child: Option<Child>,
+    /// Processes that ended without being killed.
+    ended_by_themselves: usize,
 }
 
 impl Instance {
@@ -114,13 +117,19 @@ impl Instance {
         }
     }
 
-    /// Whether the process ended by itself (a start during the outage
-    /// fails, as it should); a supervisor starts it again.
-    fn exited(&mut self) -> bool {
-        match &mut self.child {
-            Some(child) => child.try_wait().unwrap().is_some(),
-            None => true,
+    /// Whether no process runs (killed, or ended by itself, which is
+    /// counted: a start during the outage waits for the backend); a
+    /// supervisor starts it again.
+    fn not_running(&mut self) -> bool {
+        let Some(child) = &mut self.child else {
+            return true;
+        };
+        let ended = child.try_wait().unwrap().is_some();
+        if ended {
+            self.ended_by_themselves += 1;
+            self.child = None;
         }
+        ended
     }
 
     fn log(&self) -> String {
@@ -247,7 +256,7 @@ fn replace(path: &Path, content: &str) {
 }
 
 /// Kills a random instance at random moments and starts it again after a
-/// random pause; starts again any that ended by itself. Returns the kills.
+/// random pause. Returns the kills.
 fn supervise(
     instances: Arc<Mutex<Vec<Instance>>>,
     deployment: Arc<Deployment>,
@@ -269,7 +278,7 @@ fn supervise(
 
 fn restart_ended(instances: &mut [Instance], deployment: &Deployment) {
     for instance in instances.iter_mut() {
-        if instance.exited() {
+        if instance.not_running() {
             instance.start(deployment);
         }
     }
@@ -327,7 +336,11 @@ fn run(mut server: Server, deployment: Deployment) {
             std::fs::write(dir.join(name), content).unwrap();
         }
         workspaces.push(dir.join(deployment.workspace));
-        instances.push(Instance { dir, child: None });
+        instances.push(Instance {
+            dir,
+            child: None,
+            ended_by_themselves: 0,
+        });
     }
     // All start together on an empty backend.
     for instance in &mut instances {
@@ -401,11 +414,17 @@ fn run(mut server: Server, deployment: Deployment) {
     );
     assert!(kills >= 8, "the test killed too rarely: {kills}");
     let starts: usize = instances.iter().map(Instance::readies).sum();
+    let waits: usize = instances
+        .iter()
+        .map(|i| i.log().matches("storehost tries again").count())
+        .sum();
     eprintln!(
-        "{kills} kills, {starts} starts that got ready, {} writes",
+        "{kills} kills, {starts} starts that got ready, {waits} waits for the backend at start, {} writes",
         proxies.writes
     );
     assert!(starts > INSTANCES, "instances got ready again after kills");
+    let ended: usize = instances.iter().map(|i| i.ended_by_themselves).sum();
+    assert_eq!(ended, 0, "a process ended by itself\n{}", logs(&instances));
     for instance in &instances {
         let log = instance.log();
         // What went wrong on the way, for whoever reads the output.

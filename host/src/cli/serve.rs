@@ -8,7 +8,9 @@ use storehost::capabilities::{Capability, Grants};
 use storehost::manifest::{DEFAULT_MANIFEST, Manifest};
 use storehost::mirror::Workspace;
 use storehost::runtime::Limits;
-use storehost::{CustomPlugin, MirrorOptions, Storehost, StorehostOptions};
+use storehost::{
+    BootstrapReport, CustomPlugin, MirrorOptions, Storehost, StorehostError, StorehostOptions,
+};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -140,12 +142,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_document_bytes: settings.max_document_bytes,
         },
     };
-    let host = match (&args.plugin, chosen_manifest(&args)?) {
-        (Some(path), _) => open_custom(path, &args, options).await?,
-        (None, Some(manifest)) => open_manifest(&manifest, &args, options).await?,
-        (None, None) => Storehost::from_env(options).await?,
+    let Some((host, report)) = open_when_available(&args, options, &mut shutdown).await? else {
+        tracing::info!("shutting down before the backend answered");
+        return Ok(());
     };
-    let report = host.bootstrap().await.context("bootstrap failed")?;
     let info = host.info().await?;
     // Written before "ready" is logged, so whoever waits for that line sees it.
     let _running =
@@ -176,6 +176,64 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Opens the backend and bootstraps. A backend unavailable at start is
+/// waited for with backoff, as the outbox waits one out later: the proxy
+/// keeps reading the workspace, and what it writes meanwhile is taken once
+/// the backend answers. Anything else (refused credentials, another
+/// lineage), and any failure with --once, ends the run. None: stopped
+/// while waiting.
+async fn open_when_available(
+    args: &ServeArgs,
+    options: StorehostOptions,
+    shutdown: &mut ShutdownSignals,
+) -> anyhow::Result<Option<(Storehost, BootstrapReport)>> {
+    use backon::BackoffBuilder;
+    let mut backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(START_RETRY_MAX)
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        let error = match open_and_bootstrap(args, options.clone()).await {
+            Ok(ready) => return Ok(Some(ready)),
+            Err(e) if args.once || !is_backend_unavailable(&e) => return Err(e),
+            Err(e) => e,
+        };
+        let delay = backoff.next().unwrap_or(START_RETRY_MAX);
+        tracing::warn!(
+            retry_in_ms = delay.as_millis() as u64,
+            "the backend is unavailable at start; the workspace is left as it is and storehost tries again: {error:#}"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait() => return Ok(None),
+        }
+    }
+}
+
+async fn open_and_bootstrap(
+    args: &ServeArgs,
+    options: StorehostOptions,
+) -> anyhow::Result<(Storehost, BootstrapReport)> {
+    let host = match (&args.plugin, chosen_manifest(args)?) {
+        (Some(path), _) => open_custom(path, args, options).await?,
+        (None, Some(manifest)) => open_manifest(&manifest, args, options).await?,
+        (None, None) => Storehost::from_env(options).await?,
+    };
+    let report = host.bootstrap().await.context("bootstrap failed")?;
+    Ok((host, report))
+}
+
+fn is_backend_unavailable(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<StorehostError>()
+        .is_some_and(StorehostError::is_backend_unavailable)
+}
+
+/// The longest wait between two attempts to start.
+const START_RETRY_MAX: Duration = Duration::from_secs(30);
 
 async fn open_custom(
     path: &PathBuf,

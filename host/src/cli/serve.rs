@@ -188,13 +188,7 @@ async fn open_when_available(
     options: StorehostOptions,
     shutdown: &mut ShutdownSignals,
 ) -> anyhow::Result<Option<(Storehost, BootstrapReport)>> {
-    use backon::BackoffBuilder;
-    let mut backoff = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_secs(1))
-        .with_max_delay(START_RETRY_MAX)
-        .with_jitter()
-        .without_max_times()
-        .build();
+    let mut backoff = storehost::mirror::sync::backoff(Duration::from_secs(1), START_RETRY_MAX);
     loop {
         let error = match open_and_bootstrap(args, options.clone()).await {
             Ok(ready) => return Ok(Some(ready)),

@@ -110,15 +110,20 @@ pub fn start_replay(mirror: Arc<Mirror>) -> JoinHandle<()> {
     tokio::spawn(replay_loop(mirror))
 }
 
+/// Waits between attempts at something the backend must answer: from
+/// `first`, doubling to `longest`, jittered so instances that failed
+/// together do not come back together; never giving up.
+pub fn backoff(first: Duration, longest: Duration) -> backon::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(first)
+        .with_max_delay(longest)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 async fn replay_loop(mirror: Arc<Mirror>) {
-    let new_backoff = || {
-        backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(30))
-            .with_jitter()
-            .without_max_times()
-            .build()
-    };
+    let new_backoff = || backoff(Duration::from_millis(100), Duration::from_secs(30));
     let mut backoff = new_backoff();
     let mut delay: Option<Duration> = None;
     loop {

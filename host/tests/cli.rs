@@ -307,26 +307,6 @@ fn serve_waits_for_a_database_that_is_down_at_start() {
     assert!(!log.contains(server.password()), "{log}");
 }
 
-/// Only unavailability is waited for: refused credentials end serve at
-/// once, with or without --once.
-#[test]
-fn serve_exits_at_once_when_the_database_refuses_the_credentials() {
-    let server = PostgresServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let output = storehost(dir.path())
-        .arg("serve")
-        .env(
-            "PGSTORE_DSN",
-            server.dsn_as("storehost", "pw-canary-wrong-18"),
-        )
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("authentication failed"), "{stderr}");
-    assert!(!stderr.contains("tried again"), "{stderr}");
-}
-
 #[test]
 fn serve_on_object_storage_bootstraps_writes_through_and_polls() {
     let server = S3Server::start();
@@ -504,22 +484,26 @@ fn an_unreachable_git_remote_is_a_clear_error_without_the_token() {
     assert!(!stderr.contains("ghp-canary-991"), "{stderr}");
 }
 
+/// With or without --once: only unavailability is waited for.
 #[test]
 fn a_wrong_database_password_is_a_clear_error_and_a_non_zero_exit() {
     let server = PostgresServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let output = storehost(dir.path())
-        .args(["serve", "--once"])
-        .env(
-            "PGSTORE_DSN",
-            server.dsn_as("storehost", "pw-canary-wrong-17"),
-        )
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("authentication failed"), "{stderr}");
-    assert!(!stderr.contains("pw-canary-wrong-17"), "{stderr}");
+    for args in [&["serve", "--once"][..], &["serve"]] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = storehost(dir.path())
+            .args(args)
+            .env(
+                "PGSTORE_DSN",
+                server.dsn_as("storehost", "pw-canary-wrong-17"),
+            )
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("authentication failed"), "{stderr}");
+        assert!(!stderr.contains("tries again"), "{stderr}");
+        assert!(!stderr.contains("pw-canary-wrong-17"), "{stderr}");
+    }
 }
 
 #[test]

@@ -282,25 +282,42 @@ fn serve_waits_for_a_database_that_is_down_at_start() {
     let server = PostgresServer::start();
     server.stop();
     let dir = tempfile::tempdir().unwrap();
-    let auths = dir.path().join("pgstore/auths");
-    std::fs::create_dir_all(&auths).unwrap();
-    std::fs::write(auths.join("offline.json"), r#"{"type":"claude"}"#).unwrap();
-    let mut command = storehost(dir.path());
-    command
-        .env("PGSTORE_DSN", server.dsn())
-        .env("PGSTORE_SCHEMA", "cli");
+    let workspace = dir.path().join("pgstore");
+    // A workspace used before (a host rebooting before its database).
+    std::fs::create_dir_all(workspace.join(".storehost")).unwrap();
+    std::fs::create_dir_all(workspace.join("auths")).unwrap();
+    std::fs::write(workspace.join("auths/offline.json"), r#"{"type":"claude"}"#).unwrap();
+    let with_env = |mut command: Command| {
+        command
+            .env("PGSTORE_DSN", server.dsn())
+            .env("PGSTORE_SCHEMA", "cli");
+        command
+    };
+    let status = || {
+        let output = with_env(storehost(dir.path()))
+            .arg("status")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
     let mut attempts_failed = 0;
     let on_line = |line: &str| {
         if line.contains("storehost tries again") {
             attempts_failed += 1;
             if attempts_failed == 2 {
+                let said = status();
+                assert!(said.contains("running: waiting for the backend"), "{said}");
+                assert!(said.contains("backend: postgres"), "{said}");
                 server.resume();
             }
         }
     };
+    let command = with_env(storehost(dir.path()));
     let (code, log) = serve_watching(command, dir.path(), &[], "-TERM", on_line, |_| {
         let count = "SELECT count(*) FROM cli.auth_store WHERE id = 'offline.json'";
         assert_eq!(server.psql(count), "1", "pushed once the database answered");
+        let said = status();
+        assert!(said.contains("running: yes"), "{said}");
     });
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("database unreachable"), "{log}");

@@ -189,12 +189,19 @@ async fn open_when_available(
     shutdown: &mut ShutdownSignals,
 ) -> anyhow::Result<Option<(Storehost, BootstrapReport)>> {
     let mut backoff = storehost::mirror::sync::backoff(Duration::from_secs(1), START_RETRY_MAX);
+    // For `status` while this waits; removed when it ends.
+    let mut waiting_marker = None;
     loop {
         let error = match open_and_bootstrap(args, options.clone()).await {
             Ok(ready) => return Ok(Some(ready)),
             Err(e) if args.once || !is_backend_unavailable(&e) => return Err(e),
             Err(e) => e,
         };
+        if waiting_marker.is_none() && !args.once {
+            waiting_marker = intended_workspace(args).and_then(|workspace| {
+                RunningMarker::waiting(&workspace, storehost::mirror::now_ms())
+            });
+        }
         let delay = backoff.next().unwrap_or(START_RETRY_MAX);
         tracing::warn!(
             retry_in_ms = delay.as_millis() as u64,
@@ -218,6 +225,25 @@ async fn open_and_bootstrap(
     };
     let report = host.bootstrap().await.context("bootstrap failed")?;
     Ok((host, report))
+}
+
+/// The workspace `serve` will use, as opening it would choose.
+fn intended_workspace(args: &ServeArgs) -> Option<PathBuf> {
+    if let Some(workspace) = &args.workspace {
+        return Some(workspace.clone());
+    }
+    if args.plugin.is_some() {
+        return Some(workspace_or_default(None));
+    }
+    if let Some(manifest) = chosen_manifest(args).ok()? {
+        return Some(workspace_or_default(
+            Manifest::read(&manifest).ok()?.workspace,
+        ));
+    }
+    let cwd = std::env::current_dir().ok()?;
+    let selection =
+        storehost::selection::select(&storehost::selection::Environment::from_process(), &cwd);
+    Some(selection.ok()?.workspace)
 }
 
 fn is_backend_unavailable(error: &anyhow::Error) -> bool {

@@ -20,16 +20,37 @@ pub struct StatusArgs {
 pub struct RunningMarker {
     pid: u32,
     backend: String,
+    /// Set while `serve` waits for a backend that did not answer at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    waiting_since_ms: Option<u64>,
     #[serde(skip)]
     path: PathBuf,
 }
 
 impl RunningMarker {
     pub fn write(workspace: &Path, backend: &str) -> Option<RunningMarker> {
+        Self::write_as(workspace, backend, None)
+    }
+
+    /// Says `serve` runs but waits for its backend; `None` where the
+    /// workspace does not exist yet.
+    pub fn waiting(workspace: &Path, since_ms: u64) -> Option<RunningMarker> {
+        if !workspace.join(".storehost").is_dir() {
+            return None;
+        }
+        Self::write_as(workspace, "", Some(since_ms))
+    }
+
+    fn write_as(
+        workspace: &Path,
+        backend: &str,
+        waiting_since_ms: Option<u64>,
+    ) -> Option<RunningMarker> {
         let path = workspace.join(".storehost").join("serve.json");
         let marker = RunningMarker {
             pid: std::process::id(),
             backend: backend.to_string(),
+            waiting_since_ms,
             path,
         };
         let bytes = serde_json::to_vec(&marker).ok()?;
@@ -110,16 +131,23 @@ fn status(args: StatusArgs) -> anyhow::Result<String> {
     let running =
         RunningMarker::read(&workspace).filter(|m| Path::new(&format!("/proc/{}", m.pid)).exists());
     let backend = match (&running, &state.backend) {
-        (Some(marker), _) => marker.backend.clone(),
-        (None, Some(backend)) => backend.clone(),
-        (None, None) => selected,
+        (Some(marker), _) if !marker.backend.is_empty() => marker.backend.clone(),
+        (_, Some(backend)) => backend.clone(),
+        (_, None) => selected,
     };
     let mut text = String::new();
     text.push_str(&format!("backend: {backend}\n"));
     text.push_str(&format!("workspace: {}\n", workspace.display()));
     text.push_str(&format!(
         "running: {}\n",
-        running.map_or("no".to_string(), |m| format!("yes (pid {})", m.pid))
+        running.map_or("no".to_string(), |m| match m.waiting_since_ms {
+            Some(since) => format!(
+                "waiting for the backend to answer (pid {}) since {}",
+                m.pid,
+                format_ms(since)
+            ),
+            None => format!("yes (pid {})", m.pid),
+        })
     ));
     text.push_str(&format!(
         "lineage: {}\n",
